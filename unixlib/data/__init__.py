@@ -1,0 +1,1 @@
+"""Data stage: sources -> manifest -> cleaning -> labels -> datasets (model-agnostic)."""

@@ -1,0 +1,79 @@
+"""The data contract shared by every data source, the cleaner, the labeler and the datasets.
+
+A *manifest* is one table (Parquet) with one row per image-report pair:
+
+| column          | type  | meaning                                                        |
+|-----------------|-------|----------------------------------------------------------------|
+| ``id``          | str   | unique row id (stable across rebuilds)                         |
+| ``source``      | str   | ``synth`` / ``mimic`` / ``iuxray`` / ``folder``                |
+| ``image_path``  | str   | cached image, relative to the manifest's folder ("" = no image)|
+| ``view``        | str   | ``PA`` / ``AP`` / ``LATERAL`` / ``LL`` / ``UNKNOWN``           |
+| ``split``       | str   | ``train`` / ``validate`` / ``test``                            |
+| ``report_raw``  | str   | the report as the source gives it ("" = none)                  |
+| ``report_clean``| str   | written by ``unixlib clean``                                   |
+| ``clean_status``| str   | ``llm`` / ``rules`` / ``fallback:<reason>``                    |
+| 14 label cols   | float | 1 positive, 0 negative, -1 uncertain, NaN not mentioned        |
+"""
+
+from __future__ import annotations
+
+# The 14 CheXpert observations, in CheXpert's order, as manifest column names.
+LABELS: tuple[str, ...] = (
+    "enlarged_cardiomediastinum",
+    "cardiomegaly",
+    "lung_opacity",
+    "lung_lesion",
+    "edema",
+    "consolidation",
+    "pneumonia",
+    "atelectasis",
+    "pneumothorax",
+    "pleural_effusion",
+    "pleural_other",
+    "fracture",
+    "support_devices",
+    "no_finding",
+)
+
+# CheXpert's own spelling of each observation (the header of CheXpert label CSVs).
+CHEXPERT_NAMES: dict[str, str] = {
+    "enlarged_cardiomediastinum": "Enlarged Cardiomediastinum",
+    "cardiomegaly": "Cardiomegaly",
+    "lung_opacity": "Lung Opacity",
+    "lung_lesion": "Lung Lesion",
+    "edema": "Edema",
+    "consolidation": "Consolidation",
+    "pneumonia": "Pneumonia",
+    "atelectasis": "Atelectasis",
+    "pneumothorax": "Pneumothorax",
+    "pleural_effusion": "Pleural Effusion",
+    "pleural_other": "Pleural Other",
+    "fracture": "Fracture",
+    "support_devices": "Support Devices",
+    "no_finding": "No Finding",
+}
+
+# The five classes of the "F1-5" metrics (PAPER.md, Metrics).
+LABELS_5: tuple[str, ...] = (
+    "atelectasis",
+    "cardiomegaly",
+    "edema",
+    "consolidation",
+    "pleural_effusion",
+)
+
+# Label values.
+POSITIVE, NEGATIVE, UNCERTAIN = 1.0, 0.0, -1.0
+
+SPLITS: tuple[str, ...] = ("train", "validate", "test")
+FRONTAL_VIEWS: frozenset[str] = frozenset({"PA", "AP"})
+
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "id",
+    "source",
+    "image_path",
+    "view",
+    "split",
+    "report_raw",
+    *LABELS,
+)
