@@ -1,0 +1,69 @@
+"""Image loading (8/16-bit, RGB), squaring with padding, 8-bit PNG cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from unixlib.data.images import ImageError, cache_square_png, load_image, save_png8, to_square
+
+
+def test_load_8bit_16bit_and_rgb(tmp_path: Path) -> None:
+    Image.fromarray(np.array([[0, 51, 255]], dtype=np.uint8)).save(tmp_path / "g8.png")
+    np.testing.assert_allclose(load_image(tmp_path / "g8.png"), [[0.0, 0.2, 1.0]], atol=1e-7)
+
+    Image.fromarray(np.array([[0, 13107, 65535]], dtype=np.uint16)).save(tmp_path / "g16.png")
+    out = load_image(tmp_path / "g16.png")
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[0.0, 0.2, 1.0]], atol=1e-7)
+
+    # Pure red -> luma 0.299 * 255 = 76.245 -> 76 (PIL rounds to 8 bits).
+    rgb = np.zeros((2, 3, 3), dtype=np.uint8)
+    rgb[..., 0] = 255
+    Image.fromarray(rgb).save(tmp_path / "red.png")
+    np.testing.assert_allclose(load_image(tmp_path / "red.png"), np.full((2, 3), 76 / 255))
+
+
+def test_bad_files_raise_image_error(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="file not found"):
+        load_image(tmp_path / "missing.png")
+    Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(tmp_path / "ok.jpg")
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "ok.jpg").read_bytes()[:200])
+    with pytest.raises(ImageError, match=r"cut\.jpg: unreadable or truncated image"):
+        load_image(tmp_path / "cut.jpg")
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(ImageError, match="unreadable"):
+        load_image(tmp_path / "text.png")
+
+
+def test_to_square_keeps_aspect_and_pads() -> None:
+    wide = np.ones((2, 8), dtype=np.float32)  # -> resized to (1, 4), padded to 4 x 4
+    out = to_square(wide, 4, pad_value=0.25)
+    assert out.shape == (4, 4) and out.dtype == np.float32
+    # (4 - 1) // 2 = 1 row on top, 2 below: the odd pixel goes to the bottom.
+    np.testing.assert_allclose(out[:, 0], [0.25, 1.0, 0.25, 0.25])
+    tall = np.ones((6, 3), dtype=np.float32)  # already the right height: no resampling
+    np.testing.assert_allclose(to_square(tall, 6)[0], [0, 1, 1, 1, 0, 0])
+    with pytest.raises(ValueError, match="pad_value"):
+        to_square(wide, 4, pad_value=2.0)
+
+
+def test_save_png8_rounds_and_clips(tmp_path: Path) -> None:
+    save_png8(np.array([[-1.0, 0.5, 0.999, 2.0]], dtype=np.float32), tmp_path / "a" / "x.png")
+    with Image.open(tmp_path / "a" / "x.png") as img:
+        assert img.mode == "L"
+        np.testing.assert_array_equal(np.asarray(img), [[0, 128, 255, 255]])
+    assert not list((tmp_path / "a").glob("*.tmp"))  # the atomic write left nothing behind
+
+
+def test_cache_square_png(tmp_path: Path) -> None:
+    Image.fromarray(np.full((30, 60), 200, dtype=np.uint8)).save(tmp_path / "in.png")
+    cache_square_png(tmp_path / "in.png", tmp_path / "out.png", 20)
+    with Image.open(tmp_path / "out.png") as img:
+        pixels = np.asarray(img)
+    assert pixels.shape == (20, 20)
+    assert (pixels[:5] == 0).all() and (pixels[15:] == 0).all()  # 10 rows of image, centred
+    assert (pixels[5:15] == 200).all()

@@ -1,0 +1,222 @@
+"""Section parsing and rule cleaning of radiology reports (unixlib.data.reports)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from unixlib.data.reports import (
+    SECTION_KEYS,
+    clean_section,
+    format_report,
+    parse_sections,
+    rule_clean,
+    split_report,
+)
+
+MIMIC = """                                 FINAL REPORT
+ EXAMINATION:  CHEST (PA AND LAT)
+
+ INDICATION:  ___ year old woman with ?pleural effusion  // ?pleural effusion
+
+ TECHNIQUE:  Chest PA and lateral
+
+ COMPARISON:  ___
+
+ FINDINGS:
+
+ In comparison with the study of ___, there is little change in the substantial
+ enlargement of the cardiomediastinal silhouette. Large left pleural effusion is new.
+ There is no pneumothorax.
+
+ IMPRESSION:
+
+ Large left pleural effusion.
+
+ NOTIFICATION:  Dr. ___ was notified by telephone at 10:15 a.m. on ___.
+"""
+
+IU = (
+    "Comparison: None.\nIndication: Chest pain.\n"
+    "Findings: The heart, pulmonary XXXX and mediastinum are within normal limits. "
+    "XXXX basilar atelectasis. The XXXX are intact.\n"
+    "Impression: No acute cardiopulmonary abnormality."
+)
+
+
+def test_parse_sections_mimic() -> None:
+    s = parse_sections(MIMIC)
+    assert set(s) == set(SECTION_KEYS)
+    assert s["examination"] == "CHEST (PA AND LAT)"
+    assert s["indication"] == "___ year old woman with ?pleural effusion // ?pleural effusion"
+    assert s["technique"] == "Chest PA and lateral"
+    assert s["comparison"] == "___"
+    assert s["findings"].startswith("In comparison with the study of ___, there is little")
+    assert s["findings"].endswith("There is no pneumothorax.")
+    assert s["impression"] == "Large left pleural effusion."
+    assert s["notification"].startswith("Dr. ___ was notified")
+    assert s["preamble"] == "" and s["wet_read"] == ""
+
+
+def test_parse_sections_iu_and_wet_read() -> None:
+    s = parse_sections(IU)
+    assert s["comparison"] == "None."
+    assert s["indication"] == "Chest pain."
+    assert s["findings"].startswith("The heart, pulmonary XXXX")
+    assert s["impression"] == "No acute cardiopulmonary abnormality."
+    w = parse_sections(
+        "WET READ: ___ 7:23 PM\n No acute process.\nFINAL REPORT\nIMPRESSION: Clear."
+    )
+    assert w["wet_read"] == "___ 7:23 PM No acute process."
+    assert w["impression"] == "Clear."
+    # a repeated header appends; a lower-case word with a colon mid-line is not a header
+    r = parse_sections(
+        "FINDINGS: Clear lungs, comparison: none given. IMPRESSION: A. IMPRESSION: B."
+    )
+    assert r["findings"] == "Clear lungs, comparison: none given."
+    assert r["impression"] == "A. B."
+
+
+def test_paper_fig3_example_and_mimic_report() -> None:
+    result = rule_clean(MIMIC)
+    assert result.ok and result.reason == ""
+    assert result.text == (
+        "FINDINGS: There is substantial enlargement of the cardiomediastinal silhouette. "
+        "Large left pleural effusion is new. There is no pneumothorax. "
+        "IMPRESSION: Large left pleural effusion."
+    )
+
+
+def test_iu_report_deid_spans() -> None:
+    result = rule_clean(IU)
+    assert result.text == (
+        "FINDINGS: The heart, pulmonary vasculature and mediastinum are within normal limits. "
+        "Basilar atelectasis. IMPRESSION: No acute cardiopulmonary abnormality."
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        # comparisons: rewritten where a finding is stated, dropped where only the comparison is
+        (
+            "Moderate right pleural effusion, unchanged since ___.",
+            "Moderate right pleural effusion.",
+        ),
+        (
+            "Calcified granuloma is again seen in the right upper lobe.",
+            "Calcified granuloma is seen in the right upper lobe.",
+        ),
+        ("Left pleural effusion is unchanged.", "Left pleural effusion is present."),
+        ("Stable enlarged cardiomediastinal silhouette.", "Enlarged cardiomediastinal silhouette."),
+        ("Lung volumes remain low.", "Lung volumes are low."),
+        ("Mild edema has improved compared to the prior study.", "Mild edema has improved."),
+        ("There is stable, mild cardiomegaly.", "There is mild cardiomegaly."),
+        ("The chest shows an unchanged large opacity.", "The chest shows a large opacity."),
+        ("Left subclavian ICD is unchanged in position.", "Left subclavian ICD is present."),
+        (
+            "Interstitial markings are unchanged in the interval.",
+            "Interstitial markings are present.",
+        ),
+        (
+            "No change chronic interstitial lung disease.",
+            "There is chronic interstitial lung disease.",
+        ),
+        (
+            "The effusion is stable, and the tube is in place.",
+            "The effusion is stable, and the tube is in place.",
+        ),
+        ("Compared to prior, there is no significant change.", ""),
+        ("No change in the appearance of the heart and lungs.", ""),
+        ("Heart size is stable.", ""),
+        ("Comparison XXXX, XXXX.", ""),
+        ("No comparison chest x-XXXX.", ""),
+        # notifications, technique, fillers
+        ("Dr. ___ was notified by telephone at ___.", ""),
+        ("Findings were discussed with the referring physician at 3 p.m.", ""),
+        ("PA and lateral views of the chest were obtained.", ""),
+        (
+            "Frontal and lateral views of the chest show normal size of the cardiac silhouette.",
+            "Normal size of the cardiac silhouette.",
+        ),
+        ("Clinical correlation is recommended.", ""),
+        ("Please see the CT report for details.", ""),
+        ("CT chest with contrast may be helpful for further evaluation.", ""),
+        # de-identification: spans cut, meaningless leftovers dropped, findings kept
+        ("XXXX XXXX opacities in right mid lung.", "Opacities in right mid lung."),
+        ("The XXXX are intact.", ""),
+        ("There are no XXXX of a pleural effusion.", "There are no signs of a pleural effusion."),
+        ("Right chest XXXX tip in the low SVC.", "Right chest tip in the low SVC."),
+        ("Right XXXX-A-XXXX remains in XXXX.", "Right Port-A-Cath is in place."),
+    ],
+)
+def test_sentence_rules(raw: str, clean: str) -> None:
+    assert clean_section(raw) == clean
+
+
+def test_clinical_content_kept_verbatim() -> None:
+    text = (
+        "Possible small left pleural effusion. No right pneumothorax. Severe cardiomegaly. "
+        "Mild bibasilar atelectasis, cannot exclude pneumonia. Right IJ catheter tip in the SVC. "
+        "1.9 x 1.8 cm nodule in the left upper lobe."
+    )
+    assert clean_section(text) == text
+    # list enumerators go, the decimal numbers stay
+    assert clean_section("1. Small effusion. 2. No edema.") == "Small effusion. No edema."
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty report"),
+        ("   \n ", "empty report"),
+        ("The lungs are clear.", "no findings or impression section"),
+        ("INDICATION: cough. COMPARISON: ___.", "no findings or impression section"),
+        (
+            "FINDINGS: Comparison is made to ___. IMPRESSION: Dr. ___ was notified.",
+            "nothing left after cleaning",
+        ),
+    ],
+)
+def test_rejections(raw: str, reason: str) -> None:
+    result = rule_clean(raw)
+    assert (result.ok, result.text, result.reason) == (False, "", reason)
+
+
+def test_missing_section_keeps_both_keys() -> None:
+    assert rule_clean("IMPRESSION: No acute process.").text == (
+        "FINDINGS: IMPRESSION: No acute process."
+    )
+    assert rule_clean("FINDINGS: Clear lungs.").text == "FINDINGS: Clear lungs. IMPRESSION:"
+    assert split_report("FINDINGS: IMPRESSION: No acute process.") == ("", "No acute process.")
+    assert split_report("FINDINGS: Clear lungs. IMPRESSION:") == ("Clear lungs.", "")
+
+
+@pytest.mark.parametrize(
+    ("findings", "impression"),
+    [("Clear lungs. No effusion.", "Normal chest."), ("", "X."), ("Y.", ""), ("", "")],
+)
+def test_format_split_round_trip(findings: str, impression: str) -> None:
+    assert split_report(format_report(findings, impression)) == (findings, impression)
+
+
+def test_split_rejects_other_formats() -> None:
+    with pytest.raises(ValueError, match="FINDINGS"):
+        split_report("Clear lungs. IMPRESSION: none")
+    with pytest.raises(ValueError, match="FINDINGS"):
+        split_report("FINDINGS: clear lungs only")
+
+
+@pytest.mark.shared
+def test_real_iu_reports_leave_no_deid_span(shared_data) -> None:
+    df = pd.read_csv(shared_data / "iu_reports" / "iu_reports_trainval.csv").fillna("")
+    df = df.iloc[:400]
+    raws = [
+        f"FINDINGS: {f}\nIMPRESSION: {i}" for f, i in zip(df.findings, df.impression, strict=True)
+    ]
+    results = [rule_clean(r) for r in raws]
+    kept = [r.text for r in results if r.ok]
+    assert len(kept) >= 390  # only reports with both sections empty are rejected
+    assert all(r.reason == "no findings or impression section" for r in results if not r.ok)
+    assert not any("XXXX" in t for t in kept)
+    assert all(split_report(t) for t in kept)

@@ -1,0 +1,86 @@
+"""The series runner: selection, the manifest, and stopping at the first failure."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from unixlib import runs
+
+
+def test_select_by_prefix_stem_and_start():
+    stems = ["01_clean_data", "02_train_ar", "03_train_diffusion"]
+    assert runs.select(stems) == stems
+    assert runs.select(stems, only=["1", "03_train_diffusion"]) == [
+        "01_clean_data",
+        "03_train_diffusion",
+    ]
+    assert runs.select(stems, start="02") == stems[1:]
+    assert runs.select(stems, only=["01", "03"], start="02") == ["03_train_diffusion"]
+    with pytest.raises(runs.SeriesError, match="'7' names no notebook"):
+        runs.select(stems, only=["7"])
+
+
+def _write_nb(path, params: str, body: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# test"), cell, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, str(path))
+
+
+@pytest.mark.slow
+def test_series_runs_in_order_writes_manifest_and_stops_at_failure(tmp_path):
+    nbs, profiles, run_dir = tmp_path / "nbs", tmp_path / "profiles", tmp_path / "run"
+    nbs.mkdir()
+    profiles.mkdir()
+    common = f'run_dir = "{run_dir}"\nfigures_dir = "{tmp_path / "fig"}"\nseed = 0\n'
+    write_marker = "from pathlib import Path\nPath(run_dir).mkdir(parents=True, exist_ok=True)\n"
+    _write_nb(
+        nbs / "01_ok.ipynb",
+        common + "value = 1\n",
+        write_marker + "Path(run_dir, 'one').write_text(str(value))",
+    )
+    _write_nb(
+        nbs / "02_fails.ipynb",
+        common + "boom = True\n",
+        "if boom:\n    raise RuntimeError('kaput')",
+    )
+    _write_nb(
+        nbs / "03_never.ipynb", common, write_marker + "Path(run_dir, 'three').write_text('x')"
+    )
+    (profiles / "t.yaml").write_text(
+        f"parameters: {{run_dir: '{run_dir}', value: 0}}\nnotebooks:\n  01_ok: {{value: 5}}\n"
+    )
+
+    with pytest.raises(
+        runs.SeriesError, match=r"02_fails failed in cell \d+ \(RuntimeError: kaput\)"
+    ):
+        runs.reproduce("t", notebook_dir=nbs, profile_dir=profiles, progress=False)
+
+    assert (run_dir / "one").read_text() == "5", "parameters reach the notebook"
+    assert (run_dir / "01_ok.ipynb").is_file(), "earlier outputs stay"
+    assert not (run_dir / "three").exists(), "nothing runs after the failure"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [n["status"] for n in manifest["notebooks"]] == ["ok", "failed"]
+    assert manifest["profile"] == "t" and manifest["parameters"]["01_ok"]["value"] == 5
+    assert manifest["seed"]["01_ok"] == 0 and manifest["packages"]["torch"].startswith("2.13.0")
+    assert {"commit", "dirty"} <= set(manifest["git"]) and "cpu_count" in manifest["device"]
+
+    # --only skips the failing notebook; --set overrides reach it
+    runs.reproduce(
+        "t",
+        only=["01", "03"],
+        overrides=["01_ok.value=7"],
+        notebook_dir=nbs,
+        profile_dir=profiles,
+        progress=False,
+    )
+    assert (run_dir / "one").read_text() == "7" and (run_dir / "three").exists()

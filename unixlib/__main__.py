@@ -1,0 +1,203 @@
+"""Command line: ``python -m unixlib <command>`` (also installed as ``unixlib``).
+
+Commands: reproduce, prepare, clean, label, model-info. Each parses its flags here and calls one
+library function; heavy modules are imported only by the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+def _csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from unixlib import runs
+
+    try:
+        runs.reproduce(args.profile, only=args.only, start=args.start, overrides=args.set)
+    except (runs.SeriesError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from unixlib.data import sources
+
+    # CLI flag -> source argument, per source (see each source module's ``candidates``).
+    per_source = {
+        "synth": {"n_train": "n_train", "n_validate": "n_validate", "n_test": "n_test", "seed": "seed"},
+        "mimic": {"root": "root", "reports_root": "reports_root", "image_format": "image_format"},
+        "iuxray": {"root": "reports_dir", "images": "image_dir", "views_csv": "views_csv"},
+        "folder": {"root": "root", "csv": "csv", "image_col": "image_col", "report_col": "report_col",
+                   "labels_col": "labels_col", "split_col": "split_col", "view_col": "view_col"},
+    }  # fmt: skip
+    mapping = per_source[args.source]
+    given = {flag for flag, value in vars(args).items() if value is not None and flag in
+             {f for m in per_source.values() for f in m}}  # fmt: skip
+    stray = sorted(given - set(mapping) - {"seed"})
+    if stray:
+        print(f"error: --source {args.source} takes no {', '.join('--' + f.replace('_', '-') for f in stray)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    source_args = {
+        arg: getattr(args, flag) for flag, arg in mapping.items() if getattr(args, flag) is not None
+    }
+    try:
+        result = sources.prepare(args.source, Path(args.out), image_size=args.image_size,
+                                 max_reject_frac=args.max_reject_frac, **source_args)  # fmt: skip
+    except (sources.TooManyRejectsError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"{result.n_rows} rows -> {result.manifest_path}; {result.n_rejected} rejected -> {result.rejects_path}"
+    )
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from unixlib.data.clean import clean_manifest
+    from unixlib.data.llm_clean import LLMConfig, LLMError
+
+    llm = None
+    if args.llm_base_url or args.llm_model:
+        if not (args.llm_base_url and args.llm_model):
+            print("error: --llm-base-url and --llm-model go together", file=sys.stderr)
+            return 2
+        llm = LLMConfig(
+            base_url=args.llm_base_url,
+            model=args.llm_model,
+            api_key_env=args.llm_api_key_env,
+            concurrency=args.llm_concurrency,
+        )
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    try:
+        stats = clean_manifest(Path(args.inp), Path(args.out), llm=llm, cache_dir=cache)
+    except LLMError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps({"rows": stats.n_rows, "by_status": stats.by_status}, indent=2))
+    return 0
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from unixlib.data.labeler import label_csv
+
+    frame = label_csv(Path(args.inp), args.text_cols, Path(args.out))
+    print(f"labelled {len(frame)} rows -> {args.out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from unixlib import config
+    from unixlib.train.config import STAGE_NOTEBOOKS, TrainConfig, stage_config
+    from unixlib.train.loop import train
+
+    if args.config:
+        cfg = TrainConfig.from_dict(json.loads(Path(args.config).read_text()))
+    else:
+        params = config.load(args.profile).for_notebook(STAGE_NOTEBOOKS[args.stage])
+        cfg = stage_config(args.stage, params)
+    for flag, field in (("max_steps", "steps"), ("checkpoint_every", "checkpoint_every"),
+                        ("run_dir", "run_dir"), ("seed", "seed")):  # fmt: skip
+        if getattr(args, flag) is not None:
+            setattr(cfg, field, getattr(args, flag))
+    result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    print(f"final model: {result.final_dir}")
+    return 0
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from unixlib.model.config import preset
+    from unixlib.model.unix import parameter_counts
+
+    print(json.dumps(parameter_counts(preset(args.preset)), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unixlib", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
+        commands[name] = func
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("reproduce", cmd_reproduce, "run the notebook series with a profile (papermill)")
+    p.add_argument("--profile", default="smoke", help="papermill_runs/profiles/<name>.yaml")
+    p.add_argument("--only", type=_csv_list, help="comma-separated notebooks, e.g. 01,03")
+    p.add_argument("--from", dest="start", help="start at this notebook, e.g. 02")
+    p.add_argument("--set", action="append", metavar="[NB.]KEY=VALUE", help="override a parameter")
+
+    p = add("prepare", cmd_prepare, "build DIR/manifest.parquet + image cache from a data source")
+    p.add_argument("--source", required=True, choices=["synth", "mimic", "iuxray", "folder"])
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--image-size", type=int, default=64, help="cached image side in pixels")
+    p.add_argument(
+        "--max-reject-frac", type=float, default=0.05, help="fail above this reject share"
+    )
+    p.add_argument("--seed", type=int)
+    p.add_argument("--n-train", type=int, help="synth: training images")
+    p.add_argument("--n-validate", type=int, help="synth: validation images")
+    p.add_argument("--n-test", type=int, help="synth: test images")
+    p.add_argument("--root", help="mimic: dataset root; iuxray: XML folder; folder: image root")
+    p.add_argument("--reports-root", help="mimic: folder of report .txt files if separate")
+    p.add_argument("--images", help="iuxray: folder of PNGs")
+    p.add_argument("--views-csv", help="iuxray: CSV with image_id,view (else views are UNKNOWN)")
+    p.add_argument("--csv", help="folder: CSV naming images (paths relative to --root)")
+    p.add_argument("--image-col", help="folder: CSV column with the image path")
+    p.add_argument("--report-col", help="folder: CSV column with the report text")
+    p.add_argument("--labels-col", help="folder: CSV column with '|'-separated findings")
+    p.add_argument("--split-col", help="folder: CSV column with train/validate/test")
+    p.add_argument("--view-col", help="folder: CSV column with the view (PA/AP/...)")
+    p.add_argument("--image-format", choices=["jpg", "dcm"], help="mimic: JPG or DICOM tree")
+
+    p = add("clean", cmd_clean, "clean reports (rules, then an LLM with self-judgment if given)")
+    p.add_argument("--in", dest="inp", required=True, help="input manifest.parquet")
+    p.add_argument("--out", required=True, help="output manifest.parquet")
+    p.add_argument("--llm-base-url", help="OpenAI-compatible API base URL")
+    p.add_argument("--llm-model", help="chat model name")
+    p.add_argument("--llm-api-key-env", default="UNIX_LLM_API_KEY", help="env var holding the key")
+    p.add_argument("--llm-concurrency", type=int, default=4, help="parallel requests")
+    p.add_argument("--cache-dir", help="on-disk cache of LLM replies (resumable)")
+
+    p = add("label", cmd_label, "label report text with the CheXpert-style rule labeler")
+    p.add_argument("--in", dest="inp", required=True, help="input CSV")
+    p.add_argument("--text-cols", type=_csv_list, required=True, help="e.g. findings,impression")
+    p.add_argument("--out", required=True, help="output CSV")
+
+    p = add("train", cmd_train, "train one stage (1 und SFT, 2 gen PT, 3 gen FT); torchrun-able")
+    p.add_argument("--profile", default="smoke", help="take the stage's parameters from a profile")
+    p.add_argument("--stage", type=int, choices=[1, 2, 3], help="required unless --config")
+    p.add_argument("--config", help="a TrainConfig JSON (e.g. a run's config.json) instead")
+    p.add_argument("--max-steps", type=int, help="override the number of steps")
+    p.add_argument("--checkpoint-every", type=int, help="checkpoint interval in steps")
+    p.add_argument("--run-dir", help="override the run directory")
+    p.add_argument("--seed", type=int, help="override the seed")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+    p = add("model-info", cmd_model_info, "parameter counts of a preset (no weights allocated)")
+    p.add_argument("--preset", default="tiny", help="tiny | small | paper")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

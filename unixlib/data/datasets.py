@@ -1,0 +1,111 @@
+"""Torch-facing datasets: understanding (image -> report) and generation (report -> image).
+
+Both read the processed table of notebook 01 (``processed.parquet`` + image cache + tokenizer)
+and return plain examples; the training loop turns a list of examples into sequence plans and a
+packed batch (``unixlib.data.packing``). Everything an example holds is a pure function of
+(seed, index, epoch), so a resumed run sees exactly the same data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch import Tensor
+
+from unixlib.data.processed import usable
+from unixlib.data.prompts import training_prompt
+from unixlib.data.tokenizer import ReportTokenizer
+
+
+@dataclass
+class Example:
+    """One training example.
+
+    Attributes:
+        index: row position in the dataset.
+        image: (1, H, W) float32 in [0, 1], the cached image resized to the stage's resolution.
+        report_ids: the cleaned report's token ids (truncated to ``max_report_tokens``).
+        prompt_ids: the instruction's ids (understanding only; empty for generation).
+    """
+
+    index: int
+    image: Tensor
+    report_ids: list[int]
+    prompt_ids: list[int]
+
+
+def load_image(path: Path, size: int) -> Tensor:
+    """A cached 8-bit PNG as (1, size, size) float32 in [0, 1] (bilinear resize if needed)."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    except (OSError, ValueError) as err:
+        raise OSError(f"cannot read cached image {path}: {err}") from err
+    return torch.from_numpy(arr)[None]
+
+
+class ReportImageDataset(torch.utils.data.Dataset):
+    """Image-report pairs of one split (usable rows only: image, cleaned report, frontal).
+
+    Args:
+        frame: the processed table (``processed.parquet``).
+        data_root: the folder ``image_path`` is relative to.
+        tokenizer: the run's tokenizer.
+        split: ``train`` / ``validate`` / ``test``.
+        image_size: resolution returned (the stage's: 384/256/512 in the paper).
+        task: ``und`` (adds an instruction prompt) or ``gen``.
+        max_report_tokens: reports are truncated to this many tokens (the paper truncates
+            texts to 512 characters for evaluation; training length is a memory knob).
+        seed: picks each example's prompt template per epoch.
+    """
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        data_root: Path,
+        tokenizer: ReportTokenizer,
+        split: str,
+        image_size: int,
+        task: str,
+        max_report_tokens: int = 256,
+        seed: int = 0,
+    ) -> None:
+        if task not in ("und", "gen"):
+            raise ValueError(f"task must be 'und' or 'gen', got {task!r}")
+        rows = frame[(frame["split"] == split) & usable(frame)].reset_index(drop=True)
+        if rows.empty:
+            raise ValueError(f"no usable {split} rows (image + cleaned report + frontal view)")
+        self.rows, self.root, self.tokenizer = rows, Path(data_root), tokenizer
+        self.image_size, self.task, self.seed = image_size, task, seed
+        self.max_report_tokens = max_report_tokens
+        self.report_ids = [
+            ids[:max_report_tokens] for ids in tokenizer.encode_batch(rows["report_clean"])
+        ]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def image(self, index: int) -> Tensor:
+        return load_image(self.root / self.rows.at[index, "image_path"], self.image_size)
+
+    def example(self, index: int, epoch: int = 0) -> Example:
+        prompt = []
+        if self.task == "und":
+            prompt = self.tokenizer.encode(training_prompt(self.seed, index, epoch))
+        return Example(index, self.image(index), self.report_ids[index], prompt)
+
+    def __getitem__(self, index: int) -> Example:
+        return self.example(index)
+
+    def images(self, indices: list[int] | None = None) -> Tensor:
+        """(N, 1, H, W) stack of the given (default: all) images, for caching latents."""
+        indices = range(len(self)) if indices is None else indices
+        return torch.stack([self.image(i) for i in indices])

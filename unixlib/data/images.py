@@ -1,0 +1,132 @@
+"""Image I/O for the manifest's image cache: load anything -> float [0, 1] -> square 8-bit PNG.
+
+Every source turns its images (PNG/JPG of any bit depth, RGB or gray, or DICOM) into one
+cache format: an 8-bit grayscale PNG of ``size x size``, the longer side resized to ``size``
+and the shorter side padded symmetrically, so the anatomy is never stretched. The default pad
+value is 0.0 (black): radiographs already have dark borders (collimation, air), and MIMIC-CXR-JPG
+and most public sets letterbox with black, so padding adds no new kind of edge.
+
+PIL and numpy only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from unixlib.data.dicom import read_dicom
+
+DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
+DEFAULT_PAD_VALUE = 0.0
+
+# PIL mode -> the value that maps to 1.0. 16-bit PNGs open as "I;16*" (or "I" in some
+# Pillow versions: those values are still 16-bit, checked below).
+_FULL_SCALE = {"L": 255.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0}
+# Modes converted to 8-bit luma first (ITU-R 601-2: L = 0.299 R + 0.587 G + 0.114 B);
+# alpha is dropped, since radiographs carry no meaningful transparency.
+_TO_LUMA = frozenset({"1", "P", "RGB", "RGBA", "RGBX", "LA", "La", "PA", "YCbCr"})
+
+
+class ImageError(ValueError):
+    """An image file that cannot be loaded; ``path`` and ``reason`` say why."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def is_dicom(path: str | os.PathLike) -> bool:
+    """True for a ``.dcm``/``.dicom`` name or a file with the ``DICM`` preamble marker."""
+    path = Path(path)
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Load a radiograph as float32 (H, W) in [0, 1], 1 = white.
+
+    PNG/JPG/other PIL formats: 8-bit divided by 255, 16-bit by 65535, colour converted to luma.
+    DICOM: :func:`unixlib.data.dicom.read_dicom` (raises ``DicomError``).
+    Raises :class:`ImageError` for a missing, unreadable, truncated or unsupported file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(path, "file not found")
+    if is_dicom(path):
+        return read_dicom(path)
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now, so truncated files fail here and not later
+            if img.mode in _TO_LUMA:
+                img = img.convert("L")
+            if img.mode not in _FULL_SCALE:
+                raise ImageError(path, f"unsupported image mode {img.mode!r}")
+            array = np.asarray(img, dtype=np.float64)
+            full_scale = _FULL_SCALE[img.mode]
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ImageError(path, f"unreadable or truncated image ({err})") from err
+    if array.ndim != 2:
+        raise ImageError(path, f"decoded to shape {array.shape}; expected (H, W)")
+    if array.min() < 0 or array.max() > full_scale:
+        raise ImageError(path, f"pixel values outside [0, {full_scale:.0f}] for 16-bit data")
+    return (array / full_scale).astype(np.float32)
+
+
+def to_square(img: np.ndarray, size: int, pad_value: float = DEFAULT_PAD_VALUE) -> np.ndarray:
+    """Resize (H, W) so the longer side is ``size``, then pad to (size, size), centred.
+
+    Aspect is kept; the padding (``pad_value`` in [0, 1]) goes half to each side, the odd
+    pixel to the bottom/right. Resampling is Lanczos (anti-aliased when shrinking), clipped
+    back to [0, 1] because Lanczos overshoots at edges. Returns float32 (size, size).
+    """
+    if img.ndim != 2:
+        raise ValueError(f"expected a (H, W) image, got shape {img.shape}")
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    if not 0.0 <= pad_value <= 1.0:
+        raise ValueError(f"pad_value must be in [0, 1], got {pad_value}")
+    h, w = img.shape
+    scale = size / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        resized = Image.fromarray(img.astype(np.float32)).resize(
+            (new_w, new_h), Image.Resampling.LANCZOS
+        )
+        img = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+    out = np.full((size, size), pad_value, dtype=np.float32)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    out[top : top + new_h, left : left + new_w] = img
+    return out
+
+
+def save_png8(img: np.ndarray, path: str | os.PathLike) -> None:
+    """Write a float (H, W) image in [0, 1] as an 8-bit grayscale PNG (values rounded).
+
+    The file appears atomically (written beside, then renamed), so an interrupted run never
+    leaves a half-written cache file behind.
+    """
+    if img.ndim != 2:
+        raise ValueError(f"expected a (H, W) image, got shape {img.shape}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.rint(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(pixels).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def cache_square_png(
+    src: str | os.PathLike, dst: str | os.PathLike, size: int, pad_value: float = DEFAULT_PAD_VALUE
+) -> None:
+    """Load ``src`` (any format above), square it to ``size`` and save it as 8-bit PNG ``dst``."""
+    save_png8(to_square(load_image(src), size, pad_value), dst)

@@ -1,0 +1,310 @@
+"""Sequence plans and packing: the data-to-model contract of UniX (model-agnostic, torch only).
+
+A sample is a **sequence plan**, a list of splits (BAGEL's idea, DESIGN.md §5):
+
+* ``text``: token ids, causal attention within the split;
+* ``vit``: an understanding image block (SigLIP tokens), full attention within itself;
+* ``vae``: a noisy latent block, full attention within itself, sees every earlier split and is
+  seen by **no** other token (so the text never reads the noise it is asked to denoise).
+
+Every split attends to all earlier splits of its sample, and nothing crosses samples (here each
+sample is one row of a padded [B, L] batch). A whole image block shares one RoPE position; text
+continues at +1 after it. Padding attends only to itself (no empty softmax rows, no NaNs) and
+carries no loss.
+
+Layouts (``understanding_plan`` / ``generation_plan``)::
+
+    understanding: text[bos, boi]  vit[N]  text[eoi, prompt...]  text[report..., eos] (CE)
+    generation:    text[bos, report..., boi]  vae[h*w] (flow loss)
+    unconditional: text[bos, boi]             vae[h*w]            (CFG / text dropout)
+
+Text dropout for classifier-free guidance happens here, on the data side, when the plan is
+built (:func:`text_dropout`; BAGEL does the same): the model never changes a batch's layout.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+TEXT, VIT, VAE = "text", "vit", "vae"
+KINDS = (TEXT, VIT, VAE)
+# Codes of PackedBatch.token_kind.
+PAD_CODE, TEXT_CODE, VIT_CODE, VAE_CODE = 0, 1, 2, 3
+_CODE = {TEXT: TEXT_CODE, VIT: VIT_CODE, VAE: VAE_CODE}
+IGNORE_INDEX = -100  # label of positions without cross-entropy (PyTorch's default ignore_index)
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """The five special ids a plan uses (``ReportTokenizer.special_ids`` / ``UniXConfig``)."""
+
+    bos: int
+    eos: int
+    pad: int
+    boi: int
+    eoi: int
+
+    @classmethod
+    def from_mapping(cls, ids: Mapping[str, int]) -> SpecialTokens:
+        missing = [f.name for f in fields(cls) if f.name not in ids]
+        if missing:
+            raise KeyError(f"special token ids missing: {missing}")
+        return cls(**{f.name: int(ids[f.name]) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Split:
+    """One segment of a sample.
+
+    Attributes:
+        kind: ``"text"``, ``"vit"`` or ``"vae"``.
+        token_ids: the ids of a text split (empty for images).
+        grid: (rows, cols) token grid of an image split (None for text).
+        loss: text: its tokens are cross-entropy targets (predicted from the position before
+            each); vae: the block carries the flow-matching loss; vit: must be False.
+    """
+
+    kind: str
+    token_ids: tuple[int, ...] = ()
+    grid: tuple[int, int] | None = None
+    loss: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Split.kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind == TEXT:
+            if self.grid is not None or not self.token_ids:
+                raise ValueError("a text split needs token_ids and no grid")
+        else:
+            if self.token_ids or self.grid is None or min(self.grid) < 1:
+                raise ValueError(f"a {self.kind} split needs a grid (rows, cols >= 1), no ids")
+            if self.kind == VIT and self.loss:
+                raise ValueError("a vit split carries no loss")
+        object.__setattr__(self, "token_ids", tuple(int(i) for i in self.token_ids))
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.token_ids) if self.grid is None else self.grid[0] * self.grid[1]
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """A sample: its splits in order, plus bookkeeping (``sample_id``, ``task``)."""
+
+    splits: tuple[Split, ...]
+    sample_id: int = -1
+    task: str = ""  # "und" / "gen" / "uncond": for logging only, the model never reads it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "splits", tuple(self.splits))
+        if not self.splits:
+            raise ValueError("a sample plan needs at least one split")
+
+    @property
+    def length(self) -> int:
+        return sum(s.n_tokens for s in self.splits)
+
+
+def understanding_plan(
+    prompt_ids: Sequence[int],
+    report_ids: Sequence[int] | None,
+    vit_grid: tuple[int, int],
+    special: SpecialTokens,
+    sample_id: int = -1,
+) -> SamplePlan:
+    """``[bos, boi] vit [eoi, prompt...] [report..., eos]``; CE on the report and eos.
+
+    ``report_ids=None`` gives the inference prefix (no answer split), from which
+    ``UniX.generate_report`` decodes.
+    """
+    splits = [
+        Split(TEXT, (special.bos, special.boi)),
+        Split(VIT, grid=tuple(vit_grid)),
+        Split(TEXT, (special.eoi, *prompt_ids)),
+    ]
+    if report_ids is not None:
+        splits.append(Split(TEXT, (*report_ids, special.eos), loss=True))
+    return SamplePlan(tuple(splits), sample_id, "und")
+
+
+def generation_plan(
+    report_ids: Sequence[int],
+    vae_grid: tuple[int, int],
+    special: SpecialTokens,
+    sample_id: int = -1,
+    loss: bool = True,
+) -> SamplePlan:
+    """``[bos, report..., boi] vae[grid]``; an empty report is the unconditional plan."""
+    splits = (
+        Split(TEXT, (special.bos, *report_ids, special.boi)),
+        Split(VAE, grid=tuple(vae_grid), loss=loss),
+    )
+    return SamplePlan(splits, sample_id, "gen" if report_ids else "uncond")
+
+
+def text_dropout(report_ids: Sequence[int], prob: float, rng: random.Random) -> list[int]:
+    """The report, or ``[]`` (the empty context) with probability ``prob`` (CFG training)."""
+    if not 0.0 <= prob < 1.0:
+        raise ValueError(f"text dropout probability must be in [0, 1), got {prob}")
+    return [] if rng.random() < prob else list(report_ids)
+
+
+@dataclass
+class PackedBatch:
+    """Plans packed into a right-padded [B, L] batch (one sample per row).
+
+    Flat indices address ``b * L + l``. Image tensors given with a batch follow the order of
+    its image splits: row by row, split by split.
+
+    Attributes:
+        input_ids: (B, L) long; text ids, ``pad`` at image slots and padding.
+        position_ids: (B, L) long RoPE positions (one per image block; 0 on padding).
+        attention_mask: (B, 1, L, L) bool, True where query (dim 2) may attend key (dim 3).
+        token_kind: (B, L) long, PAD_CODE / TEXT_CODE / VIT_CODE / VAE_CODE.
+        und_index: (Nu,) long, flat indices of text and ViT tokens (understanding branch).
+        gen_index: (Ng,) long, flat indices of latent tokens (generation branch).
+        text_index, vit_index, vae_index: (.,) long flat indices per kind, ascending.
+        vit_grids, vae_grids: (rows, cols) of each image split, in order.
+        vit_rows, vae_rows: (n_images,) long, batch row of each image.
+        vae_loss: (n_vae_images,) bool, which latent blocks carry the flow loss.
+        label_ids: (B, L) long, the target predicted at each position (IGNORE_INDEX if none).
+        ce_mask: (B, L) bool, positions whose next token is a CE target.
+        ce_index: (Nce,) long flat positions of ``ce_mask``; ce_targets: (Nce,) their targets.
+        flow_mask: (B, L) bool, latent tokens with flow loss.
+        lengths: (B,) long, real tokens per row; sample_ids: (B,) long; tasks: per row.
+    """
+
+    input_ids: Tensor
+    position_ids: Tensor
+    attention_mask: Tensor
+    token_kind: Tensor
+    und_index: Tensor
+    gen_index: Tensor
+    text_index: Tensor
+    vit_index: Tensor
+    vae_index: Tensor
+    vit_grids: list[tuple[int, int]]
+    vae_grids: list[tuple[int, int]]
+    vit_rows: Tensor
+    vae_rows: Tensor
+    vae_loss: Tensor
+    label_ids: Tensor
+    ce_mask: Tensor
+    ce_index: Tensor
+    ce_targets: Tensor
+    flow_mask: Tensor
+    lengths: Tensor
+    sample_ids: Tensor
+    tasks: list[str]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.input_ids.shape)
+
+    def to(self, device: torch.device | str) -> PackedBatch:
+        """A copy with every tensor on ``device``."""
+        moved = {
+            f.name: (v.to(device) if isinstance(v := getattr(self, f.name), Tensor) else v)
+            for f in fields(self)
+        }
+        return PackedBatch(**moved)
+
+
+def pack(plans: Sequence[SamplePlan], pad_id: int, pad_to_multiple_of: int = 1) -> PackedBatch:
+    """Pack sample plans, one per row, into a :class:`PackedBatch`.
+
+    Raises ``ValueError`` when a loss text split has no token before it to predict from, or
+    when that token is a latent token (logits come from the understanding branch only).
+    """
+    if not plans:
+        raise ValueError("pack: no plans")
+    b = len(plans)
+    length = max(p.length for p in plans)
+    length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
+    input_ids = torch.full((b, length), pad_id, dtype=torch.long)
+    position_ids = torch.zeros(b, length, dtype=torch.long)
+    kind = torch.zeros(b, length, dtype=torch.long)  # PAD_CODE
+    split_id = torch.full((b, length), -1, dtype=torch.long)  # -1: padding
+    label_ids = torch.full((b, length), IGNORE_INDEX, dtype=torch.long)
+    flow_mask = torch.zeros(b, length, dtype=torch.bool)
+    vit_grids, vae_grids, vit_rows, vae_rows, vae_loss = [], [], [], [], []
+    for row, plan in enumerate(plans):
+        col, pos = 0, 0
+        for s_idx, split in enumerate(plan.splits):
+            end = col + split.n_tokens
+            kind[row, col:end] = _CODE[split.kind]
+            split_id[row, col:end] = s_idx
+            if split.kind == TEXT:
+                input_ids[row, col:end] = torch.tensor(split.token_ids)
+                position_ids[row, col:end] = torch.arange(pos, pos + split.n_tokens)
+                pos += split.n_tokens
+                if split.loss:
+                    if col == 0 or kind[row, col - 1] == VAE_CODE:
+                        raise ValueError(f"plan {row} (sample {plan.sample_id}): loss split "
+                                         f"{s_idx} has no understanding token before it")  # fmt: skip
+                    label_ids[row, col - 1 : end - 1] = input_ids[row, col:end]
+            else:
+                position_ids[row, col:end] = pos  # one position for the whole block
+                pos += 1
+                grids, rows = (vit_grids, vit_rows) if split.kind == VIT else (vae_grids, vae_rows)
+                grids.append(tuple(split.grid))
+                rows.append(row)
+                if split.kind == VAE:
+                    vae_loss.append(split.loss)
+                    flow_mask[row, col:end] = split.loss
+            col = end
+
+    def flat(mask: Tensor) -> Tensor:
+        return mask.flatten().nonzero().squeeze(1)
+
+    ce_mask = label_ids != IGNORE_INDEX
+    ce_index = flat(ce_mask)
+    return PackedBatch(
+        input_ids=input_ids,
+        position_ids=position_ids,
+        attention_mask=attention_masks(split_id, kind),
+        token_kind=kind,
+        und_index=flat((kind == TEXT_CODE) | (kind == VIT_CODE)),
+        gen_index=flat(kind == VAE_CODE),
+        text_index=flat(kind == TEXT_CODE),
+        vit_index=flat(kind == VIT_CODE),
+        vae_index=flat(kind == VAE_CODE),
+        vit_grids=vit_grids,
+        vae_grids=vae_grids,
+        vit_rows=torch.tensor(vit_rows, dtype=torch.long),
+        vae_rows=torch.tensor(vae_rows, dtype=torch.long),
+        vae_loss=torch.tensor(vae_loss, dtype=torch.bool),
+        label_ids=label_ids,
+        ce_mask=ce_mask,
+        ce_index=ce_index,
+        ce_targets=label_ids.flatten()[ce_index],
+        flow_mask=flow_mask,
+        lengths=(kind != PAD_CODE).sum(1),
+        sample_ids=torch.tensor([p.sample_id for p in plans], dtype=torch.long),
+        tasks=[p.task for p in plans],
+    )
+
+
+def attention_masks(split_id: Tensor, kind: Tensor) -> Tensor:
+    """The (B, 1, L, L) boolean masks of PAPER.md from per-token split ids and kinds.
+
+    Args:
+        split_id: (B, L) long, index of each token's split within its row, -1 on padding.
+        kind: (B, L) long token kinds (PAD_CODE, TEXT_CODE, VIT_CODE, VAE_CODE).
+    """
+    length = split_id.shape[1]
+    sq, sk = split_id[:, :, None], split_id[:, None, :]  # (B, L, 1), (B, 1, L)
+    same = sq == sk
+    col = torch.arange(length)
+    causal = col[:, None] >= col[None, :]  # (L, L)
+    block_q = ((kind == VIT_CODE) | (kind == VAE_CODE))[:, :, None]  # full attention in-block
+    mask = (sk < sq) | (same & (block_q | causal))
+    mask &= ~((kind == VAE_CODE)[:, None, :] & ~same)  # a noisy block is seen only by itself
+    mask &= (kind != PAD_CODE)[:, None, :]  # nobody attends padding ...
+    mask |= torch.eye(length, dtype=torch.bool) & (kind == PAD_CODE)[:, :, None]  # ... but itself
+    return mask[:, None]

@@ -1,0 +1,109 @@
+"""The processed dataset that notebook 01 writes and notebooks 02-06 read.
+
+Layout under ``<run_dir>/data/``::
+
+    manifest.parquet         from a source (`unixlib prepare`): one row per image-report pair
+    rejects.csv              rows that could not be used, with the reason
+    images/<id>.png          square 8-bit cache at the profile's resolution
+    manifest_clean.parquet   + report_clean, clean_status (`unixlib clean`)
+    processed.parquet        + labels filled by the labeler where the source had none,
+                               label_source; the table every later notebook reads
+    tokenizer/               tokenizer.json + special_tokens.json
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from unixlib.data.labeler import label_texts
+from unixlib.data.schema import LABELS
+from unixlib.data.tokenizer import ReportTokenizer, train_bpe
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """Where each artifact of the data stage lives, given the data folder."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.parquet"
+
+    @property
+    def rejects(self) -> Path:
+        return self.root / "rejects.csv"
+
+    @property
+    def manifest_clean(self) -> Path:
+        return self.root / "manifest_clean.parquet"
+
+    @property
+    def processed(self) -> Path:
+        return self.root / "processed.parquet"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer"
+
+    @property
+    def llm_cache(self) -> Path:
+        return self.root / "llm_cache"
+
+    @classmethod
+    def of_run(cls, run_dir: Path) -> DataPaths:
+        return cls(Path(run_dir) / "data")
+
+
+def fill_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Label rows whose source gave no labels at all (every label NaN) from ``report_clean``.
+
+    Rows with source labels keep them (MIMIC's CheXpert CSV, SynthCXR's ground truth, a folder
+    CSV's findings). ``label_source`` records which of the two each row has: ``source``,
+    ``labeler``, or ``none`` when there is no usable report either.
+    """
+    out = frame.copy()
+    unlabeled = out[list(LABELS)].isna().all(axis=1).to_numpy()
+    has_text = out["report_clean"].fillna("").str.len().to_numpy() > 0
+    todo = unlabeled & has_text
+    out["label_source"] = np.where(unlabeled, np.where(has_text, "labeler", "none"), "source")
+    if todo.any():
+        labels = label_texts(out.loc[todo, "report_clean"].tolist())
+        out.loc[todo, list(LABELS)] = labels[list(LABELS)].to_numpy()
+    return out
+
+
+def usable(frame: pd.DataFrame) -> pd.Series:
+    """Rows the training stages may use: an image, a cleaned report, a frontal view."""
+    return (
+        (frame["image_path"].fillna("") != "")
+        & (frame["report_clean"].fillna("") != "")
+        & frame["view"].isin(["PA", "AP"])
+    )
+
+
+def build_tokenizer(
+    frame: pd.DataFrame, out_dir: Path, vocab_size: int, pretrained_dir: str = ""
+) -> ReportTokenizer:
+    """Janus-Pro's tokenizer when ``pretrained_dir`` is given (paper profiles); otherwise a
+    byte-level BPE trained on the training split's cleaned reports, saved to ``out_dir``."""
+    if pretrained_dir:
+        tok = ReportTokenizer.load(pretrained_dir)
+        tok.save(out_dir)
+        return tok
+    train = frame[(frame["split"] == "train") & usable(frame)]
+    return train_bpe(train["report_clean"].tolist(), vocab_size=vocab_size, out_dir=out_dir)
+
+
+def load_processed(run_dir: Path) -> tuple[pd.DataFrame, ReportTokenizer, DataPaths]:
+    """What notebooks 02-06 start from: the processed table, its tokenizer and the paths."""
+    paths = DataPaths.of_run(run_dir)
+    if not paths.processed.is_file():
+        raise FileNotFoundError(
+            f"{paths.processed} is missing: run notebook 01 for this run_dir first"
+        )
+    return pd.read_parquet(paths.processed), ReportTokenizer.load(paths.tokenizer), paths

@@ -1,0 +1,366 @@
+"""Radiology report sections and rule-based cleaning (DESIGN.md section 4, "Cleaning").
+
+A cleaned report has exactly the paper's format (PAPER.md, "Data cleaning")::
+
+    FINDINGS: <findings text> IMPRESSION: <impression text>
+
+Both keys are always present so that :func:`split_report` can parse every cleaned report;
+a section the source lacks is written empty (``"FINDINGS: IMPRESSION: No acute process."``).
+
+The rules work sentence by sentence on the FINDINGS and IMPRESSION sections only (indication,
+technique, comparison, notification and wet-read sections are dropped whole):
+
+1. notification sentences ("Dr. ___ was notified by telephone ...") are dropped;
+2. technique sentences ("PA and lateral views of the chest were obtained") are dropped, and a
+   technique lead-in before a finding ("Frontal and lateral views of the chest show ...") is cut;
+3. fillers and recommendations without a finding ("Clinical correlation is recommended") are
+   dropped;
+4. prior-study comparisons are rewritten to present tense where the sentence states a finding
+   ("In comparison with the study of ___, there is little change in the substantial enlargement
+   of the cardiomediastinal silhouette" -> "There is substantial enlargement of the
+   cardiomediastinal silhouette.") and dropped where they only talk about the comparison;
+5. de-identification spans (``___`` MIMIC, ``XXXX`` IU) are removed; a few IU over-redactions
+   whose word is unambiguous from context are restored (``x-XXXX`` -> ``x-ray``), and a sentence
+   that the removal leaves meaningless ("The XXXX are intact") is dropped unless it still names
+   a finding - clinical content is never dropped for grammar's sake.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Header spelling -> section key. Headers are matched with a trailing colon, in upper case
+# anywhere (MIMIC puts several on one line) or in any case at the start of a line (IU style).
+_HEADERS: dict[str, str] = {
+    "FINDINGS": "findings",
+    "FINDING": "findings",
+    "IMPRESSION": "impression",
+    "IMPRESSIONS": "impression",
+    "CONCLUSION": "impression",
+    "INDICATION": "indication",
+    "INDICATIONS": "indication",
+    "HISTORY": "indication",
+    "CLINICAL HISTORY": "indication",
+    "CLINICAL INFORMATION": "indication",
+    "REASON FOR EXAMINATION": "indication",
+    "REASON FOR EXAM": "indication",
+    "EXAMINATION": "examination",
+    "EXAM": "examination",
+    "TECHNIQUE": "technique",
+    "COMPARISON": "comparison",
+    "COMPARISONS": "comparison",
+    "NOTIFICATION": "notification",
+    "RECOMMENDATION": "recommendation",
+    "RECOMMENDATIONS": "recommendation",
+    "ADDENDUM": "addendum",
+    "WET READ": "wet_read",
+}
+# Every key parse_sections returns; "preamble" is text before the first header.
+SECTION_KEYS: tuple[str, ...] = ("preamble", *dict.fromkeys(_HEADERS.values()))
+
+_NAMES = "|".join(sorted(map(re.escape, _HEADERS), key=len, reverse=True))
+_HEADER_RE = re.compile(
+    rf"(?:(?<![A-Za-z])(?P<up>{_NAMES})\s*:)|(?:^[ \t]*(?P<any>(?i:{_NAMES}))[ \t]*:)",
+    re.MULTILINE,
+)
+_FINAL_REPORT_RE = re.compile(r"^\s*FINAL REPORT\s*$", re.MULTILINE)
+_FORMAT_RE = re.compile(r"^\s*FINDINGS:\s*(?P<f>.*?)\s*IMPRESSION:\s*(?P<i>.*?)\s*$", re.DOTALL)
+
+DEID = re.compile(r"_{2,}|X{3,}")  # MIMIC "___", IU "XXXX"
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """Outcome of :func:`rule_clean`: ``text`` in FINDINGS/IMPRESSION format ("" when not ok)."""
+
+    text: str
+    ok: bool
+    reason: str = ""
+
+
+def parse_sections(text: str) -> dict[str, str]:
+    """Split a report into sections.
+
+    Returns a dict over :data:`SECTION_KEYS` (lower case: ``findings``, ``impression``,
+    ``indication``, ``comparison``, ``technique``, ``examination``, ``notification``,
+    ``wet_read``, ...), each the section's text with whitespace collapsed, or ``""`` when
+    absent. A repeated header (e.g. an addendum's second IMPRESSION) appends to its section.
+    MIMIC's "FINAL REPORT" banner line is removed.
+    """
+    text = _FINAL_REPORT_RE.sub("\n", text)
+    out = dict.fromkeys(SECTION_KEYS, "")
+    key, start = "preamble", 0
+    for m in _HEADER_RE.finditer(text):
+        _append(out, key, text[start : m.start()])
+        key, start = _HEADERS[(m.group("up") or m.group("any")).upper()], m.end()
+    _append(out, key, text[start:])
+    return out
+
+
+def _append(out: dict[str, str], key: str, chunk: str) -> None:
+    chunk = " ".join(chunk.split())
+    if chunk:
+        out[key] = f"{out[key]} {chunk}".strip()
+
+
+def format_report(findings: str, impression: str) -> str:
+    """``"FINDINGS: <findings> IMPRESSION: <impression>"``; an empty section keeps its key."""
+    return " ".join(
+        p for p in ("FINDINGS:", findings.strip(), "IMPRESSION:", impression.strip()) if p
+    )
+
+
+def split_report(clean_text: str) -> tuple[str, str]:
+    """Inverse of :func:`format_report`: ``(findings, impression)``.
+
+    Raises:
+        ValueError: the text is not in FINDINGS/IMPRESSION format.
+    """
+    m = _FORMAT_RE.match(clean_text)
+    if m is None:
+        raise ValueError(f"not a 'FINDINGS: ... IMPRESSION: ...' report: {clean_text[:80]!r}")
+    return m.group("f"), m.group("i")
+
+
+def rule_clean(text: str) -> RuleResult:
+    """Clean one raw report with the rules listed in the module docstring.
+
+    Not ok (with ``reason``) when the report is empty, has neither a FINDINGS nor an
+    IMPRESSION section, or nothing is left after cleaning.
+    """
+    if not text.strip():
+        return RuleResult("", False, "empty report")
+    sections = parse_sections(text)
+    if not (sections["findings"] or sections["impression"]):
+        return RuleResult("", False, "no findings or impression section")
+    findings = clean_section(sections["findings"])
+    impression = clean_section(sections["impression"])
+    if not (findings or impression):
+        return RuleResult("", False, "nothing left after cleaning")
+    return RuleResult(format_report(findings, impression), True)
+
+
+def clean_section(text: str) -> str:
+    """Apply the sentence rules to one section's text; returns the kept sentences joined."""
+    kept = (_clean_sentence(s) for s in split_sentences(text))
+    return " ".join(s for s in kept if s)
+
+
+# --- sentences ------------------------------------------------------------------------------
+
+_ABBREV = re.compile(r"\b(Dr|Drs|Mr|Mrs|Ms|approx|vs|No|e\.g|i\.e)\.", re.IGNORECASE)
+_SPLIT = re.compile(r"(?<=[.!?;])\s+(?=\S)|(?<=[a-z]\.)(?=[A-Z][a-z])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a section; list enumerators ("1.", "2)") are removed, decimals kept."""
+    protected = _ABBREV.sub(lambda m: m.group(0)[:-1] + "\0", " ".join(text.split()))
+    out = []
+    for s in _SPLIT.split(protected):
+        s = re.sub(r"^\(?\d{1,2}[.)](?!\d)\s*", "", s.replace("\0", ".")).strip()
+        if re.search(r"[A-Za-z]", s):
+            out.append(s)
+    return out
+
+
+# Words whose presence makes a sentence a clinical statement that must never be dropped.
+_FINDING = re.compile(
+    r"cardiomegal|enlarge|widen|effusion|pneumothora|opaci|consolidat|atelecta|edema|pneumon|"
+    r"infiltrat|airspace|air space|nodul|mass\b|lesion|fractur|tube|line\b|catheter|pacemaker|"
+    r"pacer|wire|clip|device|stent|valve|\bicd\b|\bpicc|\bport\b|\bdrain|\bleads?\b|electrode|hardware|"
+    r"prosthe|generator|granulom|scar|thicken|hernia|emphysema|fibros|"
+    r"congest|calcif|deformit|degenerat|collapse|cavit|abnormal|disease|process|acute|normal|"
+    r"clear|unremarkable|intact|tortuous|kyphos|scolios|osteop|implant|sternotomy|surgical|"
+    r"elevat|blunt|hyperinfl|hyperexpan|low lung volume|markings|prominen|free air",
+    re.IGNORECASE,
+)
+
+# Named abnormalities: the narrower test used where a sentence is otherwise dropped (a
+# recommendation, a comparison, a sentence broken by a removed span).
+_PATHOLOGY = re.compile(
+    r"cardiomegal|enlarge|effusion|pneumothora|opaci|consolidat|atelecta|edema|pneumon|"
+    r"infiltrat|nodul|mass\b|lesion|fractur|tube|catheter|pacemaker|line\b|granulom|scar|"
+    r"thicken|hernia|emphysema|congest|malignan|\bicd\b|\bpicc|\bport\b|\bdrain|\bleads?\b|electrode|"
+    r"hardware|prosthe|generator|sternotomy|clip",
+    re.IGNORECASE,
+)
+_NOTIFICATION = re.compile(
+    r"\b(notified|paged|telephoned?|phone|discussed|communicated|dr\b\.?|were reviewed with|"
+    r"veriphy|critical result|at the time of (discovery|dictation|this report)|called to)\b",
+    re.IGNORECASE,
+)
+_TECH_LEAD = re.compile(
+    r"^(the\s+)?(\S+\s+)?(examination|exam|study)?\s*(consists of\s+)?((single|portable|upright|"
+    r"supine|semi-?upright|frontal|lateral|pa|ap|and|two|2|bedside|chest)[\s,]+)+"
+    r"(views?|radiographs?|images?|projections?|films?)( of the chest)?"
+    r"(\s+(were|was|is|are)\s+(obtained|provided|performed|submitted|acquired|reviewed))?"
+    r"(\s*(?P<verb>show|shows|demonstrate|demonstrates|reveal|reveals)\s+)?[\s,:]*",
+    re.IGNORECASE,
+)
+_FILLER = re.compile(
+    r"\b(please (see|refer|note)|clinical correlation|correlate clinically|"
+    r"clinically correlate|recommend(ed|s)?|suggest(ed)? (follow|further|repeat|ct|clinical)|"
+    r"consider(ation)? (of )?(ct|follow|repeat|further)|follow-?up|further evaluation|"
+    r"if clinically (indicated|warranted)|may be helpful|could be (obtained|considered)|"
+    r"is advised|as clinically indicated|dictated by|reported by|I have (personally )?reviewed)\b",
+    re.IGNORECASE,
+)
+
+
+def _clean_sentence(s: str) -> str:
+    """One sentence -> its cleaned form, or "" to drop it."""
+    if _NOTIFICATION.search(s):
+        return ""
+    lead = _TECH_LEAD.match(s)
+    if lead and lead.end() > 0:
+        rest = s[lead.end() :].strip(" .")
+        if not rest:  # the whole sentence describes the technique
+            return ""
+        if lead.group("verb"):  # "PA and lateral views show <finding>" -> "<finding>"
+            s = rest
+    if _FILLER.search(s) and not _PATHOLOGY.search(s):
+        return ""
+    s = _rewrite_comparison(s)
+    if s:
+        s = _remove_deid(s)
+    return _tidy(s) if s else ""
+
+
+# --- comparisons ----------------------------------------------------------------------------
+
+_DATE = r"(?:___|X{3,}|\d[\d/.:-]*(?:\s*[ap]\.?m\.?)?|(?:at|on|dated|from|of)\b)"
+_PRIOR = (
+    r"(?:the\s+|a\s+)?(?:(?:most\s+)?(?:recent|prior|previous|preceding|earlier|last|outside|"
+    r"comparison|older|yesterday'?s?|today'?s?)\s+)*(?:(?:chest|frontal|portable|ap|pa|lateral|"
+    r"supine|upright)\s+)*(?:studies|study|exams?|examinations?|radiographs?|films?|images?|"
+    r"x-?rays?|x-X{3,}|ct|cts|one|prior|day)(?:\s+(?:of|from|dated|on|at|performed on|obtained on)?"
+    rf"\s*{_DATE}(?:[\s,/]*{_DATE})*)?"
+)
+_PRIOR_REF = rf"(?:{_PRIOR}|___|X{{3,}})"
+_CMP = r"(?:in comparison (?:with|to)|(?:as |when )?compared (?:with|to)|relative to|since|from)"
+_CMP_LEAD = re.compile(rf"^{_CMP}\s+{_PRIOR_REF}\s*[,:]?\s*", re.IGNORECASE)
+_CMP_TAIL = re.compile(
+    rf"[,;]?\s*(?:(?:and\s+)?(?:unchanged|stable|not significantly changed)\s+)?"
+    rf"\b{_CMP}\s+{_PRIOR_REF}(?=[\s.,;]|$)",
+    re.IGNORECASE,
+)
+_CHANGE_IN = re.compile(
+    r"\b(?:there (?:is|has been)\s+)?(?:little|no|minimal|not much|no significant|no appreciable|"
+    r"no substantial|no interval)\s+(?:interval\s+)?change\s+(?:in\s+)?(?:the\s+)?(?:appearance of\s+"
+    r"(?:the\s+)?)?",
+    re.IGNORECASE,
+)
+_AGAIN = re.compile(
+    r"\b(again|redemonstrated|re-demonstrated)\s+(seen|noted|demonstrated|"
+    r"identified|visualized|present)\b",
+    re.IGNORECASE,
+)
+_TEMPORAL = re.compile(
+    r"\b(as before|as previously (seen|noted|described)|again|previously (seen|noted|described)|"
+    r"unchanged in appearance|in the interval|compared to prior|since prior)\b",
+    re.IGNORECASE,
+)
+_STABLE_PRED = re.compile(
+    r"\s+(is|are|remains?|has remained|have remained)\s+(overall\s+|essentially\s+|grossly\s+|"
+    r"relatively\s+)?(stable|unchanged|not changed|similar)(\s+in\s+(appearance|size|position))?"
+    r"\s*(?=[.;]?\s*$)",
+    re.IGNORECASE,
+)
+_ONLY_COMPARISON = re.compile(
+    r"^(no|without)?\s*(prior|previous|comparison)\b|^comparisons?\b|^(there is |there has been )?"
+    r"(no|little|minimal)\s+(significant\s+|appreciable\s+|substantial\s+)?(interval\s+)?"
+    r"change\b|^(unchanged|stable)\s+(exam|examination|study|appearance|chest|radiograph)",
+    re.IGNORECASE,
+)
+
+
+def _rewrite_comparison(s: str) -> str:
+    """Remove prior-study references; "" when the sentence only talks about the comparison."""
+    s = _CMP_LEAD.sub("", s)
+    s = _CMP_TAIL.sub("", s)
+    if _CHANGE_IN.search(s):
+        rest = _CHANGE_IN.sub("there is ", s, count=1)
+        return rest if _FINDING.search(rest) else ""
+    if _ONLY_COMPARISON.search(s.strip()) and not _FINDING.search(s):
+        return ""
+    s = _AGAIN.sub(r"\2", s)
+    s = _TEMPORAL.sub("", s)
+    s = re.sub(r"\bremains\b", "is", s, flags=re.IGNORECASE)
+    s = re.sub(r"\bremain\b", "are", s, flags=re.IGNORECASE)
+    if _STABLE_PRED.search(s):
+        # "The left effusion is unchanged" -> "The left effusion is present"; a statement
+        # about normal anatomy being unchanged carries no finding and is dropped.
+        subject = _STABLE_PRED.split(s)[0]
+        if not _FINDING.search(subject):
+            return ""
+        plural = _STABLE_PRED.search(s).group(1).lower() in ("are", "remain", "have remained")
+        s = _STABLE_PRED.sub(" are present" if plural else " is present", s)
+    # the adjective use: "Stable mild cardiomegaly", "There is stable, mild cardiomegaly"
+    return _STABLE_ADJ.sub(_drop_adjective, s)
+
+
+_STABLE_ADJ = re.compile(
+    r"\b(?P<art>an?\s+)?(?:stable|unchanged),?\s+"
+    r"(?=(?!and\b|or\b|in\b|with\b|since\b|from\b|compared\b)(?P<next>[a-z]))",
+    re.IGNORECASE,
+)
+
+
+def _drop_adjective(m: re.Match[str]) -> str:
+    """Cut "stable"/"unchanged" and fix its article: "an unchanged silhouette" -> "a silhouette"."""
+    if not m.group("art"):
+        return ""
+    article = "an" if m.group("next").lower() in "aeiou" else "a"
+    return (article.capitalize() if m.group("art")[0].isupper() else article) + " "
+
+
+# --- de-identification ----------------------------------------------------------------------
+
+# IU X-ray over-redacts a few common words; where the neighbouring word fixes the meaning the
+# word is restored rather than guessed at by deletion (which would leave "pulmonary are normal").
+_RESTORE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p, re.IGNORECASE), r)
+    for p, r in (
+        (r"\bx-X{3,}", "x-ray"),
+        (r"\bX{3,}-a-X{3,}", "Port-A-Cath"),
+        (r"\b(is|remains) in X{3,}", r"\1 in place"),
+        (r"\bpulmonary X{3,}", "pulmonary vasculature"),
+        (r"\bcostophrenic X{3,}", "costophrenic angle"),
+        (r"\blymph X{3,}", "lymph nodes"),
+        (r"\bmost X{3,}", "most likely"),
+        (r"\b(no|without) X{3,} of\b", r"\1 signs of"),
+    )
+)
+_DANGLING = re.compile(
+    r"^(the|a|an|of|and|with)\s+(is|are|was|were|\.|,)|"
+    r"\b(of|and|with|the|a|an|to|by|at)\s*\.?$",
+    re.IGNORECASE,
+)
+
+
+def _remove_deid(s: str) -> str:
+    """Remove ``___``/``XXXX`` spans; "" when what is left no longer says anything clinical."""
+    if not DEID.search(s):
+        return s
+    for pattern, word in _RESTORE:
+        s = pattern.sub(word, s)
+    s = re.sub(r"[<(\[-]?\s*(?:___|X{3,})(?:[\s/,:<>()-]*(?:___|X{3,}))*\s*[>)\]-]?", " ", s)
+    s = _tidy(s)
+    if _PATHOLOGY.search(s):
+        return s
+    broken = _DANGLING.search(s.rstrip(". ")) or len(re.findall(r"[A-Za-z]{2,}", s)) < 2
+    return "" if broken else s
+
+
+def _tidy(s: str) -> str:
+    """Whitespace, punctuation and capitalisation after spans were cut out."""
+    s = " ".join(s.split())
+    s = re.sub(r"\s+([.,;:])", r"\1", s)
+    s = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", s)
+    s = re.sub(r"^[\s,;:.-]+|[\s,;:-]+$", "", s)
+    s = re.sub(r"\.{2,}", ".", s)
+    if not re.search(r"[A-Za-z]", s):
+        return ""
+    s = s[0].upper() + s[1:]
+    return s if s.endswith((".", "?", "!")) else s + "."

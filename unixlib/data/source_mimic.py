@@ -1,0 +1,133 @@
+"""The ``mimic`` source: MIMIC-CXR-JPG (or MIMIC-CXR DICOM) -> candidates, one per image.
+
+Expected layout (PhysioNet, MIMIC-CXR-JPG 2.0/2.1)::
+
+    <csv_root>/mimic-cxr-2.0.0-metadata.csv[.gz]   dicom_id, subject_id, study_id, ViewPosition
+    <csv_root>/mimic-cxr-2.0.0-split.csv[.gz]      dicom_id, study_id, subject_id, split
+    <csv_root>/mimic-cxr-2.0.0-chexpert.csv[.gz]   subject_id, study_id, 14 CheXpert columns
+    <root>/files/p10/p10000032/s50414267/<dicom_id>.jpg      (.dcm for MIMIC-CXR DICOM)
+    <reports_root>/files/p10/p10000032/s50414267.txt        (mimic-cxr-reports.zip, unzipped)
+
+Row id = ``dicom_id``; split = the official split; labels = the CheXpert CSV's values
+(1 / 0 / -1 / empty -> NaN; a study missing from the CSV gets all-NaN labels, which the
+labeler fills later). Frontal views only (the paper trains on frontal images): with
+``frontal_only`` (default) every image whose ViewPosition is not exactly PA or AP (LATERAL, LL,
+AP AXIAL, empty, ...) is recorded as a ``view`` reject "non-frontal view (<ViewPosition>)".
+The LLaVA-Rad/CheXGenBench test-annotation CSVs are not read here (not implemented).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from unixlib.data.schema import CHEXPERT_NAMES, FRONTAL_VIEWS, LABELS
+from unixlib.data.source_common import (
+    STAGE_LABELS,
+    STAGE_METADATA,
+    STAGE_REPORT,
+    STAGE_VIEW,
+    Candidate,
+    normalize_split,
+    normalize_view,
+)
+
+METADATA_CSV = "mimic-cxr-2.0.0-metadata.csv"
+SPLIT_CSV = "mimic-cxr-2.0.0-split.csv"
+CHEXPERT_CSV = "mimic-cxr-2.0.0-chexpert.csv"
+_VALID_LABELS = frozenset({1.0, 0.0, -1.0})
+
+
+def candidates(
+    root: str | Path,
+    reports_root: str | Path | None = None,
+    csv_root: str | Path | None = None,
+    image_format: str = "jpg",
+    frontal_only: bool = True,
+) -> Iterator[Candidate]:
+    """Yield one candidate per row of the metadata CSV.
+
+    Args:
+        root: folder holding ``files/`` with the images.
+        reports_root: folder holding ``files/`` with the report ``.txt`` files (default root).
+        csv_root: folder holding the three CSVs (default root).
+        image_format: ``"jpg"`` (MIMIC-CXR-JPG) or ``"dcm"`` (MIMIC-CXR DICOM).
+        frontal_only: reject images whose ViewPosition is not PA/AP (module doc).
+    """
+    if image_format not in ("jpg", "dcm"):
+        raise ValueError(f"image_format must be 'jpg' or 'dcm', got {image_format!r}")
+    root = Path(root)
+    reports_root = Path(reports_root) if reports_root is not None else root
+    csv_root = Path(csv_root) if csv_root is not None else root
+    meta = _read_csv(csv_root, METADATA_CSV, ("dicom_id", "subject_id", "study_id", "ViewPosition"))
+    splits = _read_csv(csv_root, SPLIT_CSV, ("dicom_id", "split"))
+    labels = _read_csv(csv_root, CHEXPERT_CSV, ("subject_id", "study_id", *CHEXPERT_NAMES.values()))
+    split_of = dict(zip(splits["dicom_id"], splits["split"], strict=True))
+    labels_of = {
+        (str(row["subject_id"]), str(row["study_id"])): row
+        for row in labels.to_dict(orient="records")
+    }
+
+    for row in meta.to_dict(orient="records"):
+        dicom_id, subject, study = (
+            str(row["dicom_id"]),
+            str(row["subject_id"]),
+            str(row["study_id"]),
+        )
+        study_dir = f"files/p{subject[:2]}/p{subject}/s{study}"
+        cand = Candidate(
+            id=dicom_id,
+            ref=str(root / study_dir / f"{dicom_id}.{image_format}"),
+            view=normalize_view(row["ViewPosition"]),
+            image=root / study_dir / f"{dicom_id}.{image_format}",
+        )
+        raw_view = row["ViewPosition"] if isinstance(row["ViewPosition"], str) else ""
+        if frontal_only and raw_view.strip() not in FRONTAL_VIEWS:
+            yield cand.rejected(STAGE_VIEW, f"non-frontal view ({raw_view.strip() or 'missing'})")
+            continue
+        split = normalize_split(split_of.get(dicom_id))
+        if split is None:
+            reason = f"no valid split in {SPLIT_CSV} ({split_of.get(dicom_id)!r})"
+            yield cand.rejected(STAGE_METADATA, reason)
+            continue
+        cand.split = split
+        label_row = labels_of.get((subject, study))
+        if label_row is not None:
+            try:
+                cand.labels = _chexpert_labels(label_row)
+            except ValueError as err:
+                yield cand.rejected(STAGE_LABELS, str(err))
+                continue
+        report_path = reports_root / f"{study_dir}.txt"
+        if not report_path.is_file():
+            yield cand.rejected(STAGE_REPORT, f"report file not found ({report_path})")
+            continue
+        cand.report_raw = report_path.read_text(encoding="utf-8", errors="replace")
+        yield cand
+
+
+def _read_csv(folder: Path, name: str, required: tuple[str, ...]) -> pd.DataFrame:
+    """Read ``name`` or ``name.gz``; ids stay strings (leading zeros, no float conversion)."""
+    for path in (folder / name, folder / f"{name}.gz"):
+        if path.is_file():
+            frame = pd.read_csv(path, dtype={"dicom_id": str, "subject_id": str, "study_id": str})
+            missing = [c for c in required if c not in frame.columns]
+            if missing:
+                raise ValueError(f"{path}: missing columns {missing}")
+            return frame
+    raise FileNotFoundError(f"{folder / name}(.gz) not found (MIMIC-CXR-JPG CSV)")
+
+
+def _chexpert_labels(row: dict[str, object]) -> dict[str, float]:
+    """CheXpert CSV row -> {snake_case label: 1/0/-1/NaN}; other values raise ValueError."""
+    out: dict[str, float] = {}
+    for name in LABELS:
+        value = row[CHEXPERT_NAMES[name]]
+        value = float(value) if value is not None else math.nan
+        if not (math.isnan(value) or value in _VALID_LABELS):
+            raise ValueError(f"invalid CheXpert value {value!r} for {CHEXPERT_NAMES[name]}")
+        out[name] = value
+    return out

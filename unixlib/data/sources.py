@@ -1,0 +1,226 @@
+"""Data sources -> one manifest: ``prepare(source, out_dir, image_size, **source_args)``.
+
+Output, in ``out_dir``:
+
+- ``manifest.parquet``: one row per kept input row, columns ``schema.MANIFEST_COLUMNS``;
+  ``image_path`` is relative to ``out_dir`` (``images/<id>.png``) or ``""`` for a text-only
+  row (IU reports whose images are absent);
+- ``images/<id>.png``: the image cache, 8-bit grayscale, ``image_size`` square, aspect kept by
+  padding with black (``images.DEFAULT_PAD_VALUE``; see ``unixlib.data.images``);
+- ``rejects.csv``: every input row not in the manifest, columns ``id, ref, stage, reason``.
+
+Nothing is dropped silently: every input row is in exactly one of the two tables. Stage
+``view`` (non-frontal views removed on purpose) is filtering; all other stages (``metadata``,
+``labels``, ``report``, ``image``) are data errors, and if more than ``max_reject_frac`` of the
+rows that survive the view filter are errors, :class:`TooManyRejectsError` is raised (after
+rejects.csv is written, so the user can read why).
+
+Sources (their arguments are documented on each ``candidates`` function):
+``synth`` (``source_synth``), ``mimic`` (``source_mimic``), ``iuxray`` (``source_iuxray``),
+``folder`` (``source_folder``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from unixlib.data import source_folder, source_iuxray, source_mimic, source_synth
+from unixlib.data.dicom import DicomError
+from unixlib.data.images import (
+    DEFAULT_PAD_VALUE,
+    ImageError,
+    cache_square_png,
+    save_png8,
+    to_square,
+)
+from unixlib.data.schema import LABELS, MANIFEST_COLUMNS, SPLITS
+from unixlib.data.source_common import (
+    FILTER_STAGES,
+    STAGE_IMAGE,
+    STAGE_METADATA,
+    STAGE_REPORT,
+    Candidate,
+    report_problem,
+)
+
+SOURCES: dict[str, Callable[..., Iterable[Candidate]]] = {
+    "synth": source_synth.candidates,
+    "mimic": source_mimic.candidates,
+    "iuxray": source_iuxray.candidates,
+    "folder": source_folder.candidates,
+}
+REJECT_COLUMNS = ("id", "ref", "stage", "reason")
+# Ids become file names in the image cache; anything outside this set is replaced by "_".
+_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class TooManyRejectsError(RuntimeError):
+    """More than ``max_reject_frac`` of the input rows were rejected as data errors."""
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    """What ``prepare`` wrote: paths, rows per split and rejection counts."""
+
+    out_dir: Path
+    manifest_path: Path
+    rejects_path: Path
+    counts: dict[str, int]  # manifest rows per split (train / validate / test)
+    n_rejected: int  # rows in rejects.csv (all stages)
+    n_filtered: int  # of those, deliberate filtering (non-frontal views)
+    n_text_only: int  # manifest rows without an image (image_path == "")
+
+    @property
+    def n_rows(self) -> int:
+        """Manifest rows in total."""
+        return sum(self.counts.values())
+
+
+def prepare(
+    source: str,
+    out_dir: str | os.PathLike,
+    image_size: int,
+    *,
+    max_reject_frac: float = 0.05,
+    pad_value: float = DEFAULT_PAD_VALUE,
+    **source_args: object,
+) -> PrepareResult:
+    """Build ``out_dir/manifest.parquet``, ``out_dir/images/`` and ``out_dir/rejects.csv``.
+
+    Args:
+        source: one of :data:`SOURCES` (``synth``, ``mimic``, ``iuxray``, ``folder``).
+        out_dir: output folder (created).
+        image_size: side of the square cached images, in pixels.
+        max_reject_frac: the largest tolerated fraction of data-error rejects (module doc).
+        pad_value: gray level in [0, 1] of the square padding (default black).
+        source_args: passed to the source's ``candidates`` function.
+
+    Raises:
+        ValueError: unknown source.
+        TooManyRejectsError: the reject fraction exceeds ``max_reject_frac``; the message
+            names the fraction and the most frequent reasons.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; choose one of {sorted(SOURCES)}")
+    if source == "synth":  # draw synthetic images at the cache size instead of resizing
+        source_args.setdefault("render_size", image_size)
+    out = Path(out_dir)
+    image_dir = out / "images"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, object]] = []
+    rejects: list[dict[str, str]] = []
+    seen_ids: set[str] = set()
+
+    for cand in SOURCES[source](**source_args):
+        problem = _check(cand, seen_ids)
+        if problem is None and cand.image is not None:
+            problem = _cache(cand, image_dir / f"{_file_id(cand.id)}.png", image_size, pad_value)
+        if problem is not None:
+            stage, reason = problem
+            rejects.append({"id": cand.id, "ref": cand.ref, "stage": stage, "reason": reason})
+            continue
+        seen_ids.add(_file_id(cand.id))
+        image_path = "" if cand.image is None else f"images/{_file_id(cand.id)}.png"
+        rows.append(
+            {
+                "id": cand.id,
+                "source": source,
+                "image_path": image_path,
+                "view": cand.view,
+                "split": cand.split,
+                "report_raw": cand.report_raw,
+                **{name: float(cand.labels[name]) for name in LABELS},
+            }
+        )
+
+    rejects_path = out / "rejects.csv"
+    pd.DataFrame(rejects, columns=list(REJECT_COLUMNS)).to_csv(rejects_path, index=False)
+    n_filtered = sum(r["stage"] in FILTER_STAGES for r in rejects)
+    _check_reject_fraction(source, rejects, n_filtered, len(rows), max_reject_frac, rejects_path)
+
+    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    manifest[list(LABELS)] = manifest[list(LABELS)].astype("float64")
+    manifest_path = out / "manifest.parquet"
+    manifest.to_parquet(manifest_path, index=False)
+    result = PrepareResult(
+        out_dir=out,
+        manifest_path=manifest_path,
+        rejects_path=rejects_path,
+        counts={split: int((manifest["split"] == split).sum()) for split in SPLITS},
+        n_rejected=len(rejects),
+        n_filtered=n_filtered,
+        n_text_only=int((manifest["image_path"] == "").sum()),
+    )
+    print(
+        f"prepare {source}: {result.n_rows} rows "
+        + " ".join(f"{k}={v}" for k, v in result.counts.items())
+        + f" (text-only {result.n_text_only}); rejected {result.n_rejected}"
+        + f" (non-frontal {n_filtered}) -> {manifest_path}"
+    )
+    return result
+
+
+def _check(cand: Candidate, seen_ids: set[str]) -> tuple[str, str] | None:
+    """(stage, reason) for a candidate that cannot enter the manifest, else None."""
+    if cand.reject is not None:
+        return cand.reject_stage, cand.reject
+    if _file_id(cand.id) in seen_ids:  # the cache file name must be unique too
+        return STAGE_METADATA, "duplicate id"
+    if cand.split not in SPLITS:
+        return STAGE_METADATA, f"invalid split {cand.split!r}"
+    if cand.require_report:
+        problem = report_problem(cand.report_raw)
+        if problem is not None:
+            return STAGE_REPORT, problem
+    return None
+
+
+def _cache(cand: Candidate, dst: Path, size: int, pad_value: float) -> tuple[str, str] | None:
+    """Write the candidate's square PNG; (stage, reason) when its image cannot be read."""
+    if isinstance(cand.image, np.ndarray):
+        save_png8(to_square(cand.image, size, pad_value), dst)
+        return None
+    try:
+        cache_square_png(cand.image, dst, size, pad_value)
+    except (ImageError, DicomError) as err:
+        return STAGE_IMAGE, err.reason
+    return None
+
+
+def _file_id(row_id: str) -> str:
+    return _UNSAFE_ID_CHARS.sub("_", row_id)
+
+
+def _check_reject_fraction(
+    source: str,
+    rejects: list[dict[str, str]],
+    n_filtered: int,
+    n_kept: int,
+    max_frac: float,
+    rejects_path: Path,
+) -> None:
+    """Raise TooManyRejectsError when data-error rejects exceed ``max_frac`` of the candidates."""
+    errors = [r for r in rejects if r["stage"] not in FILTER_STAGES]
+    total = n_kept + len(errors)  # rows that survived the view filter
+    if total == 0:
+        raise TooManyRejectsError(
+            f"{source}: no input rows found ({n_filtered} removed as non-frontal); check the paths"
+        )
+    frac = len(errors) / total
+    if frac <= max_frac:
+        return
+    # Group reasons by their category: the text before a "(detail)".
+    top = Counter(r["reason"].split(" (")[0] for r in errors).most_common(3)
+    reasons = "; ".join(f"{reason!r} x{n}" for reason, n in top)
+    raise TooManyRejectsError(
+        f"{source}: {len(errors)} of {total} rows rejected ({frac:.1%} > max_reject_frac "
+        f"{max_frac:.1%}); top reasons: {reasons}. See {rejects_path}"
+    )

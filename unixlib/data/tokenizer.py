@@ -1,0 +1,117 @@
+"""Report tokenizers: a byte-level BPE trained here, or Janus-Pro's from its local directory.
+
+Both are exposed as :class:`ReportTokenizer`, which knows the five special ids the model's
+sequence plans use (bos, eos, pad, start-of-image, end-of-image). The BPE is trained in notebook
+01 on the training split's cleaned reports and saved beside the processed data, so every later
+notebook loads the same vocabulary from there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+# Our BPE's special tokens, in id order (ids 0..4).
+SPECIAL_TOKENS = ("<|pad|>", "<|bos|>", "<|eos|>", "<|boi|>", "<|eoi|>")
+SPECIALS_FILE = "special_tokens.json"
+
+# Janus-Pro / DeepSeek-LLM ids (PAPER.md, Architecture). Its tokenizer has no pad token; the
+# model never attends to padding, so eos doubles as pad.
+JANUS_SPECIAL_IDS = {"bos": 100000, "eos": 100001, "pad": 100001, "boi": 100003, "eoi": 100580}
+
+
+@dataclass
+class ReportTokenizer:
+    """Text <-> ids for reports and prompts. ``encode`` adds no special tokens."""
+
+    tokenizer: Tokenizer
+    bos: int
+    eos: int
+    pad: int
+    boi: int
+    eoi: int
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        return {"bos": self.bos, "eos": self.eos, "pad": self.pad, "boi": self.boi, "eoi": self.eoi}
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Decode, dropping special ids and stopping at the first eos."""
+        out: list[int] = []
+        specials = set(self.special_ids.values())
+        for i in ids:
+            if i == self.eos:
+                break
+            if i not in specials:
+                out.append(int(i))
+        return self.tokenizer.decode(out).strip()
+
+    def save(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(str(out_dir / "tokenizer.json"))
+        (out_dir / SPECIALS_FILE).write_text(json.dumps(self.special_ids, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReportTokenizer:
+        """Load a directory with ``tokenizer.json``: ours (with ``special_tokens.json``), or a
+        Janus-Pro checkpoint directory (special ids from the paper)."""
+        path = Path(path)
+        tok_file = path / "tokenizer.json"
+        if not tok_file.is_file():
+            raise FileNotFoundError(f"no tokenizer.json in {path} (train one in notebook 01, "
+                                    "or point the profile at a Janus-Pro directory)")  # fmt: skip
+        tokenizer = Tokenizer.from_file(str(tok_file))
+        specials_file = path / SPECIALS_FILE
+        ids = (
+            json.loads(specials_file.read_text()) if specials_file.is_file() else JANUS_SPECIAL_IDS
+        )
+        vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+        bad = {k: v for k, v in ids.items() if not 0 <= v < max(vocab, 102400)}
+        if bad:
+            raise ValueError(f"{path}: special ids {bad} fall outside the vocabulary ({vocab})")
+        return cls(tokenizer, **{k: int(ids[k]) for k in ("bos", "eos", "pad", "boi", "eoi")})
+
+
+def train_bpe(
+    texts: Iterable[str], vocab_size: int, out_dir: Path | None = None
+) -> ReportTokenizer:
+    """Train a byte-level BPE on ``texts`` (deterministic for the same texts in the same order).
+
+    Byte-level means no unknown tokens: any report, including ones with characters unseen in
+    training, round-trips through encode/decode.
+    """
+    texts = [t for t in texts if t]
+    if not texts:
+        raise ValueError("cannot train a tokenizer on zero non-empty texts")
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    ids = {
+        name: tokenizer.token_to_id(tok)
+        for name, tok in zip(("pad", "bos", "eos", "boi", "eoi"), SPECIAL_TOKENS, strict=True)
+    }
+    result = ReportTokenizer(tokenizer, **ids)
+    if out_dir is not None:
+        result.save(out_dir)
+    return result

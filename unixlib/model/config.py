@@ -1,0 +1,317 @@
+"""UniXConfig: every shape and default of the model, plus the size presets.
+
+One flat :class:`transformers.PretrainedConfig` (``model_type = "unix"``) so that a checkpoint
+directory carries a plain ``config.json`` and ``UniXConfig.from_pretrained`` works. The presets
+are a registry, as DiT's ``DiT_models``::
+
+    cfg = preset("tiny")                      # CPU smoke
+    cfg = preset("paper", mot=False)          # official shapes, shared-weight ablation
+
+Numbers of the ``paper`` preset are the official UniX release (``inference/config.json`` of
+ZrH42/UniX, see PAPER.md); nothing here is tuned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PretrainedConfig
+
+# Our byte-level BPE puts its specials at ids 0..4 (unixlib/data/tokenizer.py); the paper uses
+# the DeepSeek tokenizer of Janus-Pro, which has no pad token (eos doubles as pad).
+BPE_SPECIAL_IDS = {"pad": 0, "bos": 1, "eos": 2, "boi": 3, "eoi": 4}
+JANUS_SPECIAL_IDS = {"bos": 100000, "eos": 100001, "pad": 100001, "boi": 100003, "eoi": 100580}
+
+# The release's latent-diffusion kl-f16 autoencoder (RGB, 16 channels, 16x down; LDM ddconfig
+# ch 128, ch_mult 1,1,2,2,4, 2 res blocks, attention at 16 px) in diffusers terms, i.e.
+# vae.ldm_vae_config() of that checkpoint's yaml (tests/test_unix.py checks the equality).
+KL_F16_VAE_CONFIG: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 16,
+    "block_out_channels": [128, 128, 256, 256, 512],
+    "layers_per_block": 2,
+    "down_block_types": ["DownEncoderBlock2D"] * 4 + ["AttnDownEncoderBlock2D"],
+    "up_block_types": ["AttnUpDecoderBlock2D"] + ["UpDecoderBlock2D"] * 4,
+    "norm_num_groups": 32,
+    "sample_size": 256,
+}
+
+
+class UniXConfig(PretrainedConfig):
+    """All hyper-parameters of a UniX model (defaults = the ``tiny`` preset).
+
+    Geometry of the two image paths:
+
+    * understanding: ``image_size_und`` px -> SigLIP patches of ``vit_patch_size`` ->
+      ``(image_size_und // vit_patch_size) ** 2`` ViT tokens of width ``vit_hidden_size``;
+    * generation: ``image_size_gen`` px -> VAE (``vae_downsample`` x down, ``latent_channels``)
+      -> patches of ``latent_patch_size`` -> a token grid of side
+      ``image_size_gen // (vae_downsample * latent_patch_size)``, at most ``max_latent_size``.
+    """
+
+    model_type = "unix"
+
+    def __init__(
+        self,
+        # --- language model (each MoT branch) ---
+        vocab_size: int = 1024,  # the smoke BPE's size; the paper's DeepSeek vocab is 102400
+        hidden_size: int = 256,
+        num_layers: int = 4,
+        num_heads: int = 4,
+        num_kv_heads: int = 4,  # == num_heads: the paper uses no grouped-query attention
+        intermediate_size: int = 688,  # SwiGLU width, ~2.7 x hidden as Janus-Pro (5632 / 2048)
+        rms_norm_eps: float = 1e-6,
+        rope_theta: float = 10000.0,
+        qkv_bias: bool = True,  # Qwen2-style biases on q/k/v (BAGEL lineage), none on o
+        qk_norm: bool = True,  # per-head RMSNorm of q and k: stabilises the mixed-modality softmax
+        mot: bool = True,  # True: separate und/gen weight sets (MoT); False: one shared set
+        # --- special token ids (sequence plans, decoding) ---
+        bos_id: int = BPE_SPECIAL_IDS["bos"],
+        eos_id: int = BPE_SPECIAL_IDS["eos"],
+        pad_id: int = BPE_SPECIAL_IDS["pad"],
+        boi_id: int = BPE_SPECIAL_IDS["boi"],
+        eoi_id: int = BPE_SPECIAL_IDS["eoi"],
+        # --- understanding: SigLIP vision tower + 2-layer MLP connector ---
+        image_size_und: int = 64,
+        vit_patch_size: int = 8,
+        vit_hidden_size: int = 128,
+        vit_num_layers: int = 2,
+        vit_num_heads: int = 2,
+        vit_intermediate_size: int = 512,
+        # --- generation: VAE latents as tokens ---
+        image_size_gen: int = 64,  # training resolution of the generation path (px)
+        latent_channels: int = 4,
+        vae_downsample: int = 8,
+        # diffusers AutoencoderKL arguments; None = vae.tiny_autoencoder_config(latent_channels,
+        # vae_downsample), the gray VAE trained here. Its latent channels / levels must agree.
+        vae_config: dict[str, Any] | None = None,
+        # z_norm = vae_scale * (z - vae_shift). The paper writes 0.238092 * (z + 0.201906), so
+        # its shift here is -0.201906 (minus the paper's number). Defaults are identity: a VAE
+        # trained in this repository sets them from vae.latent_stats() on its latent cache.
+        vae_scale: float = 1.0,
+        vae_shift: float = 0.0,
+        latent_patch_size: int = 1,  # latent pixels per token side (paper 1)
+        max_latent_size: int = 16,  # side of the fixed sin-cos position table, in tokens
+        # --- training objective ---
+        ce_weight: float = 1.0,
+        flow_weight: float = 1.0,
+        # P(report replaced by the empty context) in generation training, for CFG (BAGEL's
+        # default; the paper is silent). Applied on the data side: packing.text_dropout.
+        text_dropout_prob: float = 0.1,
+        timestep_shift: float = 1.0,  # training t = shift(sigmoid(N(0,1))); released config: 1
+        # --- REPA (stage 2) ---
+        repa_weight: float = 0.5,
+        # Take the generation tokens' hidden state after block `repa_depth`, counted from 1
+        # (the paper's "eighth layer" = 8). The official code indexes 0-based and so aligns the
+        # output of the 9th block; `repa_official_zero_based=True` reproduces that quirk.
+        repa_depth: int = 2,
+        repa_official_zero_based: bool = False,
+        repa_hidden_size: int = 256,  # projector width (paper: = hidden size 2048)
+        repa_target_dim: int = 128,  # the frozen target encoder's feature width (RadDino: 768)
+        # --- sampling defaults (PAPER.md, "Flow matching and sampling") ---
+        sample_steps: int = 50,  # timesteps in linspace(1, 0, steps): steps - 1 Euler updates
+        sample_shift: float = 3.0,
+        cfg_scale: float = 2.0,
+        cfg_interval: tuple[float, float] = (0.4, 1.0),  # CFG active for lo < t <= hi
+        cfg_renorm: bool = True,  # global renorm v <- v * min(1, |v_cond| / |v_cfg|)
+        initializer_range: float = 0.02,
+        **kwargs: Any,
+    ) -> None:
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
+        self.intermediate_size = intermediate_size
+        self.rms_norm_eps = rms_norm_eps
+        self.rope_theta = rope_theta
+        self.qkv_bias = qkv_bias
+        self.qk_norm = qk_norm
+        self.mot = mot
+        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
+        self.boi_id, self.eoi_id = boi_id, eoi_id
+        self.image_size_und = image_size_und
+        self.vit_patch_size = vit_patch_size
+        self.vit_hidden_size = vit_hidden_size
+        self.vit_num_layers = vit_num_layers
+        self.vit_num_heads = vit_num_heads
+        self.vit_intermediate_size = vit_intermediate_size
+        self.image_size_gen = image_size_gen
+        self.latent_channels = latent_channels
+        self.vae_downsample = vae_downsample
+        self.vae_config = dict(vae_config) if vae_config is not None else None
+        self.vae_scale = vae_scale
+        self.vae_shift = vae_shift
+        self.latent_patch_size = latent_patch_size
+        self.max_latent_size = max_latent_size
+        self.ce_weight = ce_weight
+        self.flow_weight = flow_weight
+        self.text_dropout_prob = text_dropout_prob
+        self.timestep_shift = timestep_shift
+        self.repa_weight = repa_weight
+        self.repa_depth = repa_depth
+        self.repa_official_zero_based = repa_official_zero_based
+        self.repa_hidden_size = repa_hidden_size
+        self.repa_target_dim = repa_target_dim
+        self.sample_steps = sample_steps
+        self.sample_shift = sample_shift
+        self.cfg_scale = cfg_scale
+        self.cfg_interval = (float(cfg_interval[0]), float(cfg_interval[1]))
+        self.cfg_renorm = cfg_renorm
+        self.initializer_range = initializer_range
+        super().__init__(**kwargs)
+        self.validate_shapes()
+
+    # ------------------------------------------------------------------ derived quantities
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def vit_grid(self) -> int:
+        """ViT tokens per side at ``image_size_und``."""
+        return self.image_size_und // self.vit_patch_size
+
+    @property
+    def latent_downsample(self) -> int:
+        """Pixels per latent token side: VAE downsampling x latent patch size."""
+        return self.vae_downsample * self.latent_patch_size
+
+    @property
+    def latent_token_dim(self) -> int:
+        """Width of one patchified latent token, C * p * p."""
+        return self.latent_channels * self.latent_patch_size**2
+
+    @property
+    def repa_layer_index(self) -> int:
+        """0-based index of the block whose output REPA aligns (see ``repa_depth``)."""
+        return self.repa_depth if self.repa_official_zero_based else self.repa_depth - 1
+
+    def latent_grid(self, size: int) -> int:
+        """Latent tokens per side for a ``size``-px generated image (error if it does not fit)."""
+        if size % self.latent_downsample:
+            raise ValueError(f"image size {size} is not a multiple of {self.latent_downsample} "
+                             "(vae_downsample * latent_patch_size)")  # fmt: skip
+        grid = size // self.latent_downsample
+        if grid > self.max_latent_size:
+            raise ValueError(f"image size {size} needs a {grid}x{grid} latent grid, larger than "
+                             f"max_latent_size={self.max_latent_size}")  # fmt: skip
+        return grid
+
+    def special_ids(self) -> dict[str, int]:
+        """``{"bos", "eos", "pad", "boi", "eoi"}`` -> id, the form the packing helpers take."""
+        return {"bos": self.bos_id, "eos": self.eos_id, "pad": self.pad_id,
+                "boi": self.boi_id, "eoi": self.eoi_id}  # fmt: skip
+
+    def vision_config(self) -> dict[str, Any]:
+        """Keyword arguments of ``transformers.SiglipVisionConfig`` for the vision tower."""
+        return {
+            "hidden_size": self.vit_hidden_size,
+            "intermediate_size": self.vit_intermediate_size,
+            "num_hidden_layers": self.vit_num_layers,
+            "num_attention_heads": self.vit_num_heads,
+            "image_size": self.image_size_und,
+            "patch_size": self.vit_patch_size,
+            "num_channels": 3,
+        }
+
+    def autoencoder_config(self) -> dict[str, Any]:
+        """Keyword arguments of ``diffusers.AutoencoderKL`` for the (frozen) VAE."""
+        if self.vae_config is not None:
+            return dict(self.vae_config)
+        from unixlib.model.vae import tiny_autoencoder_config  # lazy: keeps diffusers optional
+
+        return tiny_autoencoder_config(self.latent_channels, self.vae_downsample)
+
+    def validate_shapes(self) -> None:
+        """Raise ``ValueError`` naming the field when shapes cannot fit together."""
+        problems = []
+        if self.hidden_size % self.num_heads:
+            problems.append(f"hidden_size {self.hidden_size} % num_heads {self.num_heads} != 0")
+        if self.head_dim % 2:
+            problems.append(f"head_dim {self.head_dim} must be even for RoPE")
+        if self.num_heads % self.num_kv_heads:
+            problems.append(f"num_heads {self.num_heads} % num_kv_heads {self.num_kv_heads} != 0")
+        if self.image_size_und % self.vit_patch_size:
+            problems.append(f"image_size_und {self.image_size_und} % vit_patch_size != 0")
+        if self.vae_config is not None:
+            levels = len(self.vae_config.get("block_out_channels", ()))
+            if 2 ** (levels - 1) != self.vae_downsample:
+                problems.append(f"vae_config has {levels} levels (downsampling by "
+                                f"2**(levels-1)), not vae_downsample={self.vae_downsample}")  # fmt: skip
+            if self.vae_config.get("latent_channels") != self.latent_channels:
+                problems.append(f"vae_config latent_channels {self.vae_config.get('latent_channels')}"
+                                f" != latent_channels {self.latent_channels}")  # fmt: skip
+        if not 1 <= self.repa_layer_index + 1 <= self.num_layers:
+            problems.append(f"repa_depth {self.repa_depth} outside 1..num_layers={self.num_layers}")
+        lo, hi = self.cfg_interval
+        if not 0.0 <= lo <= hi <= 1.0:
+            problems.append(f"cfg_interval {self.cfg_interval} is not 0 <= lo <= hi <= 1")
+        if not 0.0 <= self.text_dropout_prob < 1.0:
+            problems.append(f"text_dropout_prob {self.text_dropout_prob} not in [0, 1)")
+        if problems:
+            raise ValueError("UniXConfig: " + "; ".join(problems))
+        self.latent_grid(self.image_size_gen)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # CPU smoke: seconds per step on two cores.
+    "tiny": {},
+    # One GPU at 256 px: ~0.1B per branch; VAE 8x with 2x2 latent patches -> 16x16 tokens.
+    "small": {
+        "vocab_size": 4096,
+        "hidden_size": 512,
+        "num_layers": 8,
+        "num_heads": 8,
+        "num_kv_heads": 8,
+        "intermediate_size": 1376,
+        "image_size_und": 256,
+        "vit_patch_size": 16,
+        "vit_hidden_size": 384,
+        "vit_num_layers": 6,
+        "vit_num_heads": 6,
+        "vit_intermediate_size": 1536,
+        "image_size_gen": 256,
+        "latent_channels": 4,
+        "latent_patch_size": 2,
+        "max_latent_size": 32,  # room for 512 px (stage 3)
+        "repa_depth": 3,
+        "repa_hidden_size": 512,
+        "repa_target_dim": 384,
+    },
+    # The official UniX shapes (Janus-Pro-1B LLM per branch, SigLIP-L/16 at 384, kl-f16).
+    "paper": {
+        "vocab_size": 102400,
+        "hidden_size": 2048,
+        "num_layers": 24,
+        "num_heads": 16,
+        "num_kv_heads": 16,
+        "intermediate_size": 5632,
+        **{f"{k}_id": v for k, v in JANUS_SPECIAL_IDS.items()},
+        "image_size_und": 384,
+        "vit_patch_size": 16,
+        "vit_hidden_size": 1024,
+        "vit_num_layers": 24,
+        "vit_num_heads": 16,
+        "vit_intermediate_size": 4096,
+        "image_size_gen": 256,  # stage 2; stage 3 overrides 512
+        "latent_channels": 16,
+        "vae_downsample": 16,
+        "vae_config": KL_F16_VAE_CONFIG,
+        "vae_scale": 0.238092,
+        "vae_shift": -0.201906,  # paper: 0.238092 * (z + 0.201906)
+        "latent_patch_size": 1,
+        "max_latent_size": 32,
+        "repa_depth": 8,
+        "repa_hidden_size": 2048,
+        "repa_target_dim": 768,  # RadDino patch features
+    },
+}
+
+
+def preset(name: str, **overrides: Any) -> UniXConfig:
+    """The named preset (``tiny``, ``small``, ``paper``) with ``overrides`` applied on top."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return UniXConfig(**{**PRESETS[name], **overrides})

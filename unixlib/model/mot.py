@@ -1,0 +1,275 @@
+"""Mixture-of-Transformers (MoT) decoder: per-modality weights, one shared attention.
+
+Every block holds two full weight sets, ``und`` (text and ViT tokens) and ``gen`` (noisy VAE
+latent tokens): input norm, q/k/v (with bias), per-head q/k RMSNorm, o, post-attention norm and
+SwiGLU MLP; the stack ends in one final norm per branch. A single softmax attention runs over
+the whole (padded) sequence, so text, ViT and latent tokens meet in the same attention: that
+shared attention *is* UniX's cross-modal self-attention. ``mot=False`` keeps only ``und``
+and uses it for every token (the shared-weight ablation).
+
+Routing (BAGEL's packed-index idea): the hidden state of a batch is kept **routed**, as one
+(N, D) tensor of the real tokens with all understanding tokens first and all generation tokens
+after them; ``Routing.index`` says where each routed row sits in the flat (B * L) padded
+layout. Inside the stack the state is held as one tensor per branch (``h[:n_und]``,
+``h[n_und:]``), so a branch's modules run on a contiguous block without any gather or concat;
+only q/k/v are scattered into the padded layout for attention, and the attention output is
+gathered back: one index_copy and one index_select per branch and block. (With ``mot=False``
+and no padding the layout is the identity and even those are skipped.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from unixlib.model.config import UniXConfig
+from unixlib.model.rope import apply_rope
+
+
+@dataclass
+class Routing:
+    """Where the routed hidden rows live in the padded (batch, length) layout.
+
+    Attributes:
+        index: (N,) long, flat position ``b * length + l`` of each routed row; the first
+            ``n_und`` rows are understanding tokens, the rest generation tokens.
+        n_und: number of understanding rows.
+        batch, length: the padded layout the attention runs on.
+    """
+
+    index: Tensor
+    n_und: int
+    batch: int
+    length: int
+    # True when ``index`` is exactly arange(batch * length): scatter/gather are skipped.
+    identity: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = self.index.numel()
+        if not 0 <= self.n_und <= n:
+            raise ValueError(f"n_und={self.n_und} outside 0..{n}")
+        full = self.batch * self.length
+        self.identity = n == full and bool(
+            torch.equal(self.index, torch.arange(full, device=self.index.device))
+        )
+
+    @classmethod
+    def dense(cls, batch: int, length: int, branch: str, device: torch.device) -> Routing:
+        """Every position of a (batch, length) layout, all in one branch (``"und"``/``"gen"``)."""
+        index = torch.arange(batch * length, device=device)
+        return cls(index, batch * length if branch == "und" else 0, batch, length)
+
+
+class KVCache:
+    """Keys and values of earlier positions, per layer: (B, Hkv, capacity, hd) each.
+
+    Buffers are allocated at the first write (dtype/device of the keys written); ``length``
+    columns are filled. A forward that does not *commit* writes its keys after ``length`` and
+    attends to them, but leaves ``length`` unchanged, so the next call overwrites them: that is
+    how an image's denoising steps reuse the report context's keys and values.
+    """
+
+    def __init__(self, num_layers: int, capacity: int) -> None:
+        self.keys: list[Tensor | None] = [None] * num_layers
+        self.values: list[Tensor | None] = [None] * num_layers
+        self.capacity = capacity
+        self.length = 0
+
+    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write ``k``, ``v`` (B, Hkv, Lq, hd) after ``length``; return all keys/values so far."""
+        end = self.length + k.shape[2]
+        if end > self.capacity:
+            raise ValueError(f"KV cache overflow: {end} columns > capacity {self.capacity}")
+        if self.keys[layer] is None:
+            shape = (k.shape[0], k.shape[1], self.capacity, k.shape[3])
+            self.keys[layer] = k.new_zeros(shape)
+            self.values[layer] = v.new_zeros(shape)
+        keys, values = self.keys[layer], self.values[layer]
+        keys[:, :, self.length : end] = k
+        values[:, :, self.length : end] = v
+        return keys[:, :, :end], values[:, :, :end]
+
+
+class SwiGLU(nn.Module):
+    """``down(silu(gate(x)) * up(x))``, no biases (Llama / Janus-Pro)."""
+
+    def __init__(self, hidden: int, intermediate: int) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(hidden, intermediate, bias=False)
+        self.up_proj = nn.Linear(hidden, intermediate, bias=False)
+        self.down_proj = nn.Linear(intermediate, hidden, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class BranchWeights(nn.Module):
+    """One modality's per-token modules of a block (the ``und`` or ``gen`` weight set)."""
+
+    def __init__(self, cfg: UniXConfig) -> None:
+        super().__init__()
+        d, hd = cfg.hidden_size, cfg.head_dim
+        self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, hd
+        self.input_norm = nn.RMSNorm(d, eps=cfg.rms_norm_eps)
+        self.q_proj = nn.Linear(d, cfg.num_heads * hd, bias=cfg.qkv_bias)
+        self.k_proj = nn.Linear(d, cfg.num_kv_heads * hd, bias=cfg.qkv_bias)
+        self.v_proj = nn.Linear(d, cfg.num_kv_heads * hd, bias=cfg.qkv_bias)
+        self.q_norm = nn.RMSNorm(hd, eps=cfg.rms_norm_eps) if cfg.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(hd, eps=cfg.rms_norm_eps) if cfg.qk_norm else nn.Identity()
+        self.o_proj = nn.Linear(cfg.num_heads * hd, d, bias=False)
+        self.post_norm = nn.RMSNorm(d, eps=cfg.rms_norm_eps)
+        self.mlp = SwiGLU(d, cfg.intermediate_size)
+
+    def project_qkv(self, h: Tensor) -> Tensor:
+        """(n, D) hidden -> (n, (H + 2 Hkv) * hd): normed q and k (before RoPE), then v."""
+        x = self.input_norm(h)
+        n = x.shape[0]
+        q = self.q_norm(self.q_proj(x).view(n, self.num_heads, self.head_dim))
+        k = self.k_norm(self.k_proj(x).view(n, self.num_kv_heads, self.head_dim))
+        return torch.cat([q.flatten(1), k.flatten(1), self.v_proj(x)], dim=-1)
+
+    def finish(self, h: Tensor, attn: Tensor) -> Tensor:
+        """Residual output projection and MLP: (n, D), (n, H * hd) -> (n, D)."""
+        h = h + self.o_proj(attn)
+        return h + self.mlp(self.post_norm(h))
+
+
+class MoTDecoderLayer(nn.Module):
+    """One block: ``und`` (and, when ``cfg.mot``, ``gen``) weights around one attention."""
+
+    def __init__(self, cfg: UniXConfig, layer_idx: int) -> None:
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.num_heads, self.num_kv_heads, self.head_dim = (
+            cfg.num_heads,
+            cfg.num_kv_heads,
+            cfg.head_dim,
+        )
+        self.und = BranchWeights(cfg)
+        self.gen = BranchWeights(cfg) if cfg.mot else None
+
+    def branches(self, routing: Routing) -> list[tuple[BranchWeights, Tensor]]:
+        """(weights, flat index) of each non-empty routed part; one part when ``mot=False``."""
+        und, gen = routing.index[: routing.n_und], routing.index[routing.n_und :]
+        if self.gen is None or gen.numel() == 0:
+            return [(self.und, routing.index)]
+        if und.numel() == 0:
+            return [(self.gen, routing.index)]
+        return [(self.und, und), (self.gen, gen)]
+
+    def forward(
+        self,
+        parts: list[Tensor],
+        routing: Routing,
+        cos: Tensor,
+        sin: Tensor,
+        attention_mask: Tensor,
+        cache: KVCache | None = None,
+    ) -> list[Tensor]:
+        """One block on the routed hidden state, kept as one tensor per branch (no concat).
+
+        Args:
+            parts: routed hidden state split as :meth:`branches` (each (n_part, D)).
+            cos, sin: RoPE tables of the padded layout, (B, L, hd) each.
+            attention_mask: (B, 1, L, Lk) bool, True = may attend; Lk = L, or the cache's
+                length + L when ``cache`` is given (cached columns first).
+            cache: keys/values of earlier positions; this block's new ones are written to it.
+        Returns:
+            the new hidden state, same parts and shapes.
+        """
+        b, length = routing.batch, routing.length
+        hq, hkv, hd = self.num_heads, self.num_kv_heads, self.head_dim
+        branches = self.branches(routing)
+        direct = routing.identity and len(branches) == 1  # no scatter/gather needed
+        qkvs = [w.project_qkv(h) for (w, _), h in zip(branches, parts, strict=True)]
+        if direct:
+            qkv = qkvs[0]  # (B*L, (H + 2Hkv) hd), already in the padded layout
+        else:  # scatter into the padded layout; padding stays 0 (q = k = v = 0)
+            qkv = qkvs[0].new_zeros(b * length, qkvs[0].shape[1])
+            for (_, index), part in zip(branches, qkvs, strict=True):
+                qkv = qkv.index_copy(0, index, part)
+        q, k, v = qkv.view(b, length, -1).split([hq * hd, hkv * hd, hkv * hd], dim=-1)
+        q = apply_rope(q.reshape(b, length, hq, hd).transpose(1, 2), cos, sin)  # (B, H, L, hd)
+        k = apply_rope(k.reshape(b, length, hkv, hd).transpose(1, 2), cos, sin)  # (B, Hkv, L, hd)
+        v = v.reshape(b, length, hkv, hd).transpose(1, 2)  # (B, Hkv, L, hd)
+        if cache is not None:
+            k, v = cache.update(self.layer_idx, k, v)  # (B, Hkv, Lk, hd)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attention_mask, enable_gqa=hkv != hq
+        )  # (B, H, L, hd)
+        out = out.transpose(1, 2).reshape(b * length, hq * hd)
+        return [
+            w.finish(h, out if direct else out.index_select(0, index))
+            for (w, index), h in zip(branches, parts, strict=True)
+        ]
+
+
+class MoTLanguageModel(nn.Module):
+    """Token embeddings, the MoT blocks and the final norm of each branch.
+
+    State-dict names: ``embed_tokens``, ``layers.{i}.und.*``, ``layers.{i}.gen.*`` (MoT only),
+    ``norm_und``, ``norm_gen`` (MoT only).
+    """
+
+    def __init__(self, cfg: UniXConfig) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList(MoTDecoderLayer(cfg, i) for i in range(cfg.num_layers))
+        self.norm_und = nn.RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)
+        self.norm_gen = nn.RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps) if cfg.mot else None
+        # Recompute each block in backward (saves activation memory for the paper preset).
+        self.gradient_checkpointing = False
+
+    @torch.no_grad()
+    def init_gen_from_und(self) -> None:
+        """Copy every understanding weight onto its generation twin (MoT initialisation)."""
+        if self.norm_gen is None:
+            raise ValueError("init_gen_from_und: this model has no generation branch (mot=False)")
+        for layer in self.layers:
+            layer.gen.load_state_dict(layer.und.state_dict())
+        self.norm_gen.load_state_dict(self.norm_und.state_dict())
+
+    def forward(
+        self,
+        h: Tensor,
+        routing: Routing,
+        cos: Tensor,
+        sin: Tensor,
+        attention_mask: Tensor,
+        cache: KVCache | None = None,
+        commit: bool = True,
+        capture_layer: int | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Run every block, then the final norms.
+
+        Args:
+            h: (N, D) routed input embeddings.
+            routing, cos, sin, attention_mask, cache: as :meth:`MoTDecoderLayer.forward`.
+            commit: advance ``cache.length`` by L afterwards (False: the keys written this time
+                are overwritten by the next call).
+            capture_layer: 0-based block whose output (before any final norm) is also returned.
+        Returns:
+            ((N, D) normed output, (N, D) captured hidden state or None).
+        """
+        n = routing.n_und
+        split = self.norm_gen is not None and 0 < n < h.shape[0]
+        parts = [h[:n], h[n:]] if split else [h]
+        captured = None
+        for i, layer in enumerate(self.layers):
+            if self.gradient_checkpointing and self.training and cache is None:
+                parts = checkpoint(layer, parts, routing, cos, sin, attention_mask,
+                                   use_reentrant=False)  # fmt: skip
+            else:
+                parts = layer(parts, routing, cos, sin, attention_mask, cache)
+            if i == capture_layer:
+                captured = torch.cat(parts) if split else parts[0]
+        if cache is not None and commit:
+            cache.length += routing.length
+        if split:
+            return torch.cat([self.norm_und(parts[0]), self.norm_gen(parts[1])]), captured
+        only_gen = self.norm_gen is not None and n == 0
+        return (self.norm_gen if only_gen else self.norm_und)(parts[0]), captured

@@ -1,0 +1,334 @@
+"""UniX: one MoT sequence that reads X-rays into reports and writes reports into X-rays.
+
+Data path of :meth:`UniX.forward` (shapes for a packed batch of B rows, L columns)::
+
+    text ids      -> embed_tokens                                          -> text slots
+    ViT pixels    -> SigLIP -> connector                  (Nv, N, D)       -> vit slots
+    VAE latents   -> patchify -> x_t -> vae2llm + pos + t  (Ng, T, D)       -> vae slots
+    routed tokens -> MoT blocks (one attention over each row)             -> final und/gen norm
+    und states    -> lm_head  -> cross-entropy on answer tokens
+    gen states    -> llm2vae  -> velocity, MSE to eps - x0 (flow matching, t = 0 is data)
+    gen states after block d -> repa_projector -> -cos to frozen encoder features (REPA)
+
+Report decoding lives in ``decoding.py``, image sampling in ``sampling.py``; both reuse the
+building blocks here (``embed``, ``run``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unixlib.data.packing import PackedBatch, SamplePlan
+from unixlib.model.config import UniXConfig
+from unixlib.model.flow import (
+    TimestepEmbedder,
+    interpolate,
+    patchify,
+    sample_train_timesteps,
+    sincos_2d_table,
+    velocity_target,
+)
+from unixlib.model.mot import KVCache, MoTLanguageModel, Routing
+from unixlib.model.repa import REPAProjector, repa_loss
+from unixlib.model.rope import rope_cos_sin
+from unixlib.model.vae import VAEWrapper, build_autoencoder
+from unixlib.model.vision import Connector, build_vision_tower, vit_features
+
+
+class UniX(nn.Module):
+    """The unified model; see the module docstring for the data path.
+
+    Submodule names fix the state-dict naming shared with ``weights.py``: ``language_model``,
+    ``lm_head``, ``vision_tower``, ``connector``, ``vae2llm``, ``llm2vae``, ``time_embedder``,
+    ``repa_projector``, ``vae`` (frozen). The REPA projector always exists (cheap) so that
+    checkpoints of every stage share one layout; it only trains when targets are given.
+    """
+
+    def __init__(self, config: UniXConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.hidden_size
+        self.language_model = MoTLanguageModel(config)
+        self.lm_head = nn.Linear(d, config.vocab_size, bias=False)  # untied, as Janus-Pro
+        self.vision_tower = build_vision_tower(config.vision_config())
+        self.connector = Connector(config.vit_hidden_size, d)
+        self.vae2llm = nn.Linear(config.latent_token_dim, d)
+        self.llm2vae = nn.Linear(d, config.latent_token_dim)
+        self.time_embedder = TimestepEmbedder(d)
+        self.repa_projector = REPAProjector(d, config.repa_hidden_size, config.repa_target_dim)
+        self.vae = VAEWrapper(
+            build_autoencoder(config.autoencoder_config()), config.vae_scale, config.vae_shift
+        )
+        # Fixed 2-D sin-cos table of the latent grid, id = row * max_latent_size + col; not
+        # saved (recomputed from the config), so a larger table (stage 3) loads old weights.
+        self.register_buffer(
+            "latent_pos_embed", sincos_2d_table(d, config.max_latent_size), persistent=False
+        )
+        self.init_weights()
+
+    # ------------------------------------------------------------------------ initialisation
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Normal(0, initializer_range) linears/embeddings of the LLM side, zero biases, zero
+        ``llm2vae`` (a new generation head starts by predicting v = 0, as BAGEL), then the
+        generation branch copied from the understanding branch. The SigLIP tower and the VAE
+        keep their own libraries' initialisation."""
+        std = self.config.initializer_range
+        for part in (self.language_model, self.lm_head, self.connector, self.vae2llm,
+                     self.time_embedder, self.repa_projector):  # fmt: skip
+            for m in part.modules():
+                if isinstance(m, nn.Linear | nn.Embedding):
+                    nn.init.normal_(m.weight, std=std)
+                if isinstance(m, nn.Linear) and m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        nn.init.zeros_(self.llm2vae.weight)
+        nn.init.zeros_(self.llm2vae.bias)
+        if self.config.mot:
+            self.init_gen_from_und()
+
+    def init_gen_from_und(self) -> None:
+        """Generation weights <- understanding weights (after loading a Janus-Pro LLM)."""
+        self.language_model.init_gen_from_und()
+
+    def reset_buffers(self) -> None:
+        """Recompute non-persistent buffers (after ``to_empty`` from the meta device)."""
+        table = sincos_2d_table(self.config.hidden_size, self.config.max_latent_size)
+        self.latent_pos_embed = table.to(self.latent_pos_embed.device)
+
+    # ----------------------------------------------------------------------- building blocks
+    def embed_vit(self, pixels: Tensor) -> Tensor:
+        """(Nv, 3, S, S) preprocessed pixels -> (Nv, N, D) connector outputs."""
+        return self.connector(vit_features(self.vision_tower, pixels))
+
+    def embed_latents(self, tokens: Tensor, t: Tensor, grid: tuple[int, int]) -> Tensor:
+        """Noisy latent tokens -> LLM inputs.
+
+        Args:
+            tokens: (n, h*w, C*p*p) patchified x_t, row-major on the (h, w) token grid.
+            t: (n,) flow time of each image.
+            grid: (h, w); the top-left (h, w) part of the position table is used.
+        Returns:
+            (n, h*w, D) = vae2llm(x_t) + pos[row * max_latent_size + col] + temb(t).
+        """
+        h, w = grid
+        m = self.config.max_latent_size
+        if h > m or w > m:
+            raise ValueError(f"latent grid {grid} exceeds max_latent_size={m}")
+        rows = torch.arange(h, device=tokens.device)
+        cols = torch.arange(w, device=tokens.device)
+        pos_ids = (rows[:, None] * m + cols[None, :]).flatten()  # (h*w,)
+        x = self.vae2llm(tokens)  # (n, T, D)
+        return x + self.latent_pos_embed[pos_ids].to(x.dtype) + self.time_embedder(t)[:, None]
+
+    def embed(
+        self, batch: PackedBatch, vit_embeds: Tensor | None, gen_embeds: Tensor | None
+    ) -> tuple[Tensor, Routing]:
+        """Assemble the routed input (N, D): text embeddings and the given image embeddings.
+
+        Args:
+            vit_embeds: (n_vit_tokens, D) in ``batch.vit_index`` order, or None if there are none.
+            gen_embeds: (n_vae_tokens, D) in ``batch.vae_index`` order, or None.
+        """
+        b, length = batch.input_ids.shape
+        text = self.language_model.embed_tokens(batch.input_ids.flatten()[batch.text_index])
+        x = text.new_zeros(b * length, text.shape[1])  # (B*L, D)
+        x = x.index_copy(0, batch.text_index, text)
+        for name, index, emb in (("ViT", batch.vit_index, vit_embeds),
+                                 ("latent", batch.vae_index, gen_embeds)):  # fmt: skip
+            if index.numel() == 0 and (emb is None or emb.shape[0] == 0):
+                continue
+            if emb is None or emb.shape[0] != index.numel():
+                got = "nothing" if emb is None else f"{emb.shape[0]} tokens"
+                raise ValueError(f"the batch has {index.numel()} {name} slots, got {got}")
+            x = x.index_copy(0, index, emb.to(x.dtype))
+        route = torch.cat([batch.und_index, batch.gen_index])
+        routing = Routing(route, batch.und_index.numel(), b, length)
+        return x.index_select(0, route), routing
+
+    def run(
+        self,
+        h: Tensor,
+        routing: Routing,
+        position_ids: Tensor,
+        attention_mask: Tensor,
+        cache: KVCache | None = None,
+        commit: bool = True,
+        capture_layer: int | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """The MoT stack on routed inputs (see ``MoTLanguageModel.forward``); builds RoPE."""
+        cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)
+        return self.language_model(
+            h, routing, cos, sin, attention_mask, cache, commit, capture_layer
+        )
+
+    # ------------------------------------------------------------------------------ training
+    def forward(
+        self,
+        batch: PackedBatch,
+        vit_pixels: Tensor | None = None,
+        latents: Tensor | None = None,
+        *,
+        timesteps: Tensor | None = None,
+        noise: Tensor | None = None,
+        repa_target: Tensor | None = None,
+        repa_grid: tuple[int, int] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Losses of a packed batch; every term is summed per token then normalised here.
+
+        Args:
+            batch: a :class:`PackedBatch` (on the model's device) from ``packing.pack``.
+            vit_pixels: (Nv, 3, S, S) float, ``vision.preprocess_for_vit`` output, one per
+                vit split in batch order; None when the batch has none.
+            latents: (Ng, C, h, w) float normalised VAE latents x0 (``vae.encode``), one per
+                vae split in batch order, all of one size; None when the batch has none.
+            timesteps: (Ng,) float flow times in [0, 1] (default: logit-normal draw shifted by
+                ``config.timestep_shift``); t = 0 is the clean latent.
+            noise: (Ng, C, h, w) float eps (default: standard normal).
+            repa_target: (Ng, M, Dt) float frozen-encoder patch features of the clean images;
+                REPA is computed only when given (stage 2).
+            repa_grid: (H, W) grid of ``repa_target``'s M tokens.
+            generator: for the default timesteps and noise (reproducible runs).
+        Returns:
+            ``ce`` (mean over answer tokens), ``flow`` (mean over latent tokens with loss of the
+            per-token mean squared error), ``repa`` (mean negative cosine), ``loss`` =
+            ce_weight * ce + flow_weight * flow + repa_weight * repa, the counts
+            ``n_ce_tokens`` and ``n_flow_tokens`` (for re-normalising across devices), and
+            ``timesteps`` (Ng,) used (only when latents are given). Absent terms are 0 with
+            count 0.
+        """
+        cfg = self.config
+        if repa_target is not None and repa_grid is None:
+            raise ValueError("repa_target given without repa_grid")
+        vit_embeds = None
+        if vit_pixels is not None:
+            vit_embeds = self.embed_vit(vit_pixels).flatten(0, 1)  # (Nv*N, D)
+        gen_embeds, x0, eps, grid = None, None, None, None
+        if latents is not None:
+            grid = self._latent_grid(batch, latents)
+            n = latents.shape[0]
+            x0 = patchify(latents, cfg.latent_patch_size)  # (Ng, T, C p p)
+            if timesteps is None:
+                gen_device = generator.device if generator is not None else latents.device
+                timesteps = sample_train_timesteps(n, cfg.timestep_shift, generator, gen_device)
+            timesteps = timesteps.to(latents.device, torch.float32)
+            if noise is None:
+                noise = torch.randn(latents.shape, generator=generator,
+                                    device=generator.device if generator else latents.device)  # fmt: skip
+            eps = patchify(noise.to(latents), cfg.latent_patch_size)
+            x_t = interpolate(x0, eps, timesteps)
+            gen_embeds = self.embed_latents(x_t, timesteps, grid).flatten(0, 1)
+        h, routing = self.embed(batch, vit_embeds, gen_embeds)
+        use_repa = repa_target is not None and latents is not None
+        h, captured = self.run(h, routing, batch.position_ids, batch.attention_mask,
+                               capture_layer=cfg.repa_layer_index if use_repa else None)  # fmt: skip
+        zero = h.new_zeros((), dtype=torch.float32)
+        out = {"ce": zero, "flow": zero, "repa": zero}
+        if timesteps is not None:
+            out["timesteps"] = timesteps
+        n_ce = batch.ce_index.numel()
+        if n_ce:
+            rows = self._routed_rows(routing, batch.ce_index)
+            logits = self.lm_head(h[rows]).float()  # (Nce, V)
+            out["ce"] = F.cross_entropy(logits, batch.ce_targets, reduction="sum") / n_ce
+        n_flow = 0
+        if latents is not None:
+            v = self.llm2vae(h[routing.n_und :]).float()  # (Ng*T, C p p), vae_index order
+            err = (v - velocity_target(x0, eps).flatten(0, 1)).pow(2).mean(-1)  # (Ng*T,)
+            weight = batch.flow_mask.flatten()[batch.vae_index].to(err.dtype)
+            n_flow = int(weight.sum().item())
+            if n_flow:
+                out["flow"] = (err * weight).sum() / n_flow
+        if use_repa:
+            feats = captured[routing.n_und :].unflatten(0, (latents.shape[0], -1))
+            pred = self.repa_projector(feats).float()  # (Ng, T, Dt)
+            out["repa"] = repa_loss(pred, grid, repa_target.float(), tuple(repa_grid))
+        out["loss"] = (cfg.ce_weight * out["ce"] + cfg.flow_weight * out["flow"]
+                       + cfg.repa_weight * out["repa"])  # fmt: skip
+        out["n_ce_tokens"] = torch.tensor(n_ce, device=h.device)
+        out["n_flow_tokens"] = torch.tensor(n_flow, device=h.device)
+        return out
+
+    def _latent_grid(self, batch: PackedBatch, latents: Tensor) -> tuple[int, int]:
+        """The token grid of ``latents``; error unless every vae split of the batch has it."""
+        p = self.config.latent_patch_size
+        grid = (latents.shape[-2] // p, latents.shape[-1] // p)
+        if latents.shape[0] != len(batch.vae_grids) or any(g != grid for g in batch.vae_grids):
+            raise ValueError(f"latents {tuple(latents.shape)} (grid {grid} at patch {p}) do not "
+                             f"match the batch's vae splits {batch.vae_grids}")  # fmt: skip
+        return grid
+
+    @staticmethod
+    def _routed_rows(routing: Routing, flat_index: Tensor) -> Tensor:
+        """Rows of the routed state for flat padded positions (all must be routed tokens)."""
+        where = torch.full((routing.batch * routing.length,), -1, dtype=torch.long,
+                           device=routing.index.device)  # fmt: skip
+        where[routing.index] = torch.arange(routing.index.numel(), device=where.device)
+        return where[flat_index]
+
+    # ---------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def encode_images(self, images: Tensor) -> Tensor:
+        """(B, 1, H, W) pixels in [0, 1] -> (B, C, H/f, W/f) normalised latents."""
+        return self.vae.encode(images * 2 - 1)
+
+    def greedy_decode(
+        self, plans: list[SamplePlan], vit_pixels: Tensor, max_new_tokens: int,
+        use_cache: bool = True,
+    ) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """Greedy continuation of prefix plans: ((B, T) ids, (B, T, V) logits); see decoding.py."""
+        from unixlib.model.decoding import greedy_decode
+
+        return greedy_decode(self, plans, vit_pixels, max_new_tokens, use_cache)
+
+    def generate_report(
+        self, images: Tensor, prompt_ids: list[list[int]], max_new_tokens: int,
+        use_cache: bool = True,
+    ) -> list[list[int]]:  # fmt: skip
+        """Reports (token ids, eos excluded) for images (B, 1, H, W) in [0, 1]; see decoding.py."""
+        from unixlib.model.decoding import generate_report
+
+        return generate_report(self, images, prompt_ids, max_new_tokens, use_cache)
+
+    def generate_image(self, context_ids: list[list[int]], **kwargs) -> Tensor:
+        """Images (B, 1, H, W) in [0, 1] (or latents) from reports; see sampling.py."""
+        from unixlib.model.sampling import generate_image
+
+        return generate_image(self, context_ids, **kwargs)
+
+
+def parameter_counts(config: UniXConfig) -> dict[str, int]:
+    """Parameter counts by part, computed on the meta device (no weights are allocated).
+
+    Keys: ``parameters_total``, ``und_branch`` / ``gen_branch`` (blocks + final norm of each),
+    ``shared`` (embeddings + lm_head), ``vision`` (SigLIP + connector), ``generation_io``
+    (vae2llm, llm2vae, time embedder), ``repa_projector``, ``vae``, ``trainable_llm_per_branch``
+    (one branch + shared: the paper's "1.5B per branch" view).
+    """
+    with torch.device("meta"):
+        model = UniX(config)
+    counts = dict.fromkeys(["und_branch", "gen_branch", "shared", "vision", "generation_io",
+                            "repa_projector", "vae"], 0)  # fmt: skip
+    for name, p in model.named_parameters():
+        if name.startswith("language_model.layers."):
+            key = "und_branch" if ".und." in name else "gen_branch"
+        elif name.startswith("language_model.norm_"):
+            key = "und_branch" if name.startswith("language_model.norm_und") else "gen_branch"
+        elif name.startswith(("language_model.embed_tokens", "lm_head")):
+            key = "shared"
+        elif name.startswith(("vision_tower", "connector")):
+            key = "vision"
+        elif name.startswith(("vae2llm", "llm2vae", "time_embedder")):
+            key = "generation_io"
+        elif name.startswith("repa_projector"):
+            key = "repa_projector"
+        elif name.startswith("vae."):
+            key = "vae"
+        else:
+            raise KeyError(f"parameter_counts: unclassified parameter {name}")
+        counts[key] += p.numel()
+    counts["parameters_total"] = sum(counts.values())
+    counts["trainable_llm_per_branch"] = counts["und_branch"] + counts["shared"]
+    return counts

@@ -1,0 +1,292 @@
+"""Importers of foreign checkpoints into UniX's state-dict naming (model_contract.md).
+
+- :func:`import_janus_pro`: the understanding initialisation from a local Janus-Pro-1B
+  directory (DeepSeek ``MultiModalityCausalLM``): its Llama LLM -> the ``und`` branch,
+  embeddings and ``lm_head``; its timm SigLIP-L/16 -> ``vision_tower`` (transformers naming,
+  fused ``qkv`` split); its ``aligner`` -> ``connector``. Generation weights start as copies of
+  the understanding weights (MoT init, as the release's ``init_moe``).
+- :func:`import_unix_release`: the official UniX ``model.safetensors`` (ZrH42/UniX, BAGEL's
+  ``Qwen2MoTDecoderLayer`` with ``*_moe_gen`` copies) and its latent-diffusion kl-f16 VAE.
+
+Each returns an :class:`ImportReport`. Foreign key names were read from deepseek-ai/Janus
+(``janus/models/modeling_vlm.py``, ``siglip_vit.py``, ``projector.py``) and ZrH42/UniX
+(``modeling/unix/unix.py``, ``qwen2_navit.py``, ``modeling_utils.py``, ``inference/pipeline.py``,
+``modeling/autoencoder.py``). Foreign files load with ``torch.load(weights_only=True)`` or
+safetensors, never by unpickling arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from unixlib.model.flow import sincos_2d_table
+from unixlib.model.key_maps import Mapped, janus_to_unix, unix_release_to_unix
+from unixlib.model.vae import convert_ldm_vae_state_dict, ldm_vae_config
+
+__all__ = [
+    "ImportReport",
+    "WeightImportError",
+    "import_janus_pro",
+    "import_unix_release",
+    "load_foreign_state_dict",
+]
+
+
+class WeightImportError(RuntimeError):
+    """A strict import found missing, unexpected or shape-mismatched keys (listed)."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did, key by key (our names unless said otherwise).
+
+    loaded: copied from the checkpoint. initialised: set by rule (how, e.g. "copied from und").
+    missing: in the import's scope but absent from the checkpoint (left at their init).
+    unexpected: checkpoint keys with no place in the model. mismatched: (key, ckpt, model)
+    shapes. skipped: checkpoint keys deliberately not loaded, with the reason.
+    """
+
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    initialised: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No missing, unexpected or shape-mismatched keys."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def __str__(self) -> str:
+        lines = [
+            f"import from {self.source}: {len(self.loaded)} loaded, "
+            f"{len(self.initialised)} initialised by rule, {len(self.skipped)} skipped"
+        ]
+        reasons: dict[str, int] = {}
+        for reason in self.skipped.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        lines += [f"  skipped {n}: {reason}" for reason, n in sorted(reasons.items())]
+        for title, keys in (("MISSING", self.missing), ("UNEXPECTED", self.unexpected)):
+            lines += [f"  {title} ({len(keys)}):"] + [f"    {k}" for k in keys] if keys else []
+        if self.mismatched:
+            lines.append(f"  SHAPE MISMATCH ({len(self.mismatched)}):")
+            lines += [f"    {k}: checkpoint {a} vs model {b}" for k, a, b in self.mismatched]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def raise_if_incomplete(self) -> None:
+        """Raise :class:`WeightImportError` (with the full report) unless :attr:`ok`."""
+        if not self.ok:
+            raise WeightImportError(str(self))
+
+
+# ------------------------------------------------------------------------------- file loading
+
+
+def load_foreign_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+    """Tensors of a checkpoint file or HF-style directory (safetensors / torch, sharded or not).
+
+    ``.ckpt``/``.pt``/``.bin`` files load with ``weights_only=True``; a Lightning checkpoint's
+    ``state_dict`` entry is unwrapped.
+    """
+    path = Path(path)
+    if path.is_dir():
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            if (path / name).is_file():
+                return load_foreign_state_dict(path / name)
+        for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+            if (path / index).is_file():
+                shards = sorted(set(json.loads((path / index).read_text())["weight_map"].values()))
+                merged: dict[str, Tensor] = {}
+                for shard in shards:
+                    merged.update(load_foreign_state_dict(path / shard))
+                return merged
+        raise FileNotFoundError(f"{path}: no model.safetensors / pytorch_model.bin (or index)")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        return load_file(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # an unpickling refusal names a non-tensor object: say what to do
+        raise ValueError(
+            f"{path}: cannot be read with torch.load(weights_only=True) ({err}); convert it "
+            "to safetensors in a trusted environment first"
+        ) from err
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
+    return {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+
+
+# ------------------------------------------------------------------------------- applying
+
+
+def _apply(
+    model: nn.Module, mapped: Mapped, report: ImportReport, scope: tuple[str, ...]
+) -> dict[str, Tensor]:
+    """Copy mapped tensors into ``model``; fill ``report``; return the model's state dict."""
+    ours, skipped, unknown = mapped
+    target = model.state_dict()
+    report.skipped.update(skipped)
+    report.unexpected += unknown
+    with torch.no_grad():
+        for key, value in ours.items():
+            if key not in target:
+                report.unexpected.append(key)
+            elif tuple(value.shape) != tuple(target[key].shape):
+                report.mismatched.append((key, tuple(value.shape), tuple(target[key].shape)))
+            else:
+                target[key].copy_(value)
+                report.loaded.append(key)
+    done = set(report.loaded) | {k for k, _, _ in report.mismatched}  # listed once, there
+    report.missing += [k for k in target if k.startswith(scope) and k not in done]
+    return target
+
+
+def _copy_und_to_gen(target: dict[str, Tensor], report: ImportReport) -> None:
+    """MoT init: every ``.gen.`` weight (and ``norm_gen``) from its understanding twin."""
+    filled = set(report.loaded) | set(report.initialised)
+    for key in list(report.missing):
+        twin = key.replace(".gen.", ".und.").replace("norm_gen", "norm_und")
+        if twin != key and twin in filled:
+            target[key].copy_(target[twin])
+            report.initialised[key] = f"copied from {twin}"
+            report.missing.remove(key)
+
+
+def _note_vit_activation(model: nn.Module, report: ImportReport) -> None:
+    """Janus' timm SigLIP (also the release's) uses exact GELU; say so if ours differs."""
+    act = getattr(getattr(getattr(model, "vision_tower", None), "config", None), "hidden_act", None)
+    if act is not None and act != "gelu":
+        report.notes.append(
+            f"vision tower uses hidden_act={act!r}; the source ViT used exact GELU ('gelu'), "
+            "so its features will differ slightly"
+        )
+
+
+def import_janus_pro(
+    model: nn.Module, janus_dir: str | os.PathLike, strict: bool = False
+) -> ImportReport:
+    """Initialise understanding (and, by copy, generation) weights from Janus-Pro.
+
+    Llama has no q/k/v biases and no q/k norms: those start as zeros / ones (recorded in
+    ``initialised``). Keys outside ``language_model.``, ``lm_head.``, ``vision_tower.``,
+    ``connector.`` are untouched. Note that Janus' SigLIP uses exact GELU: build the tower
+    with ``hidden_act="gelu"`` to reproduce its features.
+    """
+    report = ImportReport(source=str(janus_dir))
+    mapped = janus_to_unix(load_foreign_state_dict(janus_dir))
+    scope = ("language_model.", "lm_head.", "vision_tower.", "connector.")
+    target = _apply(model, mapped, report, scope)
+    with torch.no_grad():
+        for key in list(report.missing):
+            if re.search(r"\.und\.[qkv]_proj\.bias$", key):
+                target[key].zero_()
+                report.initialised[key] = "zeros (Llama has no q/k/v bias)"
+            elif re.search(r"\.und\.[qk]_norm\.weight$", key):
+                target[key].fill_(1.0)
+                report.initialised[key] = "ones (Llama has no q/k norm)"
+            else:
+                continue
+            report.missing.remove(key)
+        _copy_und_to_gen(target, report)
+    _note_vit_activation(model, report)
+    if strict:
+        report.raise_if_incomplete()
+    return report
+
+
+def _find_vae(unix_dir: Path) -> tuple[Path, Path] | None:
+    """(checkpoint, yaml) of the release's VAE: ``vae/*.ckpt|safetensors`` + a yaml beside it."""
+    for ckpt in sorted((unix_dir / "vae").glob("*")) if (unix_dir / "vae").is_dir() else []:
+        if ckpt.suffix in (".ckpt", ".safetensors"):
+            for cfg in (ckpt.with_suffix(".yaml"), ckpt.parent / "config.yaml"):
+                if cfg.is_file():
+                    return ckpt, cfg
+    return None
+
+
+def _note_vae_layout(want: dict, have: dict, report: ImportReport) -> None:
+    """Name each architecture field where the LDM yaml and the model's autoencoder differ."""
+    for name in (
+        "in_channels",
+        "latent_channels",
+        "block_out_channels",
+        "layers_per_block",
+        "down_block_types",
+        "up_block_types",
+    ):
+        ckpt, ours = want[name], have[name]
+        if isinstance(ckpt, list):
+            ckpt, ours = list(ckpt), list(ours)
+        if ckpt != ours:
+            report.notes.append(f"VAE {name}: checkpoint {ckpt} vs model {ours}")
+
+
+def import_unix_release(
+    model: nn.Module,
+    unix_dir: str | os.PathLike,
+    vae_checkpoint: str | os.PathLike | None = None,
+    vae_config: str | os.PathLike | None = None,
+    strict: bool = False,
+) -> ImportReport:
+    """Load the official UniX weights (``model.safetensors``) and its kl-f16 VAE.
+
+    The VAE is ``vae_checkpoint`` + ``vae_config`` (the LDM yaml) or, by default, the first
+    ``unix_dir/vae/*.ckpt`` with ``<name>.yaml`` or ``config.yaml`` beside it; without one,
+    ``vae.*`` stays untouched and a note says so. ``repa_projector.*`` is loaded only if the
+    checkpoint has it (the released stage-3 model was trained without REPA).
+    """
+    unix_dir = Path(unix_dir)
+    report = ImportReport(source=str(unix_dir))
+    state = load_foreign_state_dict(unix_dir)
+    mapped = unix_release_to_unix(state)
+    ours = mapped[0]
+    found = _find_vae(unix_dir) if vae_checkpoint is None else (Path(vae_checkpoint), vae_config)
+    if found is not None and found[1] is None:
+        raise ValueError(f"{found[0]}: give vae_config (the LDM yaml) with vae_checkpoint")
+    # In scope: every top-level part of the model, except the REPA projector when the
+    # checkpoint has none and the VAE when no VAE checkpoint is found.
+    parts = {k.split(".", 1)[0] + "." for k in model.state_dict()}
+    if not any(k.startswith("repa_projector.") for k in ours):
+        parts.discard("repa_projector.")
+    parts.discard("vae.")
+    scope = tuple(sorted(parts))
+    if found is not None:
+        ldm_cfg = yaml.safe_load(Path(found[1]).read_text())
+        want = ldm_vae_config(ldm_cfg)
+        levels = len(want["block_out_channels"])
+        _note_vae_layout(want, model.vae.autoencoder.config, report)
+        vae_map = convert_ldm_vae_state_dict(load_foreign_state_dict(found[0]), levels)
+        ours.update({f"vae.autoencoder.{k}": v for k, v in vae_map[0].items()})
+        mapped[1].update(vae_map[1])
+        mapped[2].extend(vae_map[2])
+        scope += ("vae.",)
+        report.source += f" + {found[0]}"
+    else:
+        report.notes.append("no VAE checkpoint found under vae/: vae.* left untouched")
+    _apply(model, mapped, report, scope)
+    _note_vit_activation(model, report)
+    if "latent_pos_embed.pos_embed" in state:
+        table = state["latent_pos_embed.pos_embed"].float()
+        grid = round(table.shape[0] ** 0.5)
+        ref = sincos_2d_table(table.shape[1], grid)
+        if not torch.allclose(table, ref, atol=1e-2):  # atol: the release stores bf16
+            report.notes.append("the release's latent_pos_embed differs from our sin-cos table")
+    if strict:
+        report.raise_if_incomplete()
+    return report

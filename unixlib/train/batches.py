@@ -1,0 +1,139 @@
+"""Micro-batches as pure functions of (seed, step, micro-step, rank).
+
+Each task (und, gen) reads an endless stream over its dataset: stream position ``k`` is example
+``perm_e[k % n]`` of epoch ``e = k // n`` (a permutation seeded by (seed, e)). The micro-batch of
+(step, micro, rank) takes the next ``n_task`` positions of each task's stream, so
+
+* resuming at step s needs no sampler state (the data position is ``s`` itself), and
+* ``world`` processes with batch ``B`` read exactly the examples one process with batch
+  ``world * B`` reads: the same global batch, which the DDP test checks.
+
+Every random draw of an example (flow time, noise, text dropout) is seeded by its stream
+position too, so it does not depend on how the global batch is split across devices.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from unixlib.data.datasets import ReportImageDataset
+from unixlib.data.packing import (
+    PackedBatch,
+    SpecialTokens,
+    generation_plan,
+    pack,
+    text_dropout,
+    understanding_plan,
+)
+from unixlib.model.flow import sample_train_timesteps
+from unixlib.model.vision import preprocess_for_vit
+
+
+@lru_cache(maxsize=8)
+def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng((seed, epoch)).permutation(n)
+
+
+def stream_index(seed: int, k: int, n: int) -> tuple[int, int]:
+    """(example index, epoch) at stream position ``k`` of a dataset of ``n`` examples."""
+    epoch = k // n
+    return int(_permutation(seed, epoch, n)[k % n]), epoch
+
+
+def task_counts(batch_size: int, ratio: tuple[int, int]) -> tuple[int, int]:
+    """Examples of (und, gen) in a micro-batch of ``batch_size`` for the und:gen ``ratio``."""
+    und = round(batch_size * ratio[0] / (ratio[0] + ratio[1]))
+    return und, batch_size - und
+
+
+@dataclass
+class MicroBatch:
+    """Everything one forward pass needs (CPU tensors; the loop moves them)."""
+
+    batch: PackedBatch
+    vit_pixels: Tensor | None  # (Nu, 3, S, S) preprocessed for SigLIP
+    gen_images: Tensor | None  # (Ng, 1, H, W) in [0, 1]: VAE input and REPA target input
+    gen_indices: list[int]  # dataset rows of the generation examples (latent cache lookup)
+    timesteps: Tensor | None  # (Ng,)
+    noise_seeds: list[int]  # one per generation example; noise is drawn on the model's device
+    n_ce: int  # answer tokens with cross-entropy
+    n_flow: int  # latent tokens with flow loss
+    n_gen: int  # generation examples (REPA is a mean over them)
+
+
+@dataclass
+class BatchSource:
+    """Builds micro-batches for one run. ``datasets`` maps ``und``/``gen`` to a dataset."""
+
+    datasets: dict[str, ReportImageDataset]
+    special: SpecialTokens
+    batch_size: int
+    grad_accum: int
+    ratio: tuple[int, int]
+    seed: int
+    vit_size: int  # SigLIP input side (und)
+    vit_grid: tuple[int, int]
+    latent_grid: tuple[int, int]
+    timestep_shift: float
+    text_dropout_prob: float
+    world_size: int = 1
+    rank: int = 0
+
+    def _positions(self, task_index: int, count: int, step: int, micro: int) -> range:
+        slot = (step * self.grad_accum + micro) * self.world_size + self.rank
+        return range(slot * count, (slot + 1) * count)
+
+    def micro_batch(self, step: int, micro: int) -> MicroBatch:
+        n_und, n_gen = task_counts(self.batch_size, self.ratio)
+        plans, vit_images, gen_images, gen_rows, times, seeds = [], [], [], [], [], []
+        if n_und:
+            data = self.datasets["und"]
+            for k in self._positions(0, n_und, step, micro):
+                idx, epoch = stream_index(self.seed, k, len(data))
+                ex = data.example(idx, epoch)
+                plans.append(
+                    understanding_plan(ex.prompt_ids, ex.report_ids, self.vit_grid, self.special, k)
+                )
+                vit_images.append(ex.image)
+        if n_gen:
+            data = self.datasets["gen"]
+            for k in self._positions(1, n_gen, step, micro):
+                idx, epoch = stream_index(self.seed + 1, k, len(data))
+                ex = data.example(idx, epoch)
+                example_seed = hash((self.seed, "gen", k)) % (2**62)
+                rng = random.Random(example_seed)
+                report = text_dropout(ex.report_ids, self.text_dropout_prob, rng)
+                plans.append(generation_plan(report, self.latent_grid, self.special, k))
+                gen_images.append(ex.image)
+                gen_rows.append(idx)
+                g = torch.Generator().manual_seed(example_seed)
+                times.append(sample_train_timesteps(1, self.timestep_shift, g))
+                seeds.append(example_seed + 1)
+        batch = pack(plans, pad_id=self.special.pad)
+        vit_pixels = (
+            preprocess_for_vit(torch.stack(vit_images), self.vit_size) if vit_images else None
+        )
+        return MicroBatch(
+            batch=batch,
+            vit_pixels=vit_pixels,
+            gen_images=torch.stack(gen_images) if gen_images else None,
+            gen_indices=gen_rows,
+            timesteps=torch.cat(times) if times else None,
+            noise_seeds=seeds,
+            n_ce=batch.ce_index.numel(),
+            n_flow=int(batch.flow_mask.sum()),
+            n_gen=len(gen_images),
+        )
+
+
+def draw_noise(seeds: list[int], shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """(len(seeds), *shape) standard normal noise, one CPU generator per example (exactly
+    reproducible whatever the batch split), moved to ``device``."""
+    out = [torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    return torch.stack(out).to(device)

@@ -1,0 +1,185 @@
+"""Checkpoints: one directory per step, written atomically, rotated, resumable exactly.
+
+A checkpoint directory ``<run>/checkpoints/step_0000100/`` holds::
+
+    model.safetensors       every model weight (frozen ones too, so a checkpoint stands alone)
+    ema.safetensors         EMA of the trained parameters (when EMA is on)
+    optimizer.pt            optimizer state dict           (loaded with weights_only=True)
+    scheduler.pt            LR scheduler state dict
+    rng.pt                  torch CPU (+ CUDA) generator states
+    state.json              step, data position, python/numpy RNG, metrics so far
+    config.json             the resolved training config
+
+It is first written to ``.tmp-step_...`` and then renamed: a crash mid-write leaves only a
+temporary folder that is ignored (and cleaned) later, never a broken checkpoint. The newest
+complete directory is "latest". Rotation keeps the newest ``limit`` directories.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:07d}"
+
+
+def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints under ``root``, oldest first."""
+    if not root.is_dir():
+        return []
+    found = [
+        (int(m.group(1)), p) for p in root.iterdir() if (m := STEP_DIR.match(p.name)) and p.is_dir()
+    ]
+    return sorted(found)
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    found = list_checkpoints(root)
+    return found[-1][1] if found else None
+
+
+def _state_dict_for_safetensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # safetensors refuses shared storage and non-contiguous views; clone what needs it.
+    out, seen = {}, set()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach()
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        out[name] = t.clone() if key in seen or not t.is_contiguous() else t
+        seen.add(key)
+    return {k: v.cpu() for k, v in out.items()}
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch RNG states (all needed for an identical continuation)."""
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(legacy=False),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` returns; ``model`` weights are loaded into the module."""
+
+    path: Path
+    step: int
+    data_position: int
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(
+    root: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    data_position: int,
+    config: dict[str, Any],
+    ema: torch.nn.Module | None = None,
+    extra: dict[str, Any] | None = None,
+    limit: int | None = None,
+) -> Path:
+    """Write checkpoint ``step`` atomically under ``root`` and rotate to the newest ``limit``."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / step_dir_name(step)
+    tmp = root / f".tmp-{final.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(_state_dict_for_safetensors(model), str(tmp / "model.safetensors"))
+    if ema is not None:
+        save_file(_state_dict_for_safetensors(ema), str(tmp / "ema.safetensors"))
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    rng = rng_state()
+    torch.save({k: rng[k] for k in ("torch", "cuda") if k in rng}, tmp / "rng.pt")
+    state = {
+        "step": step,
+        "data_position": data_position,
+        "python_rng": _jsonable(rng["python"]),
+        "numpy_rng": _jsonable(rng["numpy"]),
+        **(extra or {}),
+    }
+    (tmp / "state.json").write_text(json.dumps(state, indent=1) + "\n")
+    (tmp / "config.json").write_text(
+        json.dumps(config, indent=2, sort_keys=True, default=str) + "\n"
+    )
+    if final.exists():  # re-saving the same step (e.g. after a resume): replace it whole
+        shutil.rmtree(final)
+    tmp.rename(final)
+    if limit is not None and limit > 0:
+        for _, old in list_checkpoints(root)[:-limit]:
+            shutil.rmtree(old)
+    for stale in root.glob(".tmp-step_*"):  # leftovers of a crashed earlier write
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    ema: torch.nn.Module | None = None,
+    restore_rng: bool = True,
+) -> Checkpoint:
+    """Load a checkpoint directory into the given objects (strict: every key must match)."""
+    if not (path / "state.json").is_file():
+        raise FileNotFoundError(f"{path} is not a checkpoint directory (no state.json)")
+    device = next(model.parameters()).device
+    model.load_state_dict(
+        load_file(str(path / "model.safetensors"), device=str(device)), strict=True
+    )
+    if ema is not None:
+        ema.load_state_dict(
+            load_file(str(path / "ema.safetensors"), device=str(device)), strict=True
+        )
+    if optimizer is not None:
+        optimizer.load_state_dict(
+            torch.load(path / "optimizer.pt", weights_only=True, map_location=device)
+        )
+    if scheduler is not None:
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    state = json.loads((path / "state.json").read_text())
+    if restore_rng:
+        tensors = torch.load(path / "rng.pt", weights_only=True)
+        numpy_state = state["numpy_rng"]
+        set_rng_state({"python": state["python_rng"], "numpy": numpy_state, **tensors})
+    return Checkpoint(path, int(state["step"]), int(state["data_position"]), state)

@@ -1,0 +1,158 @@
+"""Training configuration: one dataclass for every stage; a stage is a set of flags.
+
+PAPER.md Table 1, with the paper's values as the ``paper`` numbers below::
+
+    stage 1  understanding SFT   trains vision, connector, und    384 px  lr 1e-4  warm-up 80
+    stage 2  generation PT       trains gen (+ REPA projector)    256 px  lr 2e-4  warm-up 2000
+    stage 3  generation FT       trains gen                       512 px  lr 1e-4  warm-up 0
+
+All stages: AdamW (0.9, 0.95), eps 1e-15, no weight decay, clip 1.0, constant LR after warm-up.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+# Parameter groups of UniX that a stage can train (see loop.parameter_groups):
+#   vision: SigLIP tower; connector: the 2-layer MLP; und: understanding branch of every block,
+#   its final norm, token embeddings and lm_head; gen: generation branch of every block, its final
+#   norm, vae2llm, llm2vae, time embedder and the REPA projector.
+GROUPS = ("vision", "connector", "und", "gen")
+
+STAGE_DEFAULTS: dict[int, dict[str, Any]] = {
+    1: {"trainable": ("vision", "connector", "und"), "task_ratio": (1, 0), "lr": 1e-4,
+        "warmup_steps": 80, "repa_weight": 0.0},
+    2: {"trainable": ("gen",), "task_ratio": (0, 1), "lr": 2e-4, "warmup_steps": 2000,
+        "repa_weight": 0.5},
+    3: {"trainable": ("gen",), "task_ratio": (0, 1), "lr": 1e-4, "warmup_steps": 0,
+        "repa_weight": 0.0},
+}  # fmt: skip
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; written to ``<run_dir>/config.json``."""
+
+    stage: int = 1  # 1 und SFT | 2 gen PT | 3 gen FT (selects the defaults of STAGE_DEFAULTS)
+    run_dir: str = "papermill_runs/smoke/stage1"  # metrics.jsonl, checkpoints/, final/
+    data_dir: str = "papermill_runs/smoke/data"  # notebook 01's output (processed.parquet, ...)
+    init_from: str = ""  # a final/ or checkpoint dir of the previous stage; "" = fresh weights
+    preset: str = "tiny"  # UniXConfig preset: tiny | small | paper
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # UniXConfig fields to change
+    janus_dir: str = ""  # stage 1 of the paper: Janus-Pro-1B initialisation (local directory)
+    vae_dir: str = ""  # stages 2-3: the VAE (trained in 03 on SynthCXR, or kl-f16 local)
+    latent_cache: str = ""  # safetensors latents of the training split (encode once, reuse)
+    repa_encoder: str = ""  # RadDino directory; "" = the (frozen) stage-1 SigLIP tower
+    trainable: tuple[str, ...] | None = None  # None = the stage's default groups
+    task_ratio: tuple[int, int] | None = None  # und:gen examples per batch; None = stage default
+    image_size: int = 64  # px of the stage's images (und: SigLIP input; gen: VAE input)
+    steps: int = 100
+    batch_size: int = 16  # per device and micro-step; global = batch * accum * world
+    grad_accum: int = 1
+    lr: float | None = None  # None = stage default
+    warmup_steps: int | None = None
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-15  # as the paper (BAGEL); tiny eps keeps Adam's update scale exact in bf16
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    repa_weight: float | None = None  # None = stage default (0.5 in stage 2)
+    text_dropout_prob: float = 0.1  # report dropped for classifier-free guidance
+    max_report_tokens: int = 256
+    ema_decay: float = 0.0  # 0 = no EMA; else EMA of the trained parameters
+    mixed_precision: str = "bf16"  # bf16 autocast (CPU and GPU) | no
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 0  # 0 = only the final checkpoint
+    checkpoints_total_limit: int = 2
+    device: str = "auto"  # auto | cpu | cuda
+    fsdp: bool = False  # shard with FSDP instead of DDP (paper preset on GPUs)
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGE_DEFAULTS:
+            raise ValueError(f"stage must be 1, 2 or 3, got {self.stage!r}")
+        defaults = STAGE_DEFAULTS[self.stage]
+        for key in ("trainable", "task_ratio", "lr", "warmup_steps", "repa_weight"):
+            if getattr(self, key) is None:
+                setattr(self, key, defaults[key])
+        self.trainable = tuple(self.trainable)
+        self.task_ratio = tuple(int(x) for x in self.task_ratio)
+        self.betas = tuple(float(b) for b in self.betas)
+        unknown = set(self.trainable) - set(GROUPS)
+        if unknown:
+            raise ValueError(f"unknown parameter groups {sorted(unknown)}; known: {GROUPS}")
+        if len(self.task_ratio) != 2 or min(self.task_ratio) < 0 or sum(self.task_ratio) == 0:
+            raise ValueError(
+                f"task_ratio must be two non-negative ints, not both 0: {self.task_ratio}"
+            )
+        if self.mixed_precision not in ("bf16", "no"):
+            raise ValueError(
+                f"mixed_precision must be 'bf16' or 'no', got {self.mixed_precision!r}"
+            )
+        for key in ("steps", "batch_size", "grad_accum", "image_size"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ValueError(f"{key} must be a positive int, got {getattr(self, key)!r}")
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks this run trains: ``und`` and/or ``gen``."""
+        return tuple(t for t, n in zip(("und", "gen"), self.task_ratio, strict=True) if n > 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+        return cls(**values)
+
+
+# The notebook that runs each stage, and the run-relative folders the stages share.
+STAGE_NOTEBOOKS = {1: "02_train_ar", 2: "03_train_diffusion", 3: "04_joint_stage"}
+
+
+def stage_dir(run_root: str, stage: int) -> str:
+    return f"{run_root}/stage{stage}"
+
+
+def vae_dir(run_root: str) -> str:
+    """Where notebook 03 puts the VAE it trains (SynthCXR profiles)."""
+    return f"{run_root}/vae"
+
+
+def latent_cache_path(run_root: str, size: int) -> str:
+    """Training-split latents at ``size`` px, encoded once by notebooks 03/04."""
+    return f"{run_root}/latents/train_{size}.safetensors"
+
+
+def stage_config(stage: int, params: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig of ``stage`` from a notebook's (or profile's) flat parameters.
+
+    Parameters named like TrainConfig fields are taken as they are; paths follow the run layout:
+    ``<run_dir>/data`` (notebook 01), ``<run_dir>/stage<N>`` (this stage), the previous stage's
+    ``final/`` as initialisation, and for generation the VAE and the latent cache of notebook 03.
+    """
+    root = params["run_dir"]
+    names = {f.name for f in fields(TrainConfig)} - {"run_dir", "stage"}
+    values = {k: params[k] for k in names if k in params}
+    values.update(stage=stage, run_dir=stage_dir(root, stage), data_dir=f"{root}/data")
+    if stage > 1 and not values.get("init_from"):
+        values["init_from"] = f"{stage_dir(root, stage - 1)}/final"
+    if stage > 1:
+        values["vae_dir"] = params.get("vae_dir") or vae_dir(root)
+        if "latent_cache" not in params:
+            values["latent_cache"] = latent_cache_path(root, params["image_size"])
+    for key in ("betas", "trainable", "task_ratio"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
+    return TrainConfig.from_dict(values)

@@ -1,0 +1,282 @@
+"""One ``train(cfg)`` for every stage of UniX (the stage is a set of flags in ``TrainConfig``).
+
+Per optimizer step: ``grad_accum`` micro-batches (pure functions of the step, see batches.py),
+losses normalised by the step's *global* token counts (so 2 processes x batch B make exactly the
+update of 1 process x batch 2B), clip, AdamW, constant LR after warm-up, optional EMA. Writes
+``<run_dir>/config.json``, ``metrics.jsonl``, ``checkpoints/step_*`` and ``final/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from unixlib.config import project_path
+from unixlib.data.datasets import ReportImageDataset
+from unixlib.data.packing import SpecialTokens
+from unixlib.data.processed import load_processed
+from unixlib.model.repa import SiglipTarget
+from unixlib.model.unix import UniX
+from unixlib.train import checkpoint as ckpt
+from unixlib.train import distributed as dist_utils
+from unixlib.train.batches import BatchSource, MicroBatch, draw_noise
+from unixlib.train.config import TrainConfig
+from unixlib.train.setup import build_model, save_pretrained, set_trainable
+
+
+class EMA(nn.Module):
+    """Exponential moving average of the trained parameters (fp32 buffers)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        super().__init__()
+        self.decay = decay
+        self.names = [n for n, p in model.named_parameters() if p.requires_grad]
+        for n, p in model.named_parameters():
+            if p.requires_grad:
+                self.register_buffer(n.replace(".", "__"), p.detach().float().clone())
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        params = dict(model.named_parameters())
+        for n in self.names:
+            self.get_buffer(n.replace(".", "__")).lerp_(params[n].detach().float(), 1 - self.decay)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    final_dir: Path
+    steps: int
+    metrics: list[dict]
+
+
+def _warmup_constant(warmup: int):
+    return lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+
+
+def _memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _read_metrics(path: Path, upto_step: int) -> list[dict]:
+    """Logged metrics of steps <= upto_step (a resumed run drops what came after its checkpoint)."""
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["step"] <= upto_step]
+
+
+def build_source(cfg: TrainConfig, model: UniX, info: dist_utils.DistInfo) -> BatchSource:
+    frame, tokenizer, paths = load_processed_from_data_dir(cfg)
+    mc = model.config
+    datasets = {}
+    if cfg.task_ratio[0]:
+        datasets["und"] = ReportImageDataset(frame, paths.root, tokenizer, "train", mc.image_size_und,
+                                             "und", cfg.max_report_tokens, cfg.seed)  # fmt: skip
+    if cfg.task_ratio[1]:
+        datasets["gen"] = ReportImageDataset(frame, paths.root, tokenizer, "train", mc.image_size_gen,
+                                             "gen", cfg.max_report_tokens, cfg.seed)  # fmt: skip
+    grid = mc.latent_grid(mc.image_size_gen)
+    return BatchSource(
+        datasets=datasets,
+        special=SpecialTokens.from_mapping(mc.special_ids()),
+        batch_size=cfg.batch_size,
+        grad_accum=cfg.grad_accum,
+        ratio=cfg.task_ratio,
+        seed=cfg.seed,
+        vit_size=mc.image_size_und,
+        vit_grid=(mc.vit_grid, mc.vit_grid),
+        latent_grid=(grid, grid),
+        timestep_shift=mc.timestep_shift,
+        text_dropout_prob=cfg.text_dropout_prob,
+        world_size=info.world_size,
+        rank=info.rank,
+    )
+
+
+def load_processed_from_data_dir(cfg: TrainConfig):
+    """The processed table, tokenizer and paths of notebook 01 (``data_dir`` = ``<run>/data``)."""
+    return load_processed(project_path(cfg.data_dir).parent)
+
+
+def _step_losses(
+    model: nn.Module,
+    raw: UniX,
+    mb: MicroBatch,
+    device: torch.device,
+    repa_target: nn.Module | None,
+    latent_cache: torch.Tensor | None,
+) -> dict[str, torch.Tensor]:
+    batch = mb.batch.to(device)
+    latents = noise = repa = repa_grid = None
+    if mb.gen_images is not None:
+        images = mb.gen_images.to(device)
+        with torch.no_grad():
+            if latent_cache is not None:
+                latents = latent_cache[mb.gen_indices].to(device)
+            else:
+                latents = raw.encode_images(images)
+            if repa_target is not None:
+                repa, repa_grid = repa_target(images)
+        noise = draw_noise(mb.noise_seeds, tuple(latents.shape[1:]), device)
+    vit = mb.vit_pixels.to(device) if mb.vit_pixels is not None else None
+    timesteps = mb.timesteps.to(device) if mb.timesteps is not None else None
+    return model(batch, vit, latents, timesteps=timesteps, noise=noise, repa_target=repa,
+                 repa_grid=repa_grid)  # fmt: skip
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train one stage as configured; ``resume`` continues from the newest checkpoint exactly."""
+    device = dist_utils.resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    info = dist_utils.init_from_env(device)
+    run_dir = project_path(cfg.run_dir)
+    torch.manual_seed(cfg.seed)
+    _, tokenizer, _ = load_processed_from_data_dir(cfg)
+    model = build_model(cfg, tokenizer).to(device)
+    counts = set_trainable(model, cfg.trainable)
+    if cfg.repa_weight > 0 and cfg.stage != 1 and not cfg.repa_encoder:
+        repa_target = SiglipTarget(model.vision_tower, model.config.image_size_und)
+    elif cfg.repa_weight > 0 and cfg.repa_encoder:
+        from unixlib.model.repa import RadDinoTarget
+
+        repa_target = RadDinoTarget.from_local(cfg.repa_encoder).to(device)
+    else:
+        repa_target = None
+    latent_cache = None
+    if cfg.latent_cache:
+        from unixlib.train.vae_train import load_latent_cache
+
+        latent_cache, _ = load_latent_cache(project_path(cfg.latent_cache))
+    source = build_source(cfg, model, info)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                                  weight_decay=cfg.weight_decay)  # fmt: skip
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_constant(cfg.warmup_steps))
+    ema = EMA(model, cfg.ema_decay).to(device) if cfg.ema_decay > 0 else None
+
+    start, metrics_path = 0, run_dir / "metrics.jsonl"
+    latest = ckpt.latest_checkpoint(run_dir / "checkpoints") if resume else None
+    if latest is not None:
+        state = ckpt.load_checkpoint(latest, model, optimizer, scheduler, ema)
+        start = state.step
+    elif resume:
+        print(f"no checkpoint under {run_dir / 'checkpoints'}: starting from step 0")
+    metrics = _read_metrics(metrics_path, start) if start else []
+    if info.is_main:
+        cfg.save(run_dir / "config.json")
+        metrics_path.write_text("".join(json.dumps(m) + "\n" for m in metrics))
+        print(f"stage {cfg.stage}: training {', '.join(cfg.trainable)} "
+              f"({sum(counts[g] for g in cfg.trainable) / 1e6:.2f}M parameters), "
+              f"steps {start}->{cfg.steps}, device {device}, world {info.world_size}")  # fmt: skip
+
+    wrapped: nn.Module = model
+    if info.enabled:
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True)  # fmt: skip
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                if cfg.mixed_precision == "bf16" else contextlib.nullcontext())  # fmt: skip
+    weights = model.config.ce_weight, model.config.flow_weight, cfg.repa_weight
+    bar = None
+    if progress and info.is_main:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
+    model.train()
+    for step in range(start, cfg.steps):
+        t0 = time.perf_counter()
+        micro = [source.micro_batch(step, m) for m in range(cfg.grad_accum)]
+        local = torch.tensor(
+            [[mb.n_ce, mb.n_flow, mb.n_gen] for mb in micro], dtype=torch.float64
+        ).sum(0)
+        n_ce, n_flow, n_gen = dist_utils.all_reduce_sum(local.to(device), info).tolist()
+        logged = dict.fromkeys(("ce", "flow", "repa"), 0.0)
+        tokens = 0
+        for i, mb in enumerate(micro):
+            sync = contextlib.nullcontext()
+            if info.enabled and i < len(micro) - 1:
+                sync = wrapped.no_sync()
+            with sync:
+                with autocast:
+                    out = _step_losses(wrapped, model, mb, device, repa_target, latent_cache)
+                # Each term is a mean over this micro-batch; re-weight by its share of the step's
+                # global count, times world (DDP averages gradients over ranks).
+                shares = (
+                    mb.n_ce / max(n_ce, 1),
+                    mb.n_flow / max(n_flow, 1),
+                    mb.n_gen / max(n_gen, 1),
+                )
+                loss = sum(
+                    w * s * out[k]
+                    for w, s, k in zip(weights, shares, ("ce", "flow", "repa"), strict=True)
+                )
+                (loss * info.world_size).backward()
+            for k, s in zip(("ce", "flow", "repa"), shares, strict=True):
+                logged[k] += s * float(out[k].detach())
+            tokens += int(mb.batch.lengths.sum())
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(model)
+        done = step + 1
+        # Per-rank means of the logged terms are summed across ranks with their shares already
+        # applied, so the logged numbers are the global step's losses.
+        logged_t = dist_utils.all_reduce_sum(
+            torch.tensor(list(logged.values()), device=device), info
+        )
+        ce, flow, repa = logged_t.tolist()
+        row = {
+            "step": done,
+            "loss": weights[0] * ce + weights[1] * flow + weights[2] * repa,
+            "ce": ce, "flow": flow, "repa": repa,
+            "lr": scheduler.get_last_lr()[0],
+            "grad_norm": float(grad_norm),
+            "tokens_per_s": tokens * info.world_size / (time.perf_counter() - t0),
+            "memory_mb": _memory_mb(device),
+        }  # fmt: skip
+        metrics.append(row)
+        if info.is_main:
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                print(f"step {done}/{cfg.steps} loss {row['loss']:.4f} (ce {ce:.4f} flow {flow:.4f} "
+                      f"repa {repa:.4f}) lr {row['lr']:.2e} |g| {row['grad_norm']:.3f}", flush=True)  # fmt: skip
+        if not math.isfinite(row["loss"]):
+            raise FloatingPointError(f"stage {cfg.stage}: loss became {row['loss']} at step {done}")
+        if info.is_main and (
+            (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps
+        ):
+            ckpt.save_checkpoint(run_dir / "checkpoints", done, model, optimizer, scheduler,
+                                 data_position=done * cfg.batch_size * cfg.grad_accum * info.world_size,
+                                 config=cfg.to_dict(), ema=ema,
+                                 limit=cfg.checkpoints_total_limit)  # fmt: skip
+        dist_utils.barrier(info)
+    if bar is not None:
+        bar.close()
+    final = run_dir / "final"
+    if info.is_main:
+        if ema is not None:  # the exported model carries the EMA weights
+            params_by_name = dict(model.named_parameters())
+            with torch.no_grad():
+                for n in ema.names:
+                    params_by_name[n].copy_(ema.get_buffer(n.replace(".", "__")))
+        save_pretrained(model, final)
+    dist_utils.barrier(info)
+    dist_utils.shutdown(info)
+    return TrainResult(run_dir, final, cfg.steps, metrics)

@@ -1,0 +1,147 @@
+"""Building the model for a stage: config, initialisation, VAE, frozen parameter groups.
+
+Kept apart from the loop so that notebooks and evaluation build models the same way.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from unixlib.data.tokenizer import ReportTokenizer
+from unixlib.model.config import UniXConfig, preset
+from unixlib.model.unix import UniX
+from unixlib.train.config import GROUPS, TrainConfig
+
+MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+
+# State-dict prefixes of each parameter group (the naming of unixlib/model/unix.py).
+_GROUP_PREFIXES: dict[str, tuple[str, ...]] = {
+    "vision": ("vision_tower.",),
+    "connector": ("connector.",),
+    "und": ("language_model.embed_tokens.", "language_model.norm_und.", "lm_head."),
+    "gen": (
+        "language_model.norm_gen.",
+        "vae2llm.",
+        "llm2vae.",
+        "time_embedder.",
+        "repa_projector.",
+    ),
+}
+
+
+def group_of(name: str) -> str | None:
+    """The group a parameter belongs to (None: the frozen VAE)."""
+    if name.startswith("language_model.layers."):
+        return "gen" if ".gen." in name else "und"
+    for group, prefixes in _GROUP_PREFIXES.items():
+        if name.startswith(prefixes):
+            return group
+    if name.startswith("vae."):
+        return None
+    raise KeyError(f"parameter {name} belongs to no group; update train/setup.py")
+
+
+def set_trainable(model: nn.Module, groups: tuple[str, ...]) -> dict[str, int]:
+    """requires_grad = (group in groups) for every parameter; returns parameters per group.
+
+    With shared weights (``mot=False``) the blocks have no ``.gen.`` copies, so training "gen"
+    trains only the generation I/O while "und" trains the shared blocks (the ablation's point:
+    both tasks move the same weights)."""
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"unknown groups {sorted(unknown)}")
+    counts = dict.fromkeys(GROUPS, 0)
+    for name, p in model.named_parameters():
+        group = group_of(name)
+        p.requires_grad_(group in groups)
+        if group is not None:
+            counts[group] += p.numel()
+    return counts
+
+
+def save_pretrained(model: UniX, out_dir: Path) -> Path:
+    """``config.json`` + ``model.safetensors`` (all weights, the VAE included)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.config.to_json_file(str(out_dir / CONFIG_FILE))
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / MODEL_FILE))
+    return out_dir
+
+
+def from_pretrained(path: Path, **overrides) -> UniX:
+    """Load what :func:`save_pretrained` wrote; ``overrides`` change config fields first (e.g.
+    ``image_size_gen=512, max_latent_size=32`` for stage 3 — the position table is recomputed,
+    not stored, so it extends without new weights)."""
+    path = Path(path)
+    for f in (CONFIG_FILE, MODEL_FILE):
+        if not (path / f).is_file():
+            raise FileNotFoundError(f"{path / f} is missing (not a saved UniX model)")
+    values = json.loads((path / CONFIG_FILE).read_text())
+    values.update(overrides)
+    config = UniXConfig(
+        **{k: v for k, v in values.items() if k not in ("model_type", "transformers_version")}
+    )
+    model = UniX(config)
+    model.load_state_dict(load_file(str(path / MODEL_FILE)), strict=True)
+    return model
+
+
+def model_config(cfg: TrainConfig, tokenizer: ReportTokenizer) -> dict:
+    """UniXConfig fields a run sets: vocabulary, special ids, the stage's image size."""
+    size_key = "image_size_und" if cfg.stage == 1 else "image_size_gen"
+    values = {"vocab_size": tokenizer.vocab_size, size_key: cfg.image_size,
+              "repa_weight": cfg.repa_weight, "text_dropout_prob": cfg.text_dropout_prob}  # fmt: skip
+    values.update({f"{k}_id": v for k, v in tokenizer.special_ids.items()})
+    values.update(cfg.model_overrides)
+    return values
+
+
+def build_model(cfg: TrainConfig, tokenizer: ReportTokenizer) -> UniX:
+    """The stage's starting model: the previous stage's weights (``init_from``), else a fresh
+    preset (with Janus-Pro's weights when ``janus_dir`` is set); then the VAE of ``vae_dir``."""
+    values = model_config(cfg, tokenizer)
+    if cfg.init_from:
+        model = from_pretrained(Path(cfg.init_from), **values)
+    else:
+        model = UniX(preset(cfg.preset, **values))
+        if cfg.janus_dir:
+            from unixlib.model.weights import import_janus_pro
+
+            print(import_janus_pro(model, Path(cfg.janus_dir)))
+    if cfg.vae_dir:
+        from unixlib.train.vae_train import load_vae
+
+        vae = load_vae(Path(cfg.vae_dir))
+        check = model.config
+        if vae.latent_channels != check.latent_channels or vae.downsample != check.vae_downsample:
+            raise ValueError(f"VAE at {cfg.vae_dir} has {vae.latent_channels} channels / "
+                             f"{vae.downsample}x down; the model expects {check.latent_channels} / "
+                             f"{check.vae_downsample}x")  # fmt: skip
+        model.vae = vae
+        # Record the VAE in the model config so that a saved stage reloads with it.
+        check.vae_scale, check.vae_shift = vae.scale, vae.shift
+        check.vae_config = autoencoder_init_args(vae.autoencoder)
+    return model
+
+
+def autoencoder_init_args(autoencoder: AutoencoderKL) -> dict:
+    """The constructor arguments of a diffusers AutoencoderKL (its config minus bookkeeping)."""
+    keys = set(inspect.signature(AutoencoderKL.__init__).parameters) - {"self"}
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in autoencoder.config.items()
+        if k in keys
+    }
+
+
+@torch.no_grad()
+def frozen_fingerprint(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of every frozen parameter (tests check they stay bit-identical)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}

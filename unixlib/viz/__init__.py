@@ -1,0 +1,21 @@
+"""Every figure of the project; one function per figure.
+
+Figures take results (arrays, tables, metrics), never models; each saves a PNG to the given
+path and returns the matplotlib ``Figure`` (shown inline when it ends a notebook cell).
+"""
+
+from unixlib.viz.data import (
+    cleaning_examples,
+    cleaning_status,
+    label_distribution,
+    report_lengths,
+    synth_gallery,
+)
+
+__all__ = [
+    "cleaning_examples",
+    "cleaning_status",
+    "label_distribution",
+    "report_lengths",
+    "synth_gallery",
+]
