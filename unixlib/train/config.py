@@ -62,7 +62,9 @@ class TrainConfig:
     text_dropout_prob: float = 0.1  # report dropped for classifier-free guidance
     max_report_tokens: int = 256
     ema_decay: float = 0.0  # 0 = no EMA; else EMA of the trained parameters
-    mixed_precision: str = "bf16"  # bf16 autocast (CPU and GPU) | no
+    # auto = bf16 autocast on CUDA, fp32 on CPU (CPUs without bf16 units run autocast 3-10x
+    # slower than fp32; measured on the 2-core development machine) | bf16 | no
+    mixed_precision: str = "auto"
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 0  # 0 = only the final checkpoint

@@ -155,7 +155,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         repa_target = None
     latent_cache = None
     if cfg.latent_cache:
-        from unixlib.train.vae_train import load_latent_cache
+        from unixlib.train.vae_files import load_latent_cache
 
         latent_cache, _ = load_latent_cache(project_path(cfg.latent_cache))
     source = build_source(cfg, model, info)
@@ -185,8 +185,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         wrapped = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True)  # fmt: skip
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
-                if cfg.mixed_precision == "bf16" else contextlib.nullcontext())  # fmt: skip
+    use_bf16 = cfg.mixed_precision == "bf16" or (
+        cfg.mixed_precision == "auto" and device.type == "cuda"
+    )
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+    )
     weights = model.config.ce_weight, model.config.flow_weight, cfg.repa_weight
     bar = None
     if progress and info.is_main:

@@ -116,7 +116,7 @@ def build_model(cfg: TrainConfig, tokenizer: ReportTokenizer) -> UniX:
 
             print(import_janus_pro(model, Path(cfg.janus_dir)))
     if cfg.vae_dir:
-        from unixlib.train.vae_train import load_vae
+        from unixlib.train.vae_files import load_vae
 
         vae = load_vae(Path(cfg.vae_dir))
         check = model.config

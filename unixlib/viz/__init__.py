@@ -11,11 +11,14 @@ from unixlib.viz.data import (
     report_lengths,
     synth_gallery,
 )
+from unixlib.viz.training import loss_curves, vae_reconstructions
 
 __all__ = [
     "cleaning_examples",
     "cleaning_status",
     "label_distribution",
+    "loss_curves",
     "report_lengths",
     "synth_gallery",
+    "vae_reconstructions",
 ]
