@@ -64,3 +64,15 @@ def test_every_profile_validates(path):
     profile = config.load(path.stem)
     for values in profile.params.values():
         assert values[config.RUN_DIR_KEY] == f"papermill_runs/{path.stem}" or path.stem != "smoke"
+
+
+@pytest.mark.parametrize("nb_path", config.notebooks(), ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter_we_read(nb_path, caplog):
+    """papermill's own parser must see the same parameters (it silently drops lines it cannot
+    parse, e.g. some comments, and then warns 'Passed unknown parameter')."""
+    import papermill as pm
+
+    with caplog.at_level("WARNING"):
+        theirs = pm.inspect_notebook(str(nb_path))
+    assert set(theirs) == set(config.notebook_parameters(nb_path))
+    assert "Unable to parse" not in caplog.text

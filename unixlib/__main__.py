@@ -1,6 +1,6 @@
 """Command line: ``python -m unixlib <command>`` (also installed as ``unixlib``).
 
-Commands: reproduce, prepare, clean, label, model-info. Each parses its flags here and calls one
+Commands: reproduce, prepare, clean, label, train, model-info. Each parses its flags here and calls one
 library function; heavy modules are imported only by the command that needs them.
 """
 

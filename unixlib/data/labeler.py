@@ -9,7 +9,8 @@ with surface rules instead of a dependency parser:
    look-alikes (``UNMENTIONS``: "pericardial effusion" is no pleural effusion). Anchors such
    as "heart size" become mentions only when qualified: "heart size is normal" is a negative
    mention of cardiomegaly, "the heart is enlarged" a positive one, "borderline heart size"
-   an uncertain one. Global normal statements ("lungs are clear", "no acute cardiopulmonary
+   an uncertain one; a qualifier before coordinated anchors covers them all ("normal heart
+   size and mediastinal contours" rules out both). Global normal statements ("lungs are clear", "no acute cardiopulmonary
    process") name no observation and so set no label, as in CheXpert: 0 always means the
    report explicitly ruled that observation out.
 3. **Classification** of each mention, in CheXpert's order of precedence:
@@ -68,6 +69,11 @@ _MENTION = {name: _alt(p) for name, p in R.MENTIONS.items()}
 _MENTION[_OTHER] = _alt(R.OTHER_FINDINGS)
 _UNMENTION = {name: _alt(p) for name, p in R.UNMENTIONS.items()}
 _ANCHOR = {name: re.compile(r"\b(?:" + p + r")\b") for name, p in R.ANCHORS.items()}
+# An anchor coordinated with an earlier one ("normal heart size and mediastinal contours")
+# shares that one's leading qualifier: the text before it ends in "<anchor> and" / "<anchor>,".
+_COORDINATED = re.compile(
+    r"\b(?:" + "|".join(R.ANCHORS.values()) + r")\s*(?:,\s*(?:and\s+)?|\s+and\s+)$"
+)
 _ATTR = (
     (_alt(R.ATTR_NORMAL), NEGATIVE),
     (_alt(R.ATTR_UNCERTAIN), UNCERTAIN),
@@ -166,7 +172,10 @@ def _nearest_attribute(sentence: str, anchor: re.Match[str]) -> tuple[int, int, 
     after = _scope_after(sentence, anchor.end())
     words = list(_WORD.finditer(after))[:ATTR_AFTER_WORDS]
     after = after[: words[-1].end()] if words else ""
-    words = list(_WORD.finditer(sentence[: anchor.start()]))[-ATTR_BEFORE_WORDS:]
+    head = anchor.start()
+    while (coordinated := _COORDINATED.search(sentence[:head])) is not None:
+        head = coordinated.start()
+    words = list(_WORD.finditer(sentence[:head]))[-ATTR_BEFORE_WORDS:]
     b0 = words[0].start() if words else anchor.start()
     before = sentence[b0 : anchor.start()]
     best: tuple[int, int, int, float] | None = None  # (distance, start, end, polarity)

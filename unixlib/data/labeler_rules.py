@@ -144,6 +144,7 @@ UNMENTIONS: dict[str, tuple[str, ...]] = {
         r"(?:sternotomy|surgical) (?:wires?|clips?)",
         r"tube(?:rcul\w+|rosit\w+)",
         r"drainage",
+        r"plate[- ]?like",  # the shape of discoid atelectasis, not an orthopaedic plate
     ),
 }
 

@@ -27,8 +27,20 @@ technique, comparison, notification and wet-read sections are dropped whole):
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
+
+from unixlib.data.reports_deid import DEID as DEID  # re-exported: llm_clean marks spans with it
+from unixlib.data.reports_deid import (
+    FINDING,
+    PATHOLOGY,
+    is_broken,
+    is_heading,
+    names_only_anatomy,
+    remove_deid,
+    tidy,
+)
 
 # Header spelling -> section key. Headers are matched with a trailing colon, in upper case
 # anywhere (MIMIC puts several on one line) or in any case at the start of a line (IU style).
@@ -66,9 +78,6 @@ _HEADER_RE = re.compile(
 )
 _FINAL_REPORT_RE = re.compile(r"^\s*FINAL REPORT\s*$", re.MULTILINE)
 _FORMAT_RE = re.compile(r"^\s*FINDINGS:\s*(?P<f>.*?)\s*IMPRESSION:\s*(?P<i>.*?)\s*$", re.DOTALL)
-
-DEID = re.compile(r"_{2,}|X{3,}")  # MIMIC "___", IU "XXXX"
-
 
 @dataclass(frozen=True)
 class RuleResult:
@@ -143,13 +152,15 @@ def rule_clean(text: str) -> RuleResult:
 
 def clean_section(text: str) -> str:
     """Apply the sentence rules to one section's text; returns the kept sentences joined."""
-    kept = (_clean_sentence(s) for s in split_sentences(text))
+    kept = (_clean_sentence(s) for s in split_sentences(html.unescape(text)))
     return " ".join(s for s in kept if s)
 
 
 # --- sentences ------------------------------------------------------------------------------
 
-_ABBREV = re.compile(r"\b(Dr|Drs|Mr|Mrs|Ms|approx|vs|No|e\.g|i\.e)\.", re.IGNORECASE)
+_ABBREV = re.compile(
+    r"\b(?:Dr|Drs|Mr|Mrs|Ms|approx|vs|No|e\.g|i\.e)\.|\b[ap]\.m\.(?=\s*(?-i:[a-z0-9_,(]))", re.IGNORECASE
+)
 _SPLIT = re.compile(r"(?<=[.!?;])\s+(?=\S)|(?<=[a-z]\.)(?=[A-Z][a-z])")
 
 
@@ -164,30 +175,12 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
-# Words whose presence makes a sentence a clinical statement that must never be dropped.
-_FINDING = re.compile(
-    r"cardiomegal|enlarge|widen|effusion|pneumothora|opaci|consolidat|atelecta|edema|pneumon|"
-    r"infiltrat|airspace|air space|nodul|mass\b|lesion|fractur|tube|line\b|catheter|pacemaker|"
-    r"pacer|wire|clip|device|stent|valve|\bicd\b|\bpicc|\bport\b|\bdrain|\bleads?\b|electrode|hardware|"
-    r"prosthe|generator|granulom|scar|thicken|hernia|emphysema|fibros|"
-    r"congest|calcif|deformit|degenerat|collapse|cavit|abnormal|disease|process|acute|normal|"
-    r"clear|unremarkable|intact|tortuous|kyphos|scolios|osteop|implant|sternotomy|surgical|"
-    r"elevat|blunt|hyperinfl|hyperexpan|low lung volume|markings|prominen|free air",
-    re.IGNORECASE,
-)
-
-# Named abnormalities: the narrower test used where a sentence is otherwise dropped (a
-# recommendation, a comparison, a sentence broken by a removed span).
-_PATHOLOGY = re.compile(
-    r"cardiomegal|enlarge|effusion|pneumothora|opaci|consolidat|atelecta|edema|pneumon|"
-    r"infiltrat|nodul|mass\b|lesion|fractur|tube|catheter|pacemaker|line\b|granulom|scar|"
-    r"thicken|hernia|emphysema|congest|malignan|\bicd\b|\bpicc|\bport\b|\bdrain|\bleads?\b|electrode|"
-    r"hardware|prosthe|generator|sternotomy|clip",
-    re.IGNORECASE,
-)
 _NOTIFICATION = re.compile(
-    r"\b(notified|paged|telephoned?|phone|discussed|communicated|dr\b\.?|were reviewed with|"
-    r"veriphy|critical result|at the time of (discovery|dictation|this report)|called to)\b",
+    r"\b(notified|paged|telephoned?|phone|discuss\w*|communicated|dr\b\.?|were reviewed with|"
+    r"veriphy|critical result|time of (this )?(discovery|dictation|report)|called to|"
+    r"message (was )?left|left a message|voice ?mail|certified radiologist|electronically signed)\b"
+    # a clock time ("at ___ p.m.", "at XXXX hours", "at 14:20") dates a call, never a finding
+    r"|\bat\s+(?:___|X{3,}|\d{1,2}(?::?\d\d)?)\s*(?:hours\b|hrs\b|[ap]\.?m\b\.?)",
     re.IGNORECASE,
 )
 _TECH_LEAD = re.compile(
@@ -203,7 +196,8 @@ _FILLER = re.compile(
     r"clinically correlate|recommend(ed|s)?|suggest(ed)? (follow|further|repeat|ct|clinical)|"
     r"consider(ation)? (of )?(ct|follow|repeat|further)|follow-?up|further evaluation|"
     r"if clinically (indicated|warranted)|may be helpful|could be (obtained|considered)|"
-    r"is advised|as clinically indicated|dictated by|reported by|I have (personally )?reviewed)\b",
+    r"is advised|as clinically indicated|dictated by|reported by|I have (personally )?reviewed|"
+    r"thanks|thank you|please(?=\W*$))\b",
     re.IGNORECASE,
 )
 
@@ -219,12 +213,17 @@ def _clean_sentence(s: str) -> str:
             return ""
         if lead.group("verb"):  # "PA and lateral views show <finding>" -> "<finding>"
             s = rest
-    if _FILLER.search(s) and not _PATHOLOGY.search(s):
+    if _FILLER.search(s) and not PATHOLOGY.search(s):
         return ""
+    before = tidy(s)
     s = _rewrite_comparison(s)
     if s:
-        s = _remove_deid(s)
-    return _tidy(s) if s else ""
+        s = remove_deid(s)
+    s = tidy(s) if s else ""
+    cut = s != before and (is_broken(s, min_words=1) or names_only_anatomy(s))
+    if cut and not PATHOLOGY.search(s):
+        return ""  # a cut left a fragment: "This is unchanged from prior." -> "This is."
+    return "" if is_heading(s) else s
 
 
 # --- comparisons ----------------------------------------------------------------------------
@@ -241,14 +240,16 @@ _PRIOR_REF = rf"(?:{_PRIOR}|___|X{{3,}})"
 _CMP = r"(?:in comparison (?:with|to)|(?:as |when )?compared (?:with|to)|relative to|since|from)"
 _CMP_LEAD = re.compile(rf"^{_CMP}\s+{_PRIOR_REF}\s*[,:]?\s*", re.IGNORECASE)
 _CMP_TAIL = re.compile(
-    rf"[,;]?\s*(?:(?:and\s+)?(?:unchanged|stable|not significantly changed)\s+)?"
+    # "..., unchanged from prior" and "... and is stable compared to ___" go with the reference
+    rf"[,;]?\s*(?:(?:(?:and|which|that)\s+)?(?:(?:is|are|has been|have been|remains?|appears?)\s+)?"
+    rf"(?P<stable>unchanged|stable|not significantly changed)\s+)?"
     rf"\b{_CMP}\s+{_PRIOR_REF}(?=[\s.,;]|$)",
     re.IGNORECASE,
 )
 _CHANGE_IN = re.compile(
-    r"\b(?:there (?:is|has been)\s+)?(?:little|no|minimal|not much|no significant|no appreciable|"
-    r"no substantial|no interval)\s+(?:interval\s+)?change\s+(?:in\s+)?(?:the\s+)?(?:appearance of\s+"
-    r"(?:the\s+)?)?",
+    r"\b(?:there (?:is|has been)\s+)?(?:little|no|minimal|not much)\s+(?:(?:significant|appreciable|"
+    r"substantial|relevant|overall|interval|radiographic)\s+)*change\s+(?:in\s+)?(?:the\s+)?"
+    r"(?:appearance of\s+(?:the\s+)?)?",
     re.IGNORECASE,
 )
 _AGAIN = re.compile(
@@ -258,7 +259,8 @@ _AGAIN = re.compile(
 )
 _TEMPORAL = re.compile(
     r"\b(as before|as previously (seen|noted|described)|again|previously (seen|noted|described)|"
-    r"unchanged in appearance|in the interval|compared to prior|since prior)\b",
+    # not after a copula: "X are unchanged in appearance" is _STABLE_PRED's to rewrite
+    r"(?<!\bis )(?<!\bare )(?<!\bremains )(?<!\bremain )unchanged in appearance|in the interval|compared to prior|since prior)\b",
     re.IGNORECASE,
 )
 _STABLE_PRED = re.compile(
@@ -269,8 +271,12 @@ _STABLE_PRED = re.compile(
 )
 _ONLY_COMPARISON = re.compile(
     r"^(no|without)?\s*(prior|previous|comparison)\b|^comparisons?\b|^(there is |there has been )?"
-    r"(no|little|minimal)\s+(significant\s+|appreciable\s+|substantial\s+)?(interval\s+)?"
-    r"change\b|^(unchanged|stable)\s+(exam|examination|study|appearance|chest|radiograph)",
+    r"(no|little|minimal)\s+((significant|appreciable|substantial|relevant|overall|interval|"
+    r"radiographic)\s+)*change\b|^(unchanged|stable)\s+(exam|examination|study|appearance|chest|"
+    r"radiograph)|"
+    # a change word with nothing it is about: "Unchanged.", "Improved from prior." (cut)
+    r"^(unchanged|stable|similar|improved|improving|worse|worsened|increased|decreased)"
+    r"(\s+appearance)?\W*$",
     re.IGNORECASE,
 )
 
@@ -278,26 +284,34 @@ _ONLY_COMPARISON = re.compile(
 def _rewrite_comparison(s: str) -> str:
     """Remove prior-study references; "" when the sentence only talks about the comparison."""
     s = _CMP_LEAD.sub("", s)
+    tail = _CMP_TAIL.search(s)
     s = _CMP_TAIL.sub("", s)
+    if tail and tail.group("stable") and names_only_anatomy(s):
+        return ""  # "The cardiomediastinal silhouette is stable from prior": no finding left
     if _CHANGE_IN.search(s):
         rest = _CHANGE_IN.sub("there is ", s, count=1)
-        return rest if _FINDING.search(rest) else ""
-    if _ONLY_COMPARISON.search(s.strip()) and not _FINDING.search(s):
+        return rest if FINDING.search(rest) else ""
+    if _ONLY_COMPARISON.search(s.strip()) and not FINDING.search(s):
         return ""
     s = _AGAIN.sub(r"\2", s)
     s = _TEMPORAL.sub("", s)
-    s = re.sub(r"\bremains\b", "is", s, flags=re.IGNORECASE)
-    s = re.sub(r"\bremain\b", "are", s, flags=re.IGNORECASE)
     if _STABLE_PRED.search(s):
         # "The left effusion is unchanged" -> "The left effusion is present"; a statement
         # about normal anatomy being unchanged carries no finding and is dropped.
         subject = _STABLE_PRED.split(s)[0]
-        if not _FINDING.search(subject):
+        if not FINDING.search(subject):
             return ""
         plural = _STABLE_PRED.search(s).group(1).lower() in ("are", "remain", "have remained")
         s = _STABLE_PRED.sub(" are present" if plural else " is present", s)
-    # the adjective use: "Stable mild cardiomegaly", "There is stable, mild cardiomegaly"
-    return _STABLE_ADJ.sub(_drop_adjective, s)
+    # "A left effusion remains." -> "... is present."; elsewhere "remains" is a plain copula
+    s = re.sub(r"\bremains(?=\s*[.;]?\s*$)", "is present", s, flags=re.IGNORECASE)
+    s = re.sub(r"\bremain(?=\s*[.;]?\s*$)", "are present", s, flags=re.IGNORECASE)
+    s = re.sub(r"\bremains\b", "is", s, flags=re.IGNORECASE)
+    s = re.sub(r"\bremain\b", "are", s, flags=re.IGNORECASE)
+    # the adjective use: "Stable mild cardiomegaly", "There is stable, mild cardiomegaly";
+    # what is left must still say something ("Stable cardiomediastinal silhouette" does not)
+    kept = _STABLE_ADJ.sub(_drop_adjective, s)
+    return "" if kept != s and names_only_anatomy(kept) else kept
 
 
 _STABLE_ADJ = re.compile(
@@ -313,54 +327,3 @@ def _drop_adjective(m: re.Match[str]) -> str:
         return ""
     article = "an" if m.group("next").lower() in "aeiou" else "a"
     return (article.capitalize() if m.group("art")[0].isupper() else article) + " "
-
-
-# --- de-identification ----------------------------------------------------------------------
-
-# IU X-ray over-redacts a few common words; where the neighbouring word fixes the meaning the
-# word is restored rather than guessed at by deletion (which would leave "pulmonary are normal").
-_RESTORE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(p, re.IGNORECASE), r)
-    for p, r in (
-        (r"\bx-X{3,}", "x-ray"),
-        (r"\bX{3,}-a-X{3,}", "Port-A-Cath"),
-        (r"\b(is|remains) in X{3,}", r"\1 in place"),
-        (r"\bpulmonary X{3,}", "pulmonary vasculature"),
-        (r"\bcostophrenic X{3,}", "costophrenic angle"),
-        (r"\blymph X{3,}", "lymph nodes"),
-        (r"\bmost X{3,}", "most likely"),
-        (r"\b(no|without) X{3,} of\b", r"\1 signs of"),
-    )
-)
-_DANGLING = re.compile(
-    r"^(the|a|an|of|and|with)\s+(is|are|was|were|\.|,)|"
-    r"\b(of|and|with|the|a|an|to|by|at)\s*\.?$",
-    re.IGNORECASE,
-)
-
-
-def _remove_deid(s: str) -> str:
-    """Remove ``___``/``XXXX`` spans; "" when what is left no longer says anything clinical."""
-    if not DEID.search(s):
-        return s
-    for pattern, word in _RESTORE:
-        s = pattern.sub(word, s)
-    s = re.sub(r"[<(\[-]?\s*(?:___|X{3,})(?:[\s/,:<>()-]*(?:___|X{3,}))*\s*[>)\]-]?", " ", s)
-    s = _tidy(s)
-    if _PATHOLOGY.search(s):
-        return s
-    broken = _DANGLING.search(s.rstrip(". ")) or len(re.findall(r"[A-Za-z]{2,}", s)) < 2
-    return "" if broken else s
-
-
-def _tidy(s: str) -> str:
-    """Whitespace, punctuation and capitalisation after spans were cut out."""
-    s = " ".join(s.split())
-    s = re.sub(r"\s+([.,;:])", r"\1", s)
-    s = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", s)
-    s = re.sub(r"^[\s,;:.-]+|[\s,;:-]+$", "", s)
-    s = re.sub(r"\.{2,}", ".", s)
-    if not re.search(r"[A-Za-z]", s):
-        return ""
-    s = s[0].upper() + s[1:]
-    return s if s.endswith((".", "?", "!")) else s + "."

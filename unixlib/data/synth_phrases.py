@@ -180,7 +180,8 @@ def describe(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
         what = "mass" if k == 2 else "nodule"
         both = {n: lab, "lung_opacity": 1.0}
         pos = [
-            f"There is a {size} nodular opacity in the {loc}.",
+            # Not "nodular opacity" alone: indexers (and our labeler) read that as an opacity.
+            f"There is a {size} rounded opacity in the {loc}, representing a pulmonary {what}.",
             f"A {size} rounded opacity in the {loc} is consistent with a pulmonary {what}.",
         ]
         hed = [

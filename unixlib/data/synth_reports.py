@@ -142,7 +142,11 @@ def _negatives(findings: Sequence[FindingSpec], rng: np.random.Generator) -> lis
 
 def _wrap(text: str, rng: np.random.Generator) -> str:
     width = int(rng.integers(62, 80))
-    return textwrap.fill(text, width=width, initial_indent=" ", subsequent_indent=" ")
+    # Break at spaces only: a line break after the hyphen of "plate-like" would read back as
+    # "plate- like" once the lines are joined, which no radiologist writes.
+    return textwrap.fill(
+        text, width=width, initial_indent=" ", subsequent_indent=" ", break_on_hyphens=False
+    )
 
 
 def write_report(

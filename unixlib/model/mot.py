@@ -12,9 +12,14 @@ Routing (BAGEL's packed-index idea): the hidden state of a batch is kept **route
 after them; ``Routing.index`` says where each routed row sits in the flat (B * L) padded
 layout. Inside the stack the state is held as one tensor per branch (``h[:n_und]``,
 ``h[n_und:]``), so a branch's modules run on a contiguous block without any gather or concat;
-only q/k/v are scattered into the padded layout for attention, and the attention output is
-gathered back: one index_copy and one index_select per branch and block. (With ``mot=False``
-and no padding the layout is the identity and even those are skipped.)
+only q/k/v go to the padded layout for attention and the attention output comes back
+(:func:`to_padded` / :func:`from_padded`: one copy each way per block, whose backward is the
+other direction). With ``mot=False`` and no padding the layout is the identity and even those
+are skipped.
+
+CPU speed (the smoke profile trains on two cores): per block, one fused q/k/v matmul, one
+RMSNorm over the q and k heads together, one RoPE over them, and RMSNorm with a hand-written
+backward (:class:`RMSNorm`); the forward values are bitwise those of the plain formulation.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from unixlib.model.config import UniXConfig
-from unixlib.model.rope import apply_rope
+from unixlib.model.rope import rotate_heads
 
 
 @dataclass
@@ -47,6 +52,8 @@ class Routing:
     length: int
     # True when ``index`` is exactly arange(batch * length): scatter/gather are skipped.
     identity: bool = field(init=False)
+    # (B * L - N,) long: the padded positions no routed row fills (set to zero for attention).
+    pad_index: Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         n = self.index.numel()
@@ -56,12 +63,105 @@ class Routing:
         self.identity = n == full and bool(
             torch.equal(self.index, torch.arange(full, device=self.index.device))
         )
+        if self.identity:
+            self.pad_index = self.index[:0]
+        else:
+            unfilled = torch.ones(full, dtype=torch.bool, device=self.index.device)
+            unfilled[self.index] = False
+            self.pad_index = unfilled.nonzero().squeeze(1)
 
     @classmethod
     def dense(cls, batch: int, length: int, branch: str, device: torch.device) -> Routing:
         """Every position of a (batch, length) layout, all in one branch (``"und"``/``"gen"``)."""
         index = torch.arange(batch * length, device=device)
         return cls(index, batch * length if branch == "und" else 0, batch, length)
+
+
+def _scatter_rows(routing: Routing, indices: tuple[Tensor, ...], parts: tuple[Tensor, ...]):
+    """Rows ``parts[i]`` placed at flat positions ``indices[i]`` of a (B * L, C) zero layout."""
+    out = parts[0].new_empty(routing.batch * routing.length, parts[0].shape[1])
+    for index, part in zip(indices, parts, strict=True):
+        out.index_copy_(0, index, part)
+    return out.index_fill_(0, routing.pad_index, 0)
+
+
+class _ToPadded(torch.autograd.Function):
+    """Routed parts -> padded layout; the backward is a gather of each part's rows.
+
+    (Autograd's backward of ``index_copy`` would clear and copy the whole padded gradient once
+    per part.)
+    """
+
+    @staticmethod
+    def forward(ctx, routing: Routing, indices: tuple[Tensor, ...], *parts: Tensor) -> Tensor:
+        ctx.indices = indices
+        return _scatter_rows(routing, indices, parts)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        needs = ctx.needs_input_grad[2:]
+        return None, None, *(grad.index_select(0, i) if need else None
+                             for i, need in zip(ctx.indices, needs, strict=True))  # fmt: skip
+
+
+class _FromPadded(torch.autograd.Function):
+    """Padded layout -> routed parts; the backward scatters the parts' gradients back."""
+
+    @staticmethod
+    def forward(ctx, routing: Routing, indices: tuple[Tensor, ...], padded: Tensor):
+        ctx.routing, ctx.indices = routing, indices
+        return tuple(padded.index_select(0, i) for i in indices)
+
+    @staticmethod
+    def backward(ctx, *grads: Tensor) -> tuple[Tensor | None, ...]:
+        return None, None, _scatter_rows(ctx.routing, ctx.indices, grads)
+
+
+def to_padded(parts: list[Tensor], indices: list[Tensor], routing: Routing) -> Tensor:
+    """Routed parts ((n_i, C) rows at flat positions ``indices[i]``) -> (B * L, C), 0 at pads."""
+    return _ToPadded.apply(routing, tuple(indices), *parts)
+
+
+def from_padded(padded: Tensor, indices: list[Tensor], routing: Routing) -> list[Tensor]:
+    """(B * L, C) -> one (n_i, C) tensor of the rows at ``indices[i]`` per part."""
+    return list(_FromPadded.apply(routing, tuple(indices), padded))
+
+
+class _RMSNormCPU(torch.autograd.Function):
+    """``x * rsqrt(mean(x^2) + eps) * w`` with the closed-form backward (float32 on CPU).
+
+    The forward is the formula of PyTorch's CPU ``rms_norm`` (bitwise equal); its backward is
+    ``dx = rstd * (g w - x_hat * mean(g w x_hat))``, ``dw = sum(g x_hat)``: a handful of passes
+    instead of the ~10 elementwise kernels autograd chains through pow/mean/rsqrt/mul.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, eps: float) -> Tensor:
+        rstd = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+        x_hat = x * rstd
+        ctx.save_for_backward(x_hat, rstd, weight)
+        return x_hat * weight
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x_hat, rstd, weight = ctx.saved_tensors
+        dx = dw = None
+        if ctx.needs_input_grad[1]:
+            dw = (grad * x_hat).flatten(0, -2).sum(0)
+        if ctx.needs_input_grad[0]:
+            gw = grad * weight
+            dx = gw.addcmul_(x_hat, (gw * x_hat).mean(-1, keepdim=True), value=-1).mul_(rstd)
+        return dx, dw, None
+
+
+class RMSNorm(nn.RMSNorm):
+    """``nn.RMSNorm`` (same parameters and values) with a faster backward for CPU float32."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type == "cpu" and x.dtype == torch.float32 and self.weight is not None:
+            eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+            return _RMSNormCPU.apply(x, self.weight, eps)
+        return super().forward(x)
 
 
 class KVCache:
@@ -104,7 +204,9 @@ class SwiGLU(nn.Module):
         self.down_proj = nn.Linear(intermediate, hidden, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        # One matmul for gate and up (the two weights side by side): same values, fewer passes.
+        gate, up = F.linear(x, torch.cat([self.gate_proj.weight, self.up_proj.weight])).chunk(2, -1)
+        return self.down_proj(F.silu(gate) * up)
 
 
 class BranchWeights(nn.Module):
@@ -114,23 +216,27 @@ class BranchWeights(nn.Module):
         super().__init__()
         d, hd = cfg.hidden_size, cfg.head_dim
         self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, hd
-        self.input_norm = nn.RMSNorm(d, eps=cfg.rms_norm_eps)
+        self.input_norm = RMSNorm(d, eps=cfg.rms_norm_eps)
         self.q_proj = nn.Linear(d, cfg.num_heads * hd, bias=cfg.qkv_bias)
         self.k_proj = nn.Linear(d, cfg.num_kv_heads * hd, bias=cfg.qkv_bias)
         self.v_proj = nn.Linear(d, cfg.num_kv_heads * hd, bias=cfg.qkv_bias)
-        self.q_norm = nn.RMSNorm(hd, eps=cfg.rms_norm_eps) if cfg.qk_norm else nn.Identity()
-        self.k_norm = nn.RMSNorm(hd, eps=cfg.rms_norm_eps) if cfg.qk_norm else nn.Identity()
+        self.q_norm = RMSNorm(hd, eps=cfg.rms_norm_eps) if cfg.qk_norm else nn.Identity()
+        self.k_norm = RMSNorm(hd, eps=cfg.rms_norm_eps) if cfg.qk_norm else nn.Identity()
         self.o_proj = nn.Linear(cfg.num_heads * hd, d, bias=False)
-        self.post_norm = nn.RMSNorm(d, eps=cfg.rms_norm_eps)
+        self.post_norm = RMSNorm(d, eps=cfg.rms_norm_eps)
         self.mlp = SwiGLU(d, cfg.intermediate_size)
 
     def project_qkv(self, h: Tensor) -> Tensor:
         """(n, D) hidden -> (n, (H + 2 Hkv) * hd): normed q and k (before RoPE), then v."""
         x = self.input_norm(h)
-        n = x.shape[0]
-        q = self.q_norm(self.q_proj(x).view(n, self.num_heads, self.head_dim))
-        k = self.k_norm(self.k_proj(x).view(n, self.num_kv_heads, self.head_dim))
-        return torch.cat([q.flatten(1), k.flatten(1), self.v_proj(x)], dim=-1)
+        n, hq, hkv, hd = x.shape[0], self.num_heads, self.num_kv_heads, self.head_dim
+        projs = (self.q_proj, self.k_proj, self.v_proj)
+        bias = torch.cat([p.bias for p in projs]) if self.q_proj.bias is not None else None
+        qkv = F.linear(x, torch.cat([p.weight for p in projs]), bias)  # one matmul
+        q, k, v = qkv.split([hq * hd, hkv * hd, hkv * hd], dim=-1)
+        q = self.q_norm(q.view(n, hq, hd))
+        k = self.k_norm(k.view(n, hkv, hd))
+        return torch.cat([q.flatten(1), k.flatten(1), v], dim=-1)
 
     def finish(self, h: Tensor, attn: Tensor) -> Tensor:
         """Residual output projection and MLP: (n, D), (n, H * hd) -> (n, D)."""
@@ -183,18 +289,15 @@ class MoTDecoderLayer(nn.Module):
         """
         b, length = routing.batch, routing.length
         hq, hkv, hd = self.num_heads, self.num_kv_heads, self.head_dim
-        branches = self.branches(routing)
-        direct = routing.identity and len(branches) == 1  # no scatter/gather needed
-        qkvs = [w.project_qkv(h) for (w, _), h in zip(branches, parts, strict=True)]
-        if direct:
-            qkv = qkvs[0]  # (B*L, (H + 2Hkv) hd), already in the padded layout
-        else:  # scatter into the padded layout; padding stays 0 (q = k = v = 0)
-            qkv = qkvs[0].new_zeros(b * length, qkvs[0].shape[1])
-            for (_, index), part in zip(branches, qkvs, strict=True):
-                qkv = qkv.index_copy(0, index, part)
-        q, k, v = qkv.view(b, length, -1).split([hq * hd, hkv * hd, hkv * hd], dim=-1)
-        q = apply_rope(q.reshape(b, length, hq, hd).transpose(1, 2), cos, sin)  # (B, H, L, hd)
-        k = apply_rope(k.reshape(b, length, hkv, hd).transpose(1, 2), cos, sin)  # (B, Hkv, L, hd)
+        weights, indices = zip(*self.branches(routing), strict=True)
+        direct = routing.identity and len(weights) == 1  # no scatter/gather needed
+        qkvs = [w.project_qkv(h) for w, h in zip(weights, parts, strict=True)]
+        # (B*L, (H + 2Hkv) hd) in the padded layout; padding rows are 0 (q = k = v = 0)
+        qkv = qkvs[0] if direct else to_padded(qkvs, indices, routing)
+        qk, v = qkv.view(b, length, -1).split([(hq + hkv) * hd, hkv * hd], dim=-1)
+        # RoPE on the q and k heads at once: (B, L, H + Hkv, hd)
+        qk = rotate_heads(qk.reshape(b, length, hq + hkv, hd), cos, sin)
+        q, k = (x.transpose(1, 2) for x in qk.split([hq, hkv], dim=2))  # (B, H|Hkv, L, hd)
         v = v.reshape(b, length, hkv, hd).transpose(1, 2)  # (B, Hkv, L, hd)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)  # (B, Hkv, Lk, hd)
@@ -202,10 +305,8 @@ class MoTDecoderLayer(nn.Module):
             q, k, v, attn_mask=attention_mask, enable_gqa=hkv != hq
         )  # (B, H, L, hd)
         out = out.transpose(1, 2).reshape(b * length, hq * hd)
-        return [
-            w.finish(h, out if direct else out.index_select(0, index))
-            for (w, index), h in zip(branches, parts, strict=True)
-        ]
+        outs = [out] if direct else from_padded(out, indices, routing)
+        return [w.finish(h, o) for w, h, o in zip(weights, parts, outs, strict=True)]
 
 
 class MoTLanguageModel(nn.Module):
@@ -219,8 +320,8 @@ class MoTLanguageModel(nn.Module):
         super().__init__()
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.layers = nn.ModuleList(MoTDecoderLayer(cfg, i) for i in range(cfg.num_layers))
-        self.norm_und = nn.RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)
-        self.norm_gen = nn.RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps) if cfg.mot else None
+        self.norm_und = RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)
+        self.norm_gen = RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps) if cfg.mot else None
         # Recompute each block in backward (saves activation memory for the paper preset).
         self.gradient_checkpointing = False
 

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
+from unixlib.config import project_path
 from unixlib.data.datasets import ReportImageDataset
 from unixlib.data.packing import (
     PackedBatch,
@@ -31,8 +33,12 @@ from unixlib.data.packing import (
     text_dropout,
     understanding_plan,
 )
+from unixlib.data.processed import DataPaths
+from unixlib.data.tokenizer import ReportTokenizer
+from unixlib.model.config import UniXConfig
 from unixlib.model.flow import sample_train_timesteps
 from unixlib.model.vision import preprocess_for_vit
+from unixlib.train.config import TrainConfig
 
 
 @lru_cache(maxsize=8)
@@ -44,6 +50,14 @@ def stream_index(seed: int, k: int, n: int) -> tuple[int, int]:
     """(example index, epoch) at stream position ``k`` of a dataset of ``n`` examples."""
     epoch = k // n
     return int(_permutation(seed, epoch, n)[k % n]), epoch
+
+
+def example_seed(seed: int, k: int) -> int:
+    """The seed of generation example ``k`` of the run's stream (a 62-bit int).
+
+    Not ``hash((seed, k, ...))``: Python salts ``str`` hashes per interpreter (PYTHONHASHSEED), so
+    a resumed run or another rank would draw different times and noise."""
+    return int(np.random.SeedSequence([seed, k]).generate_state(1, np.uint64)[0] >> 2)
 
 
 def task_counts(batch_size: int, ratio: tuple[int, int]) -> tuple[int, int]:
@@ -106,15 +120,15 @@ class BatchSource:
             for k in self._positions(1, n_gen, step, micro):
                 idx, epoch = stream_index(self.seed + 1, k, len(data))
                 ex = data.example(idx, epoch)
-                example_seed = hash((self.seed, "gen", k)) % (2**62)
-                rng = random.Random(example_seed)
+                ex_seed = example_seed(self.seed, k)
+                rng = random.Random(ex_seed)
                 report = text_dropout(ex.report_ids, self.text_dropout_prob, rng)
                 plans.append(generation_plan(report, self.latent_grid, self.special, k))
                 gen_images.append(ex.image)
                 gen_rows.append(idx)
-                g = torch.Generator().manual_seed(example_seed)
+                g = torch.Generator().manual_seed(ex_seed)
                 times.append(sample_train_timesteps(1, self.timestep_shift, g))
-                seeds.append(example_seed + 1)
+                seeds.append(ex_seed + 1)
         batch = pack(plans, pad_id=self.special.pad)
         vit_pixels = (
             preprocess_for_vit(torch.stack(vit_images), self.vit_size) if vit_images else None
@@ -137,3 +151,63 @@ def draw_noise(seeds: list[int], shape: tuple[int, ...], device: torch.device) -
     reproducible whatever the batch split), moved to ``device``."""
     out = [torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds]
     return torch.stack(out).to(device)
+
+
+def load_training_data(cfg: TrainConfig) -> tuple[pd.DataFrame, ReportTokenizer, DataPaths]:
+    """Notebook 01's processed table, tokenizer and paths, read from ``cfg.data_dir``."""
+    paths = DataPaths(project_path(cfg.data_dir))
+    if not paths.processed.is_file():
+        raise FileNotFoundError(f"{paths.processed} is missing: run notebook 01 (data_dir "
+                                f"{cfg.data_dir!r}) first")  # fmt: skip
+    return pd.read_parquet(paths.processed), ReportTokenizer.load(paths.tokenizer), paths
+
+
+def build_source(
+    cfg: TrainConfig, mc: UniXConfig, world_size: int = 1, rank: int = 0
+) -> BatchSource:
+    """The run's :class:`BatchSource`: training-split datasets of the tasks it trains, at the
+    model's image sizes (``mc``), for process ``rank`` of ``world_size``."""
+    frame, tokenizer, paths = load_training_data(cfg)
+    datasets = {}
+    for task, n, size in (("und", cfg.task_ratio[0], mc.image_size_und),
+                          ("gen", cfg.task_ratio[1], mc.image_size_gen)):  # fmt: skip
+        if n:
+            datasets[task] = ReportImageDataset(frame, paths.root, tokenizer, "train", size,
+                                                task, cfg.max_report_tokens, cfg.seed)  # fmt: skip
+    grid = mc.latent_grid(mc.image_size_gen)
+    return BatchSource(
+        datasets=datasets,
+        special=SpecialTokens.from_mapping(mc.special_ids()),
+        batch_size=cfg.batch_size,
+        grad_accum=cfg.grad_accum,
+        ratio=cfg.task_ratio,
+        seed=cfg.seed,
+        vit_size=mc.image_size_und,
+        vit_grid=(mc.vit_grid, mc.vit_grid),
+        latent_grid=(grid, grid),
+        timestep_shift=mc.timestep_shift,
+        text_dropout_prob=cfg.text_dropout_prob,
+        world_size=world_size,
+        rank=rank,
+    )
+
+
+def align_latent_cache(
+    latents: Tensor, ids: list[str], dataset: ReportImageDataset, grid: int, patch: int
+) -> Tensor:
+    """The cached latents ``(N, C, h, w)`` reordered to the dataset's rows (matched by ``id``),
+    so that ``result[i]`` is the latent of ``dataset`` row ``i`` (``MicroBatch.gen_indices``).
+
+    Raises ``ValueError`` naming the rows the cache lacks, or when its latent grid is not the
+    stage's (the cache was encoded at another resolution)."""
+    position = {i: n for n, i in enumerate(ids)}
+    wanted = dataset.rows["id"].astype(str).tolist()
+    missing = [i for i in wanted if i not in position]
+    if missing:
+        raise ValueError(f"the latent cache lacks {len(missing)} training rows, e.g. "
+                         f"{missing[:3]}: re-encode it for this dataset")  # fmt: skip
+    side = grid * patch
+    if tuple(latents.shape[-2:]) != (side, side):
+        raise ValueError(f"cached latents are {tuple(latents.shape[-2:])}, the stage needs "
+                         f"({side}, {side}): the cache was encoded at another image size")  # fmt: skip
+    return latents[[position[i] for i in wanted]]

@@ -89,9 +89,9 @@ class TrainConfig:
             raise ValueError(
                 f"task_ratio must be two non-negative ints, not both 0: {self.task_ratio}"
             )
-        if self.mixed_precision not in ("bf16", "no"):
+        if self.mixed_precision not in ("auto", "bf16", "no"):
             raise ValueError(
-                f"mixed_precision must be 'bf16' or 'no', got {self.mixed_precision!r}"
+                f"mixed_precision must be auto, bf16 or no, got {self.mixed_precision!r}"
             )
         for key in ("steps", "batch_size", "grad_accum", "image_size"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
@@ -153,7 +153,9 @@ def stage_config(stage: int, params: dict[str, Any]) -> TrainConfig:
     if stage > 1:
         values["vae_dir"] = params.get("vae_dir") or vae_dir(root)
         if "latent_cache" not in params:
-            values["latent_cache"] = latent_cache_path(root, params["image_size"])
+            values["latent_cache"] = latent_cache_path(
+                root, values.get("image_size", TrainConfig.image_size)
+            )
     for key in ("betas", "trainable", "task_ratio"):
         if isinstance(values.get(key), list):
             values[key] = tuple(values[key])

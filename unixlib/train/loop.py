@@ -9,10 +9,12 @@ update of 1 process x batch 2B), clip, AdamW, constant LR after warm-up, optiona
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
 import resource
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +23,17 @@ import torch
 from torch import nn
 
 from unixlib.config import project_path
-from unixlib.data.datasets import ReportImageDataset
-from unixlib.data.packing import SpecialTokens
-from unixlib.data.processed import load_processed
 from unixlib.model.repa import SiglipTarget
 from unixlib.model.unix import UniX
 from unixlib.train import checkpoint as ckpt
 from unixlib.train import distributed as dist_utils
-from unixlib.train.batches import BatchSource, MicroBatch, draw_noise
+from unixlib.train.batches import (
+    MicroBatch,
+    align_latent_cache,
+    build_source,
+    draw_noise,
+    load_training_data,
+)
 from unixlib.train.config import TrainConfig
 from unixlib.train.setup import build_model, save_pretrained, set_trainable
 
@@ -70,44 +75,37 @@ def _memory_mb(device: torch.device) -> float:
 
 
 def _read_metrics(path: Path, upto_step: int) -> list[dict]:
-    """Logged metrics of steps <= upto_step (a resumed run drops what came after its checkpoint)."""
+    """Logged metrics of steps <= upto_step (a resumed run drops what came after its checkpoint).
+
+    A kill can cut the last line mid-write; that row is after the checkpoint (rows are written
+    before their step's checkpoint), so it is dropped with the others. A bad line elsewhere is an
+    error."""
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}: line {i + 1} is not JSON ({err})") from err
     return [r for r in rows if r["step"] <= upto_step]
 
 
-def build_source(cfg: TrainConfig, model: UniX, info: dist_utils.DistInfo) -> BatchSource:
-    frame, tokenizer, paths = load_processed_from_data_dir(cfg)
-    mc = model.config
-    datasets = {}
-    if cfg.task_ratio[0]:
-        datasets["und"] = ReportImageDataset(frame, paths.root, tokenizer, "train", mc.image_size_und,
-                                             "und", cfg.max_report_tokens, cfg.seed)  # fmt: skip
-    if cfg.task_ratio[1]:
-        datasets["gen"] = ReportImageDataset(frame, paths.root, tokenizer, "train", mc.image_size_gen,
-                                             "gen", cfg.max_report_tokens, cfg.seed)  # fmt: skip
-    grid = mc.latent_grid(mc.image_size_gen)
-    return BatchSource(
-        datasets=datasets,
-        special=SpecialTokens.from_mapping(mc.special_ids()),
-        batch_size=cfg.batch_size,
-        grad_accum=cfg.grad_accum,
-        ratio=cfg.task_ratio,
-        seed=cfg.seed,
-        vit_size=mc.image_size_und,
-        vit_grid=(mc.vit_grid, mc.vit_grid),
-        latent_grid=(grid, grid),
-        timestep_shift=mc.timestep_shift,
-        text_dropout_prob=cfg.text_dropout_prob,
-        world_size=info.world_size,
-        rank=info.rank,
-    )
+def _repa_target(cfg: TrainConfig, model: UniX, device: torch.device) -> nn.Module | None:
+    """The frozen REPA encoder: RadDino from ``repa_encoder``, else the stage's SigLIP tower
+    (a frozen copy when this run also trains the tower: REPA aligns to a fixed target)."""
+    if cfg.repa_weight <= 0 or "gen" not in cfg.tasks:
+        return None
+    if cfg.repa_encoder:
+        from unixlib.model.repa import RadDinoTarget
 
-
-def load_processed_from_data_dir(cfg: TrainConfig):
-    """The processed table, tokenizer and paths of notebook 01 (``data_dir`` = ``<run>/data``)."""
-    return load_processed(project_path(cfg.data_dir).parent)
+        return RadDinoTarget.from_local(project_path(cfg.repa_encoder)).to(device)
+    tower = model.vision_tower
+    if "vision" in cfg.trainable:
+        tower = copy.deepcopy(tower)
+    return SiglipTarget(tower, model.config.image_size_und)
 
 
 def _step_losses(
@@ -137,28 +135,26 @@ def _step_losses(
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Train one stage as configured; ``resume`` continues from the newest checkpoint exactly."""
+    """Train one stage as configured; ``resume`` continues from the newest checkpoint exactly
+    (same global batch required). A fresh run starts over: it rewrites ``metrics.jsonl`` and
+    removes an earlier run's ``checkpoints/`` in ``run_dir``."""
     device = dist_utils.resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     info = dist_utils.init_from_env(device)
     run_dir = project_path(cfg.run_dir)
     torch.manual_seed(cfg.seed)
-    _, tokenizer, _ = load_processed_from_data_dir(cfg)
+    _, tokenizer, _ = load_training_data(cfg)
     model = build_model(cfg, tokenizer).to(device)
     counts = set_trainable(model, cfg.trainable)
-    if cfg.repa_weight > 0 and cfg.stage != 1 and not cfg.repa_encoder:
-        repa_target = SiglipTarget(model.vision_tower, model.config.image_size_und)
-    elif cfg.repa_weight > 0 and cfg.repa_encoder:
-        from unixlib.model.repa import RadDinoTarget
-
-        repa_target = RadDinoTarget.from_local(cfg.repa_encoder).to(device)
-    else:
-        repa_target = None
+    repa_target = _repa_target(cfg, model, device)
+    source = build_source(cfg, model.config, info.world_size, info.rank)
     latent_cache = None
-    if cfg.latent_cache:
+    if cfg.latent_cache and "gen" in source.datasets:
         from unixlib.train.vae_files import load_latent_cache
 
-        latent_cache, _ = load_latent_cache(project_path(cfg.latent_cache))
-    source = build_source(cfg, model, info)
+        cached, ids = load_latent_cache(project_path(cfg.latent_cache))
+        mc = model.config
+        latent_cache = align_latent_cache(cached, ids, source.datasets["gen"],
+                                          mc.latent_grid(mc.image_size_gen), mc.latent_patch_size)  # fmt: skip
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                                   weight_decay=cfg.weight_decay)  # fmt: skip
@@ -166,12 +162,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     ema = EMA(model, cfg.ema_decay).to(device) if cfg.ema_decay > 0 else None
 
     start, metrics_path = 0, run_dir / "metrics.jsonl"
+    examples_per_step = cfg.batch_size * cfg.grad_accum * info.world_size
     latest = ckpt.latest_checkpoint(run_dir / "checkpoints") if resume else None
     if latest is not None:
         state = ckpt.load_checkpoint(latest, model, optimizer, scheduler, ema)
         start = state.step
+        if state.data_position != start * examples_per_step:
+            raise ValueError(f"{latest} was written at data position {state.data_position} "
+                             f"(step {start}); this run reads {examples_per_step} examples a step "
+                             "(batch x accum x world), so it cannot continue the same stream")  # fmt: skip
     elif resume:
         print(f"no checkpoint under {run_dir / 'checkpoints'}: starting from step 0")
+    elif info.is_main and (run_dir / "checkpoints").is_dir():
+        # A fresh run owns its run_dir: checkpoints of an earlier run would be rotated in
+        # among the new ones and picked up by a later --resume.
+        print(f"fresh run: removing the earlier run's {run_dir / 'checkpoints'}")
+        shutil.rmtree(run_dir / "checkpoints")
     metrics = _read_metrics(metrics_path, start) if start else []
     if info.is_main:
         cfg.save(run_dir / "config.json")
@@ -230,6 +236,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
                 logged[k] += s * float(out[k].detach())
             tokens += int(mb.batch.lengths.sum())
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        lr = scheduler.get_last_lr()[0]  # the rate this step uses (step() sets the next one)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -246,7 +253,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
             "step": done,
             "loss": weights[0] * ce + weights[1] * flow + weights[2] * repa,
             "ce": ce, "flow": flow, "repa": repa,
-            "lr": scheduler.get_last_lr()[0],
+            "lr": lr,
             "grad_norm": float(grad_norm),
             "tokens_per_s": tokens * info.world_size / (time.perf_counter() - t0),
             "memory_mb": _memory_mb(device),
@@ -267,7 +274,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
             (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps
         ):
             ckpt.save_checkpoint(run_dir / "checkpoints", done, model, optimizer, scheduler,
-                                 data_position=done * cfg.batch_size * cfg.grad_accum * info.world_size,
+                                 data_position=done * examples_per_step,
                                  config=cfg.to_dict(), ema=ema,
                                  limit=cfg.checkpoints_total_limit)  # fmt: skip
         dist_utils.barrier(info)

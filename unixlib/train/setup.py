@@ -14,6 +14,7 @@ from diffusers import AutoencoderKL
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from unixlib.config import project_path
 from unixlib.data.tokenizer import ReportTokenizer
 from unixlib.model.config import UniXConfig, preset
 from unixlib.model.unix import UniX
@@ -105,20 +106,21 @@ def model_config(cfg: TrainConfig, tokenizer: ReportTokenizer) -> dict:
 
 def build_model(cfg: TrainConfig, tokenizer: ReportTokenizer) -> UniX:
     """The stage's starting model: the previous stage's weights (``init_from``), else a fresh
-    preset (with Janus-Pro's weights when ``janus_dir`` is set); then the VAE of ``vae_dir``."""
+    preset (with Janus-Pro's weights when ``janus_dir`` is set); then the VAE of ``vae_dir``.
+    Relative paths are relative to the repository root (``unixlib.config.project_path``)."""
     values = model_config(cfg, tokenizer)
     if cfg.init_from:
-        model = from_pretrained(Path(cfg.init_from), **values)
+        model = from_pretrained(project_path(cfg.init_from), **values)
     else:
         model = UniX(preset(cfg.preset, **values))
         if cfg.janus_dir:
             from unixlib.model.weights import import_janus_pro
 
-            print(import_janus_pro(model, Path(cfg.janus_dir)))
+            print(import_janus_pro(model, project_path(cfg.janus_dir)))
     if cfg.vae_dir:
         from unixlib.train.vae_files import load_vae
 
-        vae = load_vae(Path(cfg.vae_dir))
+        vae = load_vae(project_path(cfg.vae_dir))
         check = model.config
         if vae.latent_channels != check.latent_channels or vae.downsample != check.vae_downsample:
             raise ValueError(f"VAE at {cfg.vae_dir} has {vae.latent_channels} channels / "

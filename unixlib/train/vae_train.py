@@ -299,3 +299,15 @@ def reconstruction_metrics(
         "psnr_per_image": per_image,
         "n": float(len(x)),
     }
+
+
+def cache_latents(
+    vae: VAEWrapper, dataset, path: str | os.PathLike, batch_size: int = 64
+) -> Tensor:
+    """Encode every image of a ``ReportImageDataset`` (at its resolution) once and save the
+    latents with the dataset's row ids, in dataset order (what the training loop indexes)."""
+    from unixlib.train.vae_files import save_latent_cache
+
+    latents = encode_dataset(vae, dataset.images(), batch_size=batch_size)
+    save_latent_cache(latents, dataset.rows["id"].tolist(), path)
+    return latents

@@ -11,11 +11,13 @@ from unixlib.viz.data import (
     report_lengths,
     synth_gallery,
 )
+from unixlib.viz.generation import image_rows
 from unixlib.viz.training import loss_curves, vae_reconstructions
 
 __all__ = [
     "cleaning_examples",
     "cleaning_status",
+    "image_rows",
     "label_distribution",
     "loss_curves",
     "report_lengths",

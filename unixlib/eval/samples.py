@@ -1,0 +1,98 @@
+"""Batched report and image generation from a trained UniX, for the notebooks' tables/figures.
+
+Thin wrappers over ``UniX.generate_report`` / ``UniX.generate_image`` that take and return
+text and arrays (the notebooks and ``viz`` never touch token ids or tensors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from unixlib.data.labeler import label_texts
+from unixlib.data.prompts import EVAL_PROMPT
+from unixlib.data.schema import LABELS
+from unixlib.data.tokenizer import ReportTokenizer
+from unixlib.model.unix import UniX
+
+
+@torch.no_grad()
+def generate_reports(
+    model: UniX,
+    images: torch.Tensor,
+    tokenizer: ReportTokenizer,
+    max_new_tokens: int,
+    prompt: str = EVAL_PROMPT,
+    batch_size: int = 16,
+) -> list[str]:
+    """Greedy reports for (N, 1, H, W) images in [0, 1] (resized to the model's ViT input)."""
+    model.eval()
+    device = next(model.parameters()).device
+    prompt_ids = tokenizer.encode(prompt)
+    out: list[str] = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size].to(device)
+        ids = model.generate_report(chunk, prompt_ids, max_new_tokens)
+        out += [tokenizer.decode(r) for r in ids]
+    return out
+
+
+@torch.no_grad()
+def generate_images(
+    model: UniX,
+    reports: Sequence[str],
+    tokenizer: ReportTokenizer,
+    size: int | None = None,
+    steps: int | None = None,
+    cfg_scale: float | None = None,
+    seed: int = 0,
+    batch_size: int = 16,
+    max_report_tokens: int = 256,
+) -> np.ndarray:
+    """(N, size, size) float images in [0, 1], one per report ("" = unconditional).
+
+    The b-th batch of ``batch_size`` reports starts from noise seeded by ``seed + b``.
+    """
+    model.eval()
+    ids = [tokenizer.encode(r)[:max_report_tokens] if r else [] for r in reports]
+    out = []
+    for b, start in enumerate(range(0, len(ids), batch_size)):
+        images = model.generate_image(ids[start : start + batch_size], size=size, steps=steps,
+                                      cfg_scale=cfg_scale, seed=seed + b)  # fmt: skip
+        out.append(images[:, 0].float().cpu().numpy())
+    return np.concatenate(out).clip(0, 1)
+
+
+def report_table(references: Sequence[str], generated: Sequence[str]) -> pd.DataFrame:
+    """Reference vs generated report per row, with the labeler's positive findings of each and
+    whether the 14 labels agree (uncertain counted as positive)."""
+    ref_lab, gen_lab = label_texts(references), label_texts(generated)
+
+    def positives(row: pd.Series) -> str:
+        names = [c for c in LABELS if row[c] in (1.0, -1.0)]
+        return ", ".join(n + ("?" if row[n] == -1.0 else "") for n in names) or "-"
+
+    agree = ((ref_lab.isin([1.0, -1.0])) == (gen_lab.isin([1.0, -1.0]))).all(axis=1)
+    return pd.DataFrame({
+        "reference": list(references),
+        "generated": list(generated),
+        "reference findings": ref_lab.apply(positives, axis=1),
+        "generated findings": gen_lab.apply(positives, axis=1),
+        "labels agree": agree.to_numpy(),
+    })  # fmt: skip
+
+
+def label_agreement(references: Sequence[str], generated: Sequence[str]) -> pd.DataFrame:
+    """Per-class share of rows where the labeler finds the class (pos./uncertain) in both or in
+    neither text: a quick check of round trips, not the paper's F1 (that is notebook 05)."""
+    ref_lab = label_texts(references).isin([1.0, -1.0])
+    gen_lab = label_texts(generated).isin([1.0, -1.0])
+    return pd.DataFrame({
+        "class": list(LABELS),
+        "reference positives": ref_lab.sum().to_numpy(),
+        "generated positives": gen_lab.sum().to_numpy(),
+        "agreement": (ref_lab == gen_lab).mean().to_numpy(),
+    })  # fmt: skip

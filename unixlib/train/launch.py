@@ -1,0 +1,48 @@
+"""Run a stage in this process, or hand it to ``torchrun`` when ``nproc > 1``.
+
+Notebooks call :func:`run_stage`; with several processes the same entry point
+(``python -m unixlib train --config <run_dir>/launch_config.json``) runs under torchrun in a
+subprocess whose log is streamed, and the results are read back from the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from unixlib.config import project_path
+from unixlib.train.config import TrainConfig
+from unixlib.train.loop import train
+
+
+def read_metrics(run_dir: str | Path) -> pd.DataFrame:
+    """``metrics.jsonl`` of a run as a DataFrame (one row per logged step)."""
+    path = project_path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the stage has not run")
+    return pd.read_json(path, lines=True)
+
+
+def run_stage(cfg: TrainConfig, nproc: int = 1, resume: bool = False) -> Path:
+    """Train ``cfg``; returns the ``final/`` model directory."""
+    if nproc <= 1:
+        return train(cfg, resume=resume).final_dir
+    run_dir = project_path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "launch_config.json"
+    config_path.write_text(json.dumps(cfg.to_dict(), indent=2))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "unixlib", "train", "--config", str(config_path), "--no-progress"]  # fmt: skip
+    if resume:
+        cmd.append("--resume")
+    print(" ".join(cmd), flush=True)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:  # stream the workers' log into the notebook
+            print(line, end="", flush=True)
+    if proc.returncode:
+        raise RuntimeError(f"torchrun exited with {proc.returncode}; see the log above")
+    return run_dir / "final"
