@@ -49,6 +49,19 @@ CASES = [
     ("The cardiac silhouette is within normal limits.", {"cardiomegaly": 0.0}),
     ("The heart is not enlarged.", {"cardiomegaly": 0.0}),
     ("Borderline heart size.", {"cardiomegaly": -1.0}),
+    # A qualifier before coordinated anchors covers each of them; the nearest one still wins.
+    (
+        "Normal heart size and mediastinal contours.",
+        {"cardiomegaly": 0.0, "enlarged_cardiomediastinum": 0.0},
+    ),
+    (
+        "Normal heart size, mediastinal contours and pulmonary vascularity.",
+        {"cardiomegaly": 0.0, "enlarged_cardiomediastinum": 0.0, "edema": 0.0},
+    ),
+    (
+        "Normal heart size and widened mediastinal contours.",
+        {"cardiomegaly": 0.0, "enlarged_cardiomediastinum": 1.0},
+    ),
     # General normal statements name no specific observation (CheXpert leaves them blank).
     ("The lungs are clear.", {"lung_opacity": NAN, "pleural_effusion": NAN}),
     ("No acute cardiopulmonary process.", {"edema": NAN, "pneumonia": NAN}),
@@ -70,10 +83,14 @@ CASES = [
     # Look-alikes are no mentions.
     ("Small pericardial effusion.", {"pleural_effusion": NAN}),
     ("Calcified nodule in the left base.", {"lung_lesion": NAN}),
+    ("Plate-like atelectasis at the left base.", {"atelectasis": 1.0, "support_devices": NAN}),
+    # "Nodular opacity" is an opacity, as IU indexers read it (labeler_rules docstring).
+    ("A 6 mm nodular opacity in the lingula.", {"lung_opacity": 1.0, "lung_lesion": NAN}),
     # Support devices.
     ("Left subclavian pacemaker in place.", {"support_devices": 1.0}),
     ("Right PICC line with tip in the SVC.", {"support_devices": 1.0}),
     ("The endotracheal tube has been removed.", {"support_devices": 0.0}),
+    ("Plate and screws fixate the right clavicle.", {"support_devices": 1.0}),
     # CheXpert: heart failure also means uncertain cardiomegaly.
     ("Findings consistent with CHF.", {"edema": 1.0, "cardiomegaly": -1.0}),
 ]

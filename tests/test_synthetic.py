@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -168,6 +169,10 @@ def test_report_structure(samples):
     assert any("In comparison with the study of ___" in t for t in texts)
     assert any("Dr. ___" in t for t in texts)
     assert {s.view for s in samples} == {"PA", "AP"}
+    # Lines wrap at spaces only: "plate-like" must not come back as "plate- like" once the
+    # wrapped lines are joined (hyphenated words are common, so this can fail).
+    assert sum("plate-like" in t for t in texts) >= 3
+    assert not any(re.search(r"\w-\s*\n", t) for t in texts)
 
 
 def test_finding_distribution():

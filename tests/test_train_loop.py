@@ -12,16 +12,10 @@ from train_helpers import data_run, losses, tiny_config
 
 from unixlib.data.datasets import ReportImageDataset
 from unixlib.data.processed import load_processed
+from unixlib.model.saving import from_pretrained, save_pretrained
 from unixlib.train.config import TrainConfig, stage_config
 from unixlib.train.loop import train
-from unixlib.train.setup import (
-    build_model,
-    from_pretrained,
-    frozen_fingerprint,
-    group_of,
-    save_pretrained,
-    set_trainable,
-)
+from unixlib.train.setup import build_model, frozen_fingerprint, group_of, set_trainable
 from unixlib.train.vae_files import load_vae, save_latent_cache
 from unixlib.train.vae_train import VAETrainConfig, train_vae
 

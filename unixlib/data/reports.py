@@ -10,7 +10,9 @@ a section the source lacks is written empty (``"FINDINGS: IMPRESSION: No acute p
 The rules work sentence by sentence on the FINDINGS and IMPRESSION sections only (indication,
 technique, comparison, notification and wet-read sections are dropped whole):
 
-1. notification sentences ("Dr. ___ was notified by telephone ...") are dropped;
+1. notification sentences ("Dr. ___ was notified by telephone ...", "Findings were discussed
+   with ___ at ___ p.m. on ___, time of discovery.") are dropped whole; "a.m."/"p.m." inside a
+   sentence does not end it, and a clock time ("at ___ hours") marks a notification;
 2. technique sentences ("PA and lateral views of the chest were obtained") are dropped, and a
    technique lead-in before a finding ("Frontal and lateral views of the chest show ...") is cut;
 3. fillers and recommendations without a finding ("Clinical correlation is recommended") are
@@ -22,7 +24,13 @@ technique, comparison, notification and wet-read sections are dropped whole):
 5. de-identification spans (``___`` MIMIC, ``XXXX`` IU) are removed; a few IU over-redactions
    whose word is unambiguous from context are restored (``x-XXXX`` -> ``x-ray``), and a sentence
    that the removal leaves meaningless ("The XXXX are intact") is dropped unless it still names
-   a finding - clinical content is never dropped for grammar's sake.
+   a finding - clinical content is never dropped for grammar's sake;
+6. fragments are repaired or dropped (``reports_deid``): words that only introduced a cut span
+   go with it ("infiltrate in the setting of ___" -> "infiltrate"), a sentence a cut left
+   without subject or complement ("This is unchanged from prior" -> "This is") or naming only
+   normal anatomy ("Stable cardiomediastinal silhouette") is dropped unless it names a
+   pathology, list headings ("Chest.", "Right foot 1.") are dropped, and HTML entities,
+   unbalanced brackets, empty parentheses and orphaned punctuation are tidied.
 """
 
 from __future__ import annotations
@@ -78,6 +86,7 @@ _HEADER_RE = re.compile(
 )
 _FINAL_REPORT_RE = re.compile(r"^\s*FINAL REPORT\s*$", re.MULTILINE)
 _FORMAT_RE = re.compile(r"^\s*FINDINGS:\s*(?P<f>.*?)\s*IMPRESSION:\s*(?P<i>.*?)\s*$", re.DOTALL)
+
 
 @dataclass(frozen=True)
 class RuleResult:
@@ -159,7 +168,8 @@ def clean_section(text: str) -> str:
 # --- sentences ------------------------------------------------------------------------------
 
 _ABBREV = re.compile(
-    r"\b(?:Dr|Drs|Mr|Mrs|Ms|approx|vs|No|e\.g|i\.e)\.|\b[ap]\.m\.(?=\s*(?-i:[a-z0-9_,(]))", re.IGNORECASE
+    r"\b(?:Dr|Drs|Mr|Mrs|Ms|approx|vs|No|e\.g|i\.e)\.|\b[ap]\.m\.(?=\s*(?-i:[a-z0-9_,(]))",
+    re.IGNORECASE,
 )
 _SPLIT = re.compile(r"(?<=[.!?;])\s+(?=\S)|(?<=[a-z]\.)(?=[A-Z][a-z])")
 

@@ -81,12 +81,13 @@ _HEADING = re.compile(
 )
 # Words of a phrase that names normal anatomy (or points back: "this", "these findings") and
 # says nothing about it ("heart size and mediastinal contours"): what "stable" leaves behind.
-_ANATOMY_WORDS = frozenset(
-    "a an the and of in otherwise this these that those it they findings appearing heart cardiac cardio cardiomediastinal mediastinal mediastinum hilar "
-    "hila pulmonary lung lungs vascular vascularity vasculature chest thorax osseous bony bones "
-    "structures soft tissue tissues aorta aortic trachea diaphragm diaphragms hemidiaphragm "
-    "hemidiaphragms contour contours silhouette silhouettes size configuration appearance "
-    "position exam examination study radiograph film volume volumes".split()
+_ANATOMY_ONLY = re.compile(
+    r"(?:\W|\d|\b(?:a|an|the|and|of|in|otherwise|this|these|that|those|it|they|findings|appearing"
+    r"|heart|cardiac|cardio|cardiomediastinal|mediastinal|mediastinum|hilar|hila|pulmonary|lungs?"
+    r"|vascular|vascularity|vasculature|chest|thorax|osseous|bony|bones|structures|soft|tissues?"
+    r"|aorta|aortic|trachea|(?:hemi)?diaphragms?|contours?|silhouettes?|size|configuration"
+    r"|appearance|position|exam|examination|study|radiograph|film|volumes?)\b)*",
+    re.IGNORECASE,
 )
 
 
@@ -123,8 +124,7 @@ def is_heading(s: str) -> bool:
 def names_only_anatomy(s: str) -> bool:
     """True when every word of ``s`` names normal anatomy, the study or points back ("Heart
     size and mediastinal contours.", "These."), i.e. ``s`` says nothing about it."""
-    words = re.findall(r"[a-z]+", s.lower())
-    return bool(words) and all(w in _ANATOMY_WORDS for w in words)
+    return re.search(r"[A-Za-z]", s) is not None and _ANATOMY_ONLY.fullmatch(s) is not None
 
 
 # Brackets and angle brackets that open or close nothing ("[<Heart size is normal.").

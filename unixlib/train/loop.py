@@ -24,6 +24,7 @@ from torch import nn
 
 from unixlib.config import project_path
 from unixlib.model.repa import SiglipTarget
+from unixlib.model.saving import save_pretrained
 from unixlib.model.unix import UniX
 from unixlib.train import checkpoint as ckpt
 from unixlib.train import distributed as dist_utils
@@ -35,7 +36,7 @@ from unixlib.train.batches import (
     load_training_data,
 )
 from unixlib.train.config import TrainConfig
-from unixlib.train.setup import build_model, save_pretrained, set_trainable
+from unixlib.train.setup import build_model, set_trainable
 
 
 class EMA(nn.Module):

@@ -6,21 +6,17 @@ Kept apart from the loop so that notebooks and evaluation build models the same 
 from __future__ import annotations
 
 import inspect
-import json
-from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from unixlib.config import project_path
 from unixlib.data.tokenizer import ReportTokenizer
-from unixlib.model.config import UniXConfig, preset
+from unixlib.model.config import preset
+from unixlib.model.saving import from_pretrained
 from unixlib.model.unix import UniX
 from unixlib.train.config import GROUPS, TrainConfig
-
-MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 
 # State-dict prefixes of each parameter group (the naming of unixlib/model/unix.py).
 _GROUP_PREFIXES: dict[str, tuple[str, ...]] = {
@@ -65,33 +61,6 @@ def set_trainable(model: nn.Module, groups: tuple[str, ...]) -> dict[str, int]:
         if group is not None:
             counts[group] += p.numel()
     return counts
-
-
-def save_pretrained(model: UniX, out_dir: Path) -> Path:
-    """``config.json`` + ``model.safetensors`` (all weights, the VAE included)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.config.to_json_file(str(out_dir / CONFIG_FILE))
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(out_dir / MODEL_FILE))
-    return out_dir
-
-
-def from_pretrained(path: Path, **overrides) -> UniX:
-    """Load what :func:`save_pretrained` wrote; ``overrides`` change config fields first (e.g.
-    ``image_size_gen=512, max_latent_size=32`` for stage 3 — the position table is recomputed,
-    not stored, so it extends without new weights)."""
-    path = Path(path)
-    for f in (CONFIG_FILE, MODEL_FILE):
-        if not (path / f).is_file():
-            raise FileNotFoundError(f"{path / f} is missing (not a saved UniX model)")
-    values = json.loads((path / CONFIG_FILE).read_text())
-    values.update(overrides)
-    config = UniXConfig(
-        **{k: v for k, v in values.items() if k not in ("model_type", "transformers_version")}
-    )
-    model = UniX(config)
-    model.load_state_dict(load_file(str(path / MODEL_FILE)), strict=True)
-    return model
 
 
 def model_config(cfg: TrainConfig, tokenizer: ReportTokenizer) -> dict:
