@@ -218,3 +218,17 @@ def test_agreement_rejects_bad_input() -> None:
         agreement(pred, pd.DataFrame({"a": [1.0]}), ["b"])
     with pytest.raises(ValueError, match="uncertain_as"):
         agreement(pred, pd.DataFrame({"a": [1.0]}), ["a"], uncertain_as=0.5)
+
+
+def test_agreement_applies_uncertain_as_to_truth_too():
+    """A hedged finding labelled -1 on both sides is a match under either convention."""
+    import pandas as pd
+
+    from unixlib.data.iu_mesh import agreement
+
+    pred = pd.DataFrame({"edema": [-1.0, 1.0, 0.0, -1.0]})
+    truth = pd.DataFrame({"edema": [-1.0, 1.0, 0.0, 0.0]})
+    as_pos = agreement(pred, truth, ["edema"], uncertain_as=1.0).loc["edema"]
+    assert (as_pos.tp, as_pos.fp, as_pos.fn) == (2, 1, 0)
+    as_neg = agreement(pred, truth, ["edema"], uncertain_as=0.0).loc["edema"]
+    assert (as_neg.tp, as_neg.fp, as_neg.fn) == (1, 0, 0)

@@ -103,13 +103,14 @@ def mesh_to_labels(mesh_major: str) -> dict[str, float]:
 def agreement(
     pred: pd.DataFrame, truth: pd.DataFrame, classes: Sequence[str], uncertain_as: float = 1.0
 ) -> pd.DataFrame:
-    """Per-class agreement of labeler output with binary truth.
+    """Per-class agreement of labeler output with truth labels.
 
     Args:
         pred: labeler output (1 / 0 / -1 / NaN), one row per study, a column per class.
-        truth: 1 / 0 per study and class, same row order as ``pred``.
+        truth: 1 / 0 (/ -1 / NaN) per study and class, same row order as ``pred``.
         classes: the columns to score.
-        uncertain_as: 1.0 counts an uncertain prediction as positive, 0.0 as negative.
+        uncertain_as: 1.0 counts an uncertain (-1) value as positive, 0.0 as negative; it
+            applies to both sides (human MeSH truth has no -1; SynthCXR's truth does).
 
     Returns:
         One row per class plus ``micro`` (tp/fp/fn pooled over classes) and ``macro`` (mean
@@ -127,7 +128,8 @@ def agreement(
     for c in classes:
         p = pred[c].to_numpy(dtype=float)
         p_pos = (p == POSITIVE) | ((p == UNCERTAIN) & (uncertain_as == 1.0))
-        t_pos = truth[c].to_numpy(dtype=float) == POSITIVE
+        t = truth[c].to_numpy(dtype=float)
+        t_pos = (t == POSITIVE) | ((t == UNCERTAIN) & (uncertain_as == 1.0))
         rows[c] = _scores(
             int((p_pos & t_pos).sum()), int((p_pos & ~t_pos).sum()), int((~p_pos & t_pos).sum())
         )

@@ -10,9 +10,9 @@ with surface rules instead of a dependency parser:
    as "heart size" become mentions only when qualified: "heart size is normal" is a negative
    mention of cardiomegaly, "the heart is enlarged" a positive one, "borderline heart size"
    an uncertain one; a qualifier before coordinated anchors covers them all ("normal heart
-   size and mediastinal contours" rules out both). Global normal statements ("lungs are clear", "no acute cardiopulmonary
-   process") name no observation and so set no label, as in CheXpert: 0 always means the
-   report explicitly ruled that observation out.
+   size and mediastinal contours" rules out both). Global normal statements ("lungs are
+   clear", "no acute cardiopulmonary process") name no observation and so set no label, as
+   in CheXpert: 0 always means the report explicitly ruled that observation out.
 3. **Classification** of each mention, in CheXpert's order of precedence:
    (a) negated uncertainty ("cannot exclude pneumonia", "effusion is not excluded") -> -1;
    (b) negation before ("no", "without", "free of", ...) or after ("... is not seen",

@@ -257,9 +257,9 @@ _CMP_TAIL = re.compile(
     re.IGNORECASE,
 )
 _CHANGE_IN = re.compile(
-    r"\b(?:there (?:is|has been)\s+)?(?:little|no|minimal|not much)\s+(?:(?:significant|appreciable|"
-    r"substantial|relevant|overall|interval|radiographic)\s+)*change\s+(?:in\s+)?(?:the\s+)?"
-    r"(?:appearance of\s+(?:the\s+)?)?",
+    r"\b(?:there (?:is|has been)\s+)?(?:little|no|minimal|not much)\s+"
+    r"(?:(?:significant|appreciable|substantial|relevant|overall|interval|radiographic)\s+)*"
+    r"change\s+(?:in\s+)?(?:the\s+)?(?:appearance of\s+(?:the\s+)?)?",
     re.IGNORECASE,
 )
 _AGAIN = re.compile(
@@ -270,7 +270,8 @@ _AGAIN = re.compile(
 _TEMPORAL = re.compile(
     r"\b(as before|as previously (seen|noted|described)|again|previously (seen|noted|described)|"
     # not after a copula: "X are unchanged in appearance" is _STABLE_PRED's to rewrite
-    r"(?<!\bis )(?<!\bare )(?<!\bremains )(?<!\bremain )unchanged in appearance|in the interval|compared to prior|since prior)\b",
+    r"(?<!\bis )(?<!\bare )(?<!\bremains )(?<!\bremain )unchanged in appearance|"
+    r"in the interval|compared to prior|since prior)\b",
     re.IGNORECASE,
 )
 _STABLE_PRED = re.compile(

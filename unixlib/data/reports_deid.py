@@ -58,7 +58,8 @@ _SPANS = rf"[<(\[-]?\s*(?:\d{{1,4}}/)?{_SPAN}(?:[\s/,:<>()-]*{_SPAN})*(?:/\d{{1,
 # "infiltrate in the setting of ___." -> "infiltrate.", "granuloma on ___ of ___." -> "granuloma."
 _TAIL = re.compile(
     r"(?:,?\s+(?:in the setting of|(?:and|which|that) (?:is|are|was|were)|in|on|at|of|from|since"
-    rf"|dated|by|for|to|with|and|or|the|a|an)\b)*\s*{_SPANS}(?:\s*(?:of|on|in|at)\s*{_SPANS})*\s*(?=[.;]?\s*$)",
+    rf"|dated|by|for|to|with|and|or|the|a|an)\b)*\s*{_SPANS}"
+    rf"(?:\s*(?:of|on|in|at)\s*{_SPANS})*\s*(?=[.;]?\s*$)",
     re.IGNORECASE,
 )
 _VERB = r"(?:is|are|was|were|appears?|remains?|seems?|measures?|has|have)"
