@@ -36,8 +36,13 @@ from typing import Any
 
 import torch
 
-from unixlib.data.packing import PackedBatch, SpecialTokens, generation_plan, pack
-from unixlib.data.packing import understanding_plan
+from unixlib.data.packing import (
+    PackedBatch,
+    SpecialTokens,
+    generation_plan,
+    pack,
+    understanding_plan,
+)
 from unixlib.model.config import UniXConfig, preset
 from unixlib.model.unix import UniX, parameter_counts
 
@@ -98,7 +103,8 @@ def mixed_batch(
     return {
         "batch": pack(plans, cfg.pad_id),
         "vit_pixels": torch.randn(n_und, 3, cfg.image_size_und, cfg.image_size_und, generator=gen)
-        if n_und else None,
+        if n_und
+        else None,
         "latents": latents if n_gen else None,
         "timesteps": torch.rand(n_gen, generator=gen) if n_gen else None,
         "noise": torch.randn(latents.shape, generator=gen) if n_gen else None,
@@ -295,17 +301,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", choices=CPU_BENCHMARKS, action="append",
                    help="run only this CPU benchmark (repeatable)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (for tests)")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs per side (default 5)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; 1 is steadier on shared cores)")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per side (default 3)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice; 1 is steadier on shared cores)",
+    )
     p.add_argument("--gpu", action="store_true", help="paper-preset CUDA benchmarks instead")
-    p.add_argument("--peak-tflops", type=float, default=H200_BF16_DENSE_TFLOPS,
-                   help="peak dense bf16 TFLOP/s of the GPU, for MFU (default: H200, 989)")
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=H200_BF16_DENSE_TFLOPS,
+        help="peak dense bf16 TFLOP/s of the GPU, for MFU (default: H200, 989)",
+    )
     p.add_argument("--gpu-batch-256", type=int, default=16, help="samples per 256 px step")
     p.add_argument("--gpu-batch-512", type=int, default=8, help="samples per 512 px step")
     args = p.parse_args(argv)
     if args.repeats is None:
-        args.repeats = 1 if args.quick else 5
+        args.repeats = 1 if args.quick else 3
     if args.repeats < 1:
         p.error(f"--repeats must be >= 1, got {args.repeats}")
     if args.threads is not None and args.threads < 1:

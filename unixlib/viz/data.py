@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from unixlib.data.schema import LABELS
 from unixlib.viz.common import save
+from unixlib.viz.generation import image_rows
 
 
 def synth_gallery(rows: Mapping[str, Sequence[np.ndarray]], out_path: Path) -> Figure:
@@ -24,28 +25,7 @@ def synth_gallery(rows: Mapping[str, Sequence[np.ndarray]], out_path: Path) -> F
     Returns:
         The matplotlib Figure (also saved to ``out_path``).
     """
-    if not rows or any(len(v) == 0 for v in rows.values()):
-        raise ValueError("synth_gallery: every row needs at least one image")
-    n_rows, n_cols = len(rows), max(len(v) for v in rows.values())
-    fig = Figure(figsize=(1.6 * n_cols, 1.75 * n_rows))
-    axes = fig.subplots(n_rows, n_cols, squeeze=False)
-    for r, (title, images) in enumerate(rows.items()):
-        for c in range(n_cols):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c < len(images):
-                img = np.asarray(images[c])
-                if img.ndim != 2:
-                    raise ValueError(
-                        f"synth_gallery: row {title!r} image {c} has shape {img.shape}, expected (H, W)"
-                    )
-                ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-            else:
-                ax.axis("off")
-        axes[r, 0].set_title(title.replace("_", " "), loc="left", fontsize=9)
-    fig.tight_layout()
-    return save(fig, out_path)
+    return image_rows(rows, out_path, title="SynthCXR: one row per finding")
 
 
 def cleaning_examples(
