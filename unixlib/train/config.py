@@ -70,7 +70,6 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0 = only the final checkpoint
     checkpoints_total_limit: int = 2
     device: str = "auto"  # auto | cpu | cuda
-    fsdp: bool = False  # shard with FSDP instead of DDP (paper preset on GPUs)
 
     def __post_init__(self) -> None:
         if self.stage not in STAGE_DEFAULTS:
