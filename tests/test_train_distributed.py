@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_helpers import REPO_ROOT, data_run, free_port, losses, subprocess_env, tiny_config
+from train_helpers import REPO_ROOT, data_run, losses, subprocess_env, tiny_config
 
 from unixlib.data.processed import load_processed
 from unixlib.model.config import preset
@@ -86,8 +86,9 @@ def test_ddp_two_gloo_processes_match_one_process_with_double_batch(data, tmp_pa
     cfg = tiny_config(data, tmp_path / "ddp", 3, batch_size=2, **kw)
     config_path = tmp_path / "ddp.json"
     config_path.write_text(json.dumps(cfg.to_dict()))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-           "--master_addr=127.0.0.1", f"--master_port={free_port()}",
+    # --standalone: a local c10d rendezvous on a free port (what unixlib.train.launch uses);
+    # a static master_addr/port rendezvous occasionally hung at worker teardown here.
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "unixlib", "train", "--config", str(config_path), "--no-progress"]  # fmt: skip
     env = {**subprocess_env(), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
