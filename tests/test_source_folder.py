@@ -10,21 +10,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from tests.source_helpers import read_rejects, write_image
 from unixlib.data.schema import LABELS
 from unixlib.data.source_common import hash_split
 from unixlib.data.source_folder import parse_labels
 from unixlib.data.sources import prepare
-
-
-def _write_image(path: Path, shape: tuple[int, int] = (30, 40), value: int = 180) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full(shape, value, dtype=np.uint8)).save(path)
-
-
-def _rejects(out: Path) -> dict[str, tuple[str, str]]:
-    frame = pd.read_csv(out / "rejects.csv", keep_default_na=False)
-    assert list(frame.columns) == ["id", "ref", "stage", "reason"]
-    return {row.id: (row.stage, row.reason) for row in frame.itertuples()}
 
 
 def test_parse_labels_nih_and_chexpert_names() -> None:
@@ -52,7 +42,7 @@ def test_folder_with_nih_labels(tmp_path: Path) -> None:
     ]
     for path, *_ in rows:
         if path != "sub/f.png":
-            _write_image(root / path, shape=(10, 10))
+            write_image(root / path, shape=(10, 10))
     (root / "sub").mkdir()
     Image.fromarray(np.full((10, 5), 65535, dtype=np.uint16)).save(root / "sub" / "f.png")
     csv = tmp_path / "data.csv"
@@ -88,7 +78,7 @@ def test_folder_with_nih_labels(tmp_path: Path) -> None:
         (pixels[:, 3:7] == 255).all() and (pixels[:, :2] == 0).all() and (pixels[:, 8:] == 0).all()
     )
 
-    rejects = _rejects(out)
+    rejects = read_rejects(out)
     assert rejects["c"] == ("view", "non-frontal view (Lateral)")
     assert rejects["d"] == ("labels", "unknown label name 'COVID-19' (add it with label_map)")
     assert rejects["g"] == ("report", "empty report")
@@ -96,7 +86,7 @@ def test_folder_with_nih_labels(tmp_path: Path) -> None:
 
 def test_folder_without_reports_split_column_and_label_map(tmp_path: Path) -> None:
     for name in ("x.png", "y.png"):
-        _write_image(tmp_path / name, shape=(6, 6))
+        write_image(tmp_path / name, shape=(6, 6))
     csv = tmp_path / "d.csv"
     pd.DataFrame(
         {"file": ["x.png", "y.png"], "split": ["val", "test"], "lab": ["COVID-19", "healthy"]}

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from tests.source_helpers import read_rejects, write_image
 from unixlib.data.schema import CHEXPERT_NAMES, LABELS, MANIFEST_COLUMNS
 from unixlib.data.source_common import hash_split, normalize_view, report_problem
 from unixlib.data.sources import TooManyRejectsError, prepare
@@ -22,17 +23,6 @@ from unixlib.data.synthetic import SynthCXR
 
 REPORT = "FINAL REPORT\n EXAMINATION: CHEST (PA AND LAT)\n INDICATION: ___ with cough.\n"
 REPORT += " FINDINGS: The heart is enlarged.\n IMPRESSION: Cardiomegaly.\n"
-
-
-def _write_image(path: Path, shape: tuple[int, int] = (30, 40), value: int = 180) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full(shape, value, dtype=np.uint8)).save(path)
-
-
-def _rejects(out: Path) -> dict[str, tuple[str, str]]:
-    frame = pd.read_csv(out / "rejects.csv", keep_default_na=False)
-    assert list(frame.columns) == ["id", "ref", "stage", "reason"]
-    return {row.id: (row.stage, row.reason) for row in frame.itertuples()}
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -99,7 +89,7 @@ def _mimic_tree(root: Path) -> Path:
         study_dir.mkdir(parents=True, exist_ok=True)
         (root / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}.txt").write_text(report)
         if kind == "ok":
-            _write_image(study_dir / f"{dicom_id}.jpg")
+            write_image(study_dir / f"{dicom_id}.jpg")
         elif kind == "corrupt":
             (study_dir / f"{dicom_id}.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     labels = pd.DataFrame(
@@ -141,7 +131,7 @@ def test_mimic_manifest_and_rejects(tmp_path: Path) -> None:
     assert result.counts == {"train": 1, "validate": 0, "test": 1}
     assert (result.n_rejected, result.n_filtered, result.n_text_only) == (5, 1, 0)
 
-    rejects = _rejects(out)
+    rejects = read_rejects(out)
     assert rejects["d2"] == ("view", "non-frontal view (LATERAL)")
     assert rejects["d3"] == ("image", "file not found")
     assert rejects["d4"][0] == "image" and rejects["d4"][1].startswith("unreadable or truncated")
@@ -163,7 +153,7 @@ def test_mimic_too_many_rejects_raises(tmp_path: Path) -> None:
     with pytest.raises(TooManyRejectsError, match="'empty report' x1") as info:
         prepare("mimic", tmp_path / "out", 16, root=root)
     assert "'file not found' x1" in str(info.value)
-    assert len(_rejects(tmp_path / "out")) == 5  # written before raising, for diagnosis
+    assert len(read_rejects(tmp_path / "out")) == 5  # written before raising, for diagnosis
     assert not (tmp_path / "out" / "manifest.parquet").exists()
 
 
@@ -188,7 +178,7 @@ def test_mimic_dicom_variant_and_separate_reports(tmp_path: Path, shared_data: P
     )
     manifest = pd.read_parquet(result.manifest_path)
     assert manifest["id"].tolist() == ["d1"]  # d6's .dcm does not exist
-    assert _rejects(tmp_path / "out")["d6"] == ("image", "file not found")
+    assert read_rejects(tmp_path / "out")["d6"] == ("image", "file not found")
     with Image.open(tmp_path / "out" / "images" / "d1.png") as img:
         assert img.size == (32, 32)
 
@@ -237,7 +227,7 @@ def _iu_tree(root: Path) -> tuple[Path, Path, Path]:
         "CXR3_IM-1384-1001",
         "CXR4_IM-2050-1001",
     ):
-        _write_image(image_dir / f"{image_id}.png", shape=(20, 20))
+        write_image(image_dir / f"{image_id}.png", shape=(20, 20))
     views = root / "views.csv"
     pd.DataFrame(
         {"image_id": ["CXR1_1_IM-0001-3001", "CXR1_1_IM-0001-4001"], "view": ["Frontal", "Lateral"]}
@@ -275,7 +265,7 @@ def test_iuxray_manifest(tmp_path: Path) -> None:
     assert manifest.loc["CXR4_IM-2050-1001", list(LABELS)].isna().all()  # "No Indexing"
     assert (result.n_text_only, result.n_rejected, result.n_filtered) == (1, 3, 1)
 
-    rejects = _rejects(out)
+    rejects = read_rejects(out)
     assert rejects["CXR1_1_IM-0001-4001"] == ("view", "non-frontal view (LATERAL)")
     assert rejects["CXR3_IM-1384-1001"] == (
         "report",
