@@ -323,3 +323,10 @@ def test_tiny_model_overfits_one_generation_batch():
         model, lambda: model(batch, None, latents, timesteps=t, noise=noise)["flow"], 120
     )
     assert last < first / 20, (first, last)
+
+
+def test_paper_preset_vision_tower_uses_exact_gelu_as_janus_pro():
+    from unixlib.model.config import preset
+
+    assert preset("paper").vision_config()["hidden_act"] == "gelu"
+    assert preset("tiny").vision_config()["hidden_act"] == "gelu_pytorch_tanh"

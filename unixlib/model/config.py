@@ -79,6 +79,9 @@ class UniXConfig(PretrainedConfig):
         vit_num_layers: int = 2,
         vit_num_heads: int = 2,
         vit_intermediate_size: int = 512,
+        # transformers' SigLIP default is tanh-GELU; Janus-Pro's (timm) SigLIP, and so the
+        # release's, uses exact GELU ("gelu"), which the paper preset sets.
+        vit_hidden_act: str = "gelu_pytorch_tanh",
         # --- generation: VAE latents as tokens ---
         image_size_gen: int = 64,  # training resolution of the generation path (px)
         latent_channels: int = 4,
@@ -137,6 +140,7 @@ class UniXConfig(PretrainedConfig):
         self.vit_num_layers = vit_num_layers
         self.vit_num_heads = vit_num_heads
         self.vit_intermediate_size = vit_intermediate_size
+        self.vit_hidden_act = vit_hidden_act
         self.image_size_gen = image_size_gen
         self.latent_channels = latent_channels
         self.vae_downsample = vae_downsample
@@ -214,6 +218,7 @@ class UniXConfig(PretrainedConfig):
             "image_size": self.image_size_und,
             "patch_size": self.vit_patch_size,
             "num_channels": 3,
+            "hidden_act": self.vit_hidden_act,
         }
 
     def autoencoder_config(self) -> dict[str, Any]:
@@ -295,6 +300,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "vit_num_layers": 24,
         "vit_num_heads": 16,
         "vit_intermediate_size": 4096,
+        "vit_hidden_act": "gelu",
         "image_size_gen": 256,  # stage 2; stage 3 overrides 512
         "latent_channels": 16,
         "vae_downsample": 16,
