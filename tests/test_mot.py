@@ -7,8 +7,9 @@ import torch
 
 from unixlib.data.packing import SpecialTokens, generation_plan, pack, understanding_plan
 from unixlib.model.config import preset
-from unixlib.model.mot import KVCache, MoTDecoderLayer, MoTLanguageModel, Routing
+from unixlib.model.mot import KVCache, MoTDecoderLayer, MoTLanguageModel
 from unixlib.model.rope import apply_rope, rope_cos_sin
+from unixlib.model.routing import Routing
 
 CFG = preset("tiny", num_layers=2)
 SP = SpecialTokens.from_mapping(CFG.special_ids())

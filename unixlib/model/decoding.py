@@ -23,7 +23,8 @@ from unixlib.data.packing import (
     pack,
     understanding_plan,
 )
-from unixlib.model.mot import KVCache, Routing
+from unixlib.model.mot import KVCache
+from unixlib.model.routing import Routing
 from unixlib.model.vision import preprocess_for_vit
 
 if TYPE_CHECKING:

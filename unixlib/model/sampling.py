@@ -25,7 +25,8 @@ from unixlib.model.flow import (
     sampling_timesteps,
     unpatchify,
 )
-from unixlib.model.mot import KVCache, Routing
+from unixlib.model.mot import KVCache
+from unixlib.model.routing import Routing
 
 if TYPE_CHECKING:
     from unixlib.model.unix import UniX

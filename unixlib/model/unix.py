@@ -30,9 +30,10 @@ from unixlib.model.flow import (
     sincos_2d_table,
     velocity_target,
 )
-from unixlib.model.mot import KVCache, MoTLanguageModel, Routing
+from unixlib.model.mot import KVCache, MoTLanguageModel
 from unixlib.model.repa import REPAProjector, repa_loss
 from unixlib.model.rope import rope_cos_sin
+from unixlib.model.routing import Routing
 from unixlib.model.vae import VAEWrapper, build_autoencoder
 from unixlib.model.vision import Connector, build_vision_tower, vit_features
 
