@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,7 @@ def load_foreign_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         return load_file(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # an unpickling refusal names a non-tensor object: say what to do
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # refused or unreadable
         raise ValueError(
             f"{path}: cannot be read with torch.load(weights_only=True) ({err}); convert it "
             "to safetensors in a trusted environment first"
