@@ -287,3 +287,32 @@ def test_figures_are_written(tmp_path: Path) -> None:
     assert loss_curves(frame, tmp_path / "l2.png", "t").axes[0].get_yscale() == "linear"
     with pytest.raises(ValueError, match="'step' column"):
         loss_curves(pd.DataFrame({"loss": [1.0]}), tmp_path / "l3.png", "t")
+
+
+def test_cache_latents_reuses_only_a_matching_cache(tmp_path):
+    """reuse=True loads a cache with the same rows and grid, and re-encodes otherwise."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from unixlib.model.vae import VAEWrapper, build_autoencoder, tiny_autoencoder_config
+    from unixlib.train.vae_files import load_latent_cache
+    from unixlib.train.vae_train import cache_latents
+
+    torch.manual_seed(0)
+    vae = VAEWrapper(build_autoencoder(tiny_autoencoder_config(4, 8)), 1.0, 0.0)
+    images = torch.rand(3, 1, 16, 16)
+
+    def dataset(ids):
+        return SimpleNamespace(rows=pd.DataFrame({"id": ids}), image_size=16, images=lambda: images)
+
+    path = tmp_path / "lat.safetensors"
+    first = cache_latents(vae, dataset(["a", "b", "c"]), path)
+    marked = torch.full_like(first, 7.0)
+    from unixlib.train.vae_files import save_latent_cache
+
+    save_latent_cache(marked, ["a", "b", "c"], path)  # a recognisable cache with the same rows
+    assert torch.equal(cache_latents(vae, dataset(["a", "b", "c"]), path, reuse=True), marked)
+    again = cache_latents(vae, dataset(["a", "b", "x"]), path, reuse=True)  # other rows: encode
+    assert torch.allclose(again, first)
+    assert load_latent_cache(path)[1] == ["a", "b", "x"]

@@ -302,12 +302,23 @@ def reconstruction_metrics(
 
 
 def cache_latents(
-    vae: VAEWrapper, dataset, path: str | os.PathLike, batch_size: int = 64
+    vae: VAEWrapper, dataset, path: str | os.PathLike, batch_size: int = 64, reuse: bool = False
 ) -> Tensor:
     """Encode every image of a ``ReportImageDataset`` (at its resolution) once and save the
-    latents with the dataset's row ids, in dataset order (what the training loop indexes)."""
-    from unixlib.train.vae_files import save_latent_cache
+    latents with the dataset's row ids, in dataset order (what the training loop indexes).
 
+    ``reuse=True`` loads an existing cache instead when it holds exactly the dataset's rows at
+    this resolution (notebook 04 reuses notebook 03's cache when both train at the same size).
+    """
+    from unixlib.train.vae_files import load_latent_cache, save_latent_cache
+
+    ids = dataset.rows["id"].tolist()
+    grid = dataset.image_size // vae.downsample
+    if reuse and Path(path).is_file():
+        latents, cached_ids = load_latent_cache(path)
+        if cached_ids == ids and tuple(latents.shape[-2:]) == (grid, grid):
+            print(f"reusing the latent cache {path}")
+            return latents
     latents = encode_dataset(vae, dataset.images(), batch_size=batch_size)
-    save_latent_cache(latents, dataset.rows["id"].tolist(), path)
+    save_latent_cache(latents, ids, path)
     return latents
