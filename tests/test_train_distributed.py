@@ -1,11 +1,13 @@
 """Data parallelism: world=2 ranks read the examples of one process with a double batch, and two
-gloo processes (torchrun, CPU) train to the weights of one process with batch 2B."""
+gloo processes (torchrun, CPU; DDP or FSDP) train to the weights of one process with batch 2B;
+checkpoints move between FSDP and one process."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +18,9 @@ from train_helpers import REPO_ROOT, data_run, losses, subprocess_env, tiny_conf
 from unixlib.data.processed import load_processed
 from unixlib.model.config import preset
 from unixlib.train.batches import build_source, example_seed, stream_index, task_counts
+from unixlib.train.config import TrainConfig
 from unixlib.train.loop import train
-from unixlib.train.setup import build_model, model_config
+from unixlib.train.setup import build_model, group_of, model_config
 
 
 @pytest.fixture(scope="module")
@@ -77,38 +80,142 @@ def _ids(mb, task: str) -> list[int]:
     return [k for k, t in pairs if (t == "und") == (task == "und")]
 
 
-def test_ddp_two_gloo_processes_match_one_process_with_double_batch(data, tmp_path) -> None:
-    """torchrun --nproc_per_node 2 on CPU (gloo), batch 2 each, against one process with batch
-    4: the loop divides each loss by the step's global token counts, so the averaged gradients,
-    hence the losses and weights, agree up to fp32 summation order (different padding)."""
-    kw = {"steps": 3, "task_ratio": (1, 1), "repa_weight": 0.5,
-          "trainable": ("vision", "connector", "und", "gen")}  # fmt: skip
-    cfg = tiny_config(data, tmp_path / "ddp", 3, batch_size=2, **kw)
-    config_path = tmp_path / "ddp.json"
+def _torchrun(cfg: TrainConfig, resume: bool = False) -> str:
+    """Run ``cfg`` as ``torchrun --nproc_per_node 2 -m unixlib train`` on CPU; returns stdout."""
+    config_path = Path(cfg.run_dir).with_suffix(".json")
     config_path.write_text(json.dumps(cfg.to_dict()))
     # --standalone: a local c10d rendezvous on a free port (what unixlib.train.launch uses);
     # a static master_addr/port rendezvous occasionally hung at worker teardown here.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "unixlib", "train", "--config", str(config_path), "--no-progress"]  # fmt: skip
+    if resume:
+        cmd.append("--resume")
     env = {**subprocess_env(), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
-    assert "world 2" in done.stdout
+    return done.stdout
+
+
+def _weights(run_dir: Path, file: str = "final/model.safetensors") -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / file))
+
+
+def _initial_model(data, cfg: TrainConfig) -> torch.nn.Module:
+    torch.manual_seed(cfg.seed)  # the initial weights every run of ``cfg`` starts from
+    return build_model(cfg, load_processed(data)[1])
+
+
+def _trained_names(model: torch.nn.Module, cfg: TrainConfig) -> list[str]:
+    """The parameters ``cfg`` trains, in the optimizer's order."""
+    return [n for n, _ in model.named_parameters() if group_of(n) in cfg.trainable]
+
+
+def _inert(cfg: TrainConfig, keys) -> set[str]:
+    """SigLIP's key biases have an analytically zero gradient (softmax ignores a shift of a
+    query's logits, and SigLIP has no q/k norm), so they move by rounding noise that Adam with
+    eps 1e-15 scales to full steps; they do not change the model's outputs either way."""
+    inert = {k for k in keys if k.startswith("vision_tower.") and k.endswith("k_proj.bias")}
+    assert len(inert) == cfg.model_overrides["vit_num_layers"]
+    return inert if "vision" in cfg.trainable else set()
+
+
+def _assert_same_weights(a, b, init, cfg: TrainConfig) -> None:
+    """``a`` made the update ``b`` made (fp32 summation order aside), and the weights ``cfg``
+    freezes are bit-identical to ``init`` in both."""
+    assert a.keys() == b.keys() == init.keys()
+    compared = b.keys() - _inert(cfg, b)
+    update = max((b[k] - init[k]).abs().max().item() for k in compared)
+    worst = max((a[k] - b[k]).abs().max().item() for k in compared)
+    assert update > 1e-3 and worst < 1e-5, (update, worst)
+    frozen = [k for k in b if group_of(k) not in cfg.trainable]
+    assert frozen and all(torch.equal(a[k], init[k]) and torch.equal(b[k], init[k]) for k in frozen)
+
+
+def test_ddp_two_gloo_processes_match_one_process_with_double_batch(data, tmp_path) -> None:
+    """torchrun --nproc_per_node 2 on CPU (gloo), batch 2 each, against one process with batch
+    4: the loop divides each loss by the step's global token counts, so the averaged gradients,
+    hence the losses and weights, agree up to fp32 summation order (different padding)."""
+    kw = {"steps": 3, "task_ratio": (1, 1), "repa_weight": 0.5, "parallel": "ddp",
+          "trainable": ("vision", "connector", "und", "gen")}  # fmt: skip
+    assert "world 2 (ddp)" in _torchrun(tiny_config(data, tmp_path / "ddp", 3, batch_size=2, **kw))
 
     ref_cfg = tiny_config(data, tmp_path / "one", 3, batch_size=4, **kw)
     ref = train(ref_cfg, progress=False)
     for key in ("ce", "flow", "repa"):
         assert losses(tmp_path / "ddp", key) == pytest.approx(losses(ref.run_dir, key), rel=1e-5)
-    a = load_file(str(tmp_path / "ddp" / "final" / "model.safetensors"))
-    b = load_file(str(ref.final_dir / "model.safetensors"))
-    assert a.keys() == b.keys()
-    torch.manual_seed(ref_cfg.seed)  # the initial weights both runs started from
-    init = build_model(ref_cfg, load_processed(data)[1]).state_dict()
-    # SigLIP's key biases have an analytically zero gradient (softmax ignores a shift of a
-    # query's logits, and SigLIP has no q/k norm), so they move by rounding noise that Adam with
-    # eps 1e-15 scales to full steps; they do not change the model's outputs either way.
-    inert = {k for k in b if k.startswith("vision_tower.") and k.endswith("k_proj.bias")}
-    assert len(inert) == ref_cfg.model_overrides["vit_num_layers"]
-    update = max((b[k] - init[k]).abs().max().item() for k in b.keys() - inert)
-    worst = max((a[k] - b[k]).abs().max().item() for k in b.keys() - inert)
-    assert update > 1e-3 and worst < 1e-5, (update, worst)
+    init = _initial_model(data, ref_cfg).state_dict()
+    _assert_same_weights(_weights(tmp_path / "ddp"), _weights(ref.run_dir), init, ref_cfg)
+
+
+def test_fsdp_two_gloo_processes_match_one_process_with_double_batch(data, tmp_path) -> None:
+    """FSDP2 on two gloo processes with gradient accumulation (the reduce-scatter is skipped on
+    the first micro-batch) makes one process's update with the double batch: the reduce-scatter
+    averages as DDP does and clipping sees the global norm. This stage trains SigLIP (sharded per
+    layer), the connector and the gen branch, so every MoT block is a sharded unit holding a
+    trained and a frozen branch; the frozen weights stay bit-identical. The checkpoint holds the
+    gathered weights and one process's index-keyed optimizer state; ``final/`` the EMA, kept
+    over each rank's shards and gathered at the end."""
+    kw = {"steps": 3, "task_ratio": (1, 1), "repa_weight": 0.5, "grad_accum": 2, "ema_decay": 0.5,
+          "parallel": "fsdp", "trainable": ("vision", "connector", "gen")}  # fmt: skip
+    out = _torchrun(tiny_config(data, tmp_path / "fsdp", 3, batch_size=2, **kw))
+    assert "world 2 (fsdp)" in out
+
+    ref_cfg = tiny_config(data, tmp_path / "one", 3, batch_size=4, **kw)
+    ref = train(ref_cfg, progress=False)
+    for key in ("ce", "flow", "repa", "grad_norm"):
+        assert losses(tmp_path / "fsdp", key) == pytest.approx(losses(ref.run_dir, key), rel=1e-5)
+    init = _initial_model(data, ref_cfg)
+    step = "checkpoints/step_0000003/"
+    for file in (step + "model.safetensors", "final/model.safetensors"):  # raw, EMA
+        _assert_same_weights(_weights(tmp_path / "fsdp", file), _weights(ref.run_dir, file),
+                             init.state_dict(), ref_cfg)  # fmt: skip
+    raw, ema = _weights(tmp_path / "fsdp", step + "model.safetensors"), _weights(tmp_path / "fsdp")
+    assert not torch.equal(raw["connector.0.weight"], ema["connector.0.weight"])
+
+    oa = torch.load(tmp_path / "fsdp" / step / "optimizer.pt", weights_only=True)
+    ob = torch.load(ref.run_dir / step / "optimizer.pt", weights_only=True)
+    assert oa["param_groups"] == ob["param_groups"] and oa["state"].keys() == ob["state"].keys()
+    names = _trained_names(init, ref_cfg)
+    inert = {i for i, k in enumerate(names) if k in _inert(ref_cfg, raw)}
+    for i in ob["state"].keys() - inert:
+        assert oa["state"][i]["step"] == ob["state"][i]["step"] == 3
+        torch.testing.assert_close(oa["state"][i]["exp_avg"], ob["state"][i]["exp_avg"],
+                                   rtol=1e-4, atol=1e-7)  # fmt: skip
+
+
+def test_checkpoints_move_between_one_process_and_fsdp(data, tmp_path) -> None:
+    """One process (step 1) -> FSDP on two processes resumes (steps 2-3) -> one process resumes
+    (step 4): the losses and the EMA-exported weights of one uninterrupted process. A generation
+    stage with und examples: the frozen SigLIP, kept whole under FSDP, also gives REPA targets;
+    the EMA over the local shards is gathered into the checkpoint and restored from it."""
+    kw = {"task_ratio": (1, 1), "ema_decay": 0.5, "parallel": "fsdp"}
+    run = tmp_path / "run"
+    train(tiny_config(data, run, 2, steps=1, batch_size=4, **kw), progress=False)
+    out = _torchrun(tiny_config(data, run, 2, steps=3, batch_size=2, **kw), resume=True)
+    assert "steps 1->3, device cpu, world 2 (fsdp)" in out
+    train(tiny_config(data, run, 2, steps=4, batch_size=4, **kw), resume=True, progress=False)
+
+    ref_cfg = tiny_config(data, tmp_path / "ref", 2, steps=4, batch_size=4, **kw)
+    ref = train(ref_cfg, progress=False)
+    assert ref_cfg.trainable == ("gen",) and ref_cfg.repa_weight == 0.5
+    for key in ("ce", "flow", "repa", "grad_norm"):
+        assert losses(run, key) == pytest.approx(losses(ref.run_dir, key), rel=1e-5)
+    init = _initial_model(data, ref_cfg)
+    _assert_same_weights(_weights(run), _weights(ref.run_dir), init.state_dict(), ref_cfg)
+    ema = load_file(str(run / "checkpoints" / "step_0000004" / "ema.safetensors"))
+    assert ema.keys() == {n.replace(".", "__") for n in _trained_names(init, ref_cfg)}
+
+
+def test_parallel_mode_is_validated_and_auto_picks_fsdp_for_the_paper_preset() -> None:
+    with pytest.raises(ValueError, match="parallel must be auto, ddp or fsdp, got 'zero'"):
+        TrainConfig(parallel="zero")
+    assert TrainConfig().parallel_mode() == "ddp"
+    assert TrainConfig(preset="paper").parallel_mode() == "fsdp"
+    assert TrainConfig(preset="paper", parallel="ddp").parallel_mode() == "ddp"
+    assert TrainConfig(parallel="fsdp").parallel_mode() == "fsdp"
+    # Stages 2-3 load the previous stage's model and keep the default preset name: the model's
+    # shape decides (notebooks 03/04 do not pass ``preset``).
+    later = TrainConfig(stage=2, init_from="runs/paper/stage1/final")
+    assert later.preset == "tiny" and later.parallel_mode() == "ddp"
+    assert later.parallel_mode(preset("paper", mot=False)) == "fsdp"
+    assert later.parallel_mode(preset("small")) == later.parallel_mode(preset("tiny")) == "ddp"

@@ -106,7 +106,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         params = config.load(args.profile).for_notebook(STAGE_NOTEBOOKS[args.stage])
         cfg = stage_config(args.stage, params)
     for flag, field in (("max_steps", "steps"), ("checkpoint_every", "checkpoint_every"),
-                        ("run_dir", "run_dir"), ("seed", "seed")):  # fmt: skip
+                        ("run_dir", "run_dir"), ("seed", "seed"),
+                        ("parallel", "parallel")):  # fmt: skip
         if getattr(args, flag) is not None:
             setattr(cfg, field, getattr(args, flag))
     result = train(cfg, resume=args.resume, progress=not args.no_progress)
@@ -186,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, help="checkpoint interval in steps")
     p.add_argument("--run-dir", help="override the run directory")
     p.add_argument("--seed", type=int, help="override the seed")
+    p.add_argument("--parallel", choices=["auto", "ddp", "fsdp"],
+                   help="under torchrun: ddp or fsdp (auto = fsdp for the paper preset)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 

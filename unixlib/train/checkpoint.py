@@ -13,6 +13,9 @@ A checkpoint directory ``<run>/checkpoints/step_0000100/`` holds::
 It is first written to ``.tmp-step_...`` and then renamed: a crash mid-write leaves only a
 temporary folder that is ignored (and cleaned) later, never a broken checkpoint. The newest
 complete directory is "latest". Rotation keeps the newest ``limit`` directories.
+
+The format is the same whether the run was one process, DDP or FSDP (whose sharded state is
+gathered into full tensors first, see fsdp.py), so any of them resumes from any other.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from unixlib.train import fsdp
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
 
@@ -51,10 +56,10 @@ def latest_checkpoint(root: Path) -> Path | None:
     return found[-1][1] if found else None
 
 
-def _state_dict_for_safetensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+def _state_dict_for_safetensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     # safetensors refuses shared storage and non-contiguous views; clone what needs it.
     out, seen = {}, set()
-    for name, tensor in module.state_dict().items():
+    for name, tensor in state.items():
         t = tensor.detach()
         key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
         out[name] = t.clone() if key in seen or not t.is_contiguous() else t
@@ -105,28 +110,35 @@ class Checkpoint:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+def _state(obj: Any) -> dict[str, Any]:
+    return obj if isinstance(obj, dict) else obj.state_dict()
+
+
 def save_checkpoint(
     root: Path,
     step: int,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    model: torch.nn.Module | dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer | dict[str, Any],
     scheduler: Any,
     data_position: int,
     config: dict[str, Any],
-    ema: torch.nn.Module | None = None,
+    ema: torch.nn.Module | dict[str, torch.Tensor] | None = None,
     extra: dict[str, Any] | None = None,
     limit: int | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` atomically under ``root`` and rotate to the newest ``limit``."""
+    """Write checkpoint ``step`` atomically under ``root`` and rotate to the newest ``limit``.
+
+    ``model``, ``optimizer`` and ``ema`` are the objects or their full state dicts (what a
+    sharded run gathers: ``fsdp.full_state_dict``, ``fsdp.full_optimizer_state``)."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
     tmp = root / f".tmp-{final.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(_state_dict_for_safetensors(model), str(tmp / "model.safetensors"))
+    save_file(_state_dict_for_safetensors(_state(model)), str(tmp / "model.safetensors"))
     if ema is not None:
-        save_file(_state_dict_for_safetensors(ema), str(tmp / "ema.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        save_file(_state_dict_for_safetensors(_state(ema)), str(tmp / "ema.safetensors"))
+    torch.save(_state(optimizer), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     rng = rng_state()
     torch.save({k: rng[k] for k in ("torch", "cuda") if k in rng}, tmp / "rng.pt")
@@ -160,21 +172,28 @@ def load_checkpoint(
     ema: torch.nn.Module | None = None,
     restore_rng: bool = True,
 ) -> Checkpoint:
-    """Load a checkpoint directory into the given objects (strict: every key must match)."""
+    """Load a checkpoint directory into the given objects (strict: every key must match).
+
+    A sharded (FSDP) model and its EMA are loaded collectively: rank 0 reads the full state and
+    sends every rank its shards, so all ranks must call."""
     if not (path / "state.json").is_file():
         raise FileNotFoundError(f"{path} is not a checkpoint directory (no state.json)")
-    device = next(model.parameters()).device
-    model.load_state_dict(
-        load_file(str(path / "model.safetensors"), device=str(device)), strict=True
+    reads = fsdp.reads_full_state(model)
+    device = "cpu" if fsdp.is_sharded(model) else str(next(model.parameters()).device)
+    fsdp.load_full_state_dict(
+        model, load_file(str(path / "model.safetensors"), device=device) if reads else {}
     )
     if ema is not None:
-        ema.load_state_dict(
-            load_file(str(path / "ema.safetensors"), device=str(device)), strict=True
+        fsdp.load_full_state_dict(
+            ema, load_file(str(path / "ema.safetensors"), device=device) if reads else {}
         )
     if optimizer is not None:
-        optimizer.load_state_dict(
+        opt_state = (
             torch.load(path / "optimizer.pt", weights_only=True, map_location=device)
+            if reads
+            else {}
         )
+        fsdp.load_full_optimizer_state(model, optimizer, opt_state)
     if scheduler is not None:
         scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     state = json.loads((path / "state.json").read_text())

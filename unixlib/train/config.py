@@ -14,13 +14,19 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unixlib.model.config import UniXConfig
 
 # Parameter groups of UniX that a stage can train (see loop.parameter_groups):
 #   vision: SigLIP tower; connector: the 2-layer MLP; und: understanding branch of every block,
 #   its final norm, token embeddings and lm_head; gen: generation branch of every block, its final
 #   norm, vae2llm, llm2vae, time embedder and the REPA projector.
 GROUPS = ("vision", "connector", "und", "gen")
+
+# UniXConfig fields that identify a model of the paper's size (TrainConfig.parallel_mode).
+_LLM_SHAPE = ("hidden_size", "num_layers", "intermediate_size")
 
 STAGE_DEFAULTS: dict[int, dict[str, Any]] = {
     1: {"trainable": ("vision", "connector", "und"), "task_ratio": (1, 0), "lr": 1e-4,
@@ -70,6 +76,10 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0 = only the final checkpoint
     checkpoints_total_limit: int = 2
     device: str = "auto"  # auto | cpu | cuda
+    # With several processes (torchrun): ddp replicates the model on every rank; fsdp shards
+    # weights, gradients and optimizer state (train/fsdp.py); auto = fsdp for the paper preset
+    # (or a model of its shape: see parallel_mode)
+    parallel: str = "auto"
 
     def __post_init__(self) -> None:
         if self.stage not in STAGE_DEFAULTS:
@@ -92,6 +102,8 @@ class TrainConfig:
             raise ValueError(
                 f"mixed_precision must be auto, bf16 or no, got {self.mixed_precision!r}"
             )
+        if self.parallel not in ("auto", "ddp", "fsdp"):
+            raise ValueError(f"parallel must be auto, ddp or fsdp, got {self.parallel!r}")
         for key in ("steps", "batch_size", "grad_accum", "image_size"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive int, got {getattr(self, key)!r}")
@@ -100,6 +112,20 @@ class TrainConfig:
     def tasks(self) -> tuple[str, ...]:
         """The tasks this run trains: ``und`` and/or ``gen``."""
         return tuple(t for t, n in zip(("und", "gen"), self.task_ratio, strict=True) if n > 0)
+
+    def parallel_mode(self, model_config: UniXConfig | None = None) -> str:
+        """``ddp`` or ``fsdp`` (used only when world > 1): ``parallel``, where auto = fsdp for the
+        paper preset. Stages 2-3 start from ``init_from`` and leave ``preset`` at its default, so
+        a ``model_config`` with the paper's LLM shape counts as the paper preset too."""
+        if self.parallel != "auto":
+            return self.parallel
+        from unixlib.model.config import PRESETS  # lazy: no transformers import for a config
+
+        paper = self.preset == "paper" or (
+            model_config is not None
+            and all(getattr(model_config, k) == PRESETS["paper"][k] for k in _LLM_SHAPE)
+        )
+        return "fsdp" if paper else "ddp"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,16 +1,25 @@
 """Distributed mode, detected from the environment ``torchrun`` sets (RANK, WORLD_SIZE, ...).
 
 One process without those variables is plain single-device training; with them we join a
-process group: gloo on CPU, NCCL on GPU. Nothing else in the loop branches on the backend.
+process group: gloo on CPU, NCCL on GPU. Nothing else in the loop branches on the backend, and
+only :func:`parallelize` and :func:`gradient_sync` on DDP versus FSDP (``TrainConfig.parallel``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.distributed.fsdp import FSDPModule
+from torch.nn.parallel import DistributedDataParallel
+
+from unixlib.model.unix import UniX
+from unixlib.train import fsdp
 
 
 @dataclass(frozen=True)
@@ -47,10 +56,37 @@ def init_from_env(device: torch.device) -> DistInfo:
     if world <= 1:
         return DistInfo()
     info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and FSDP's device mesh use the current device
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, rank=info.rank, world_size=world)
     return info
+
+
+def parallelize(model: UniX, mode: str, info: DistInfo, device: torch.device) -> nn.Module:
+    """The module to run forward and backward on: ``model`` itself for one process; DDP around
+    it (``mode`` ddp); or, for fsdp, ``model`` sharded in place (fsdp.py). Parameters that train
+    must be set before, and the optimizer built after (FSDP replaces the parameters)."""
+    if not info.enabled:
+        return model
+    if mode == "fsdp":
+        return fsdp.shard_model(model, device)
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
+
+
+@contextlib.contextmanager
+def gradient_sync(wrapped: nn.Module, sync: bool) -> Iterator[None]:
+    """A backward inside reduces gradients across ranks only when ``sync`` (the last
+    micro-batch of a step; the others accumulate locally)."""
+    if isinstance(wrapped, FSDPModule):
+        wrapped.set_requires_gradient_sync(sync)
+    if isinstance(wrapped, DistributedDataParallel) and not sync:
+        with wrapped.no_sync():
+            yield
+    else:
+        yield
 
 
 def all_reduce_sum(value: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 Notebooks call :func:`run_stage`; with several processes the same entry point
 (``python -m unixlib train --config <run_dir>/launch_config.json``) runs under torchrun in a
-subprocess whose log is streamed, and the results are read back from the run directory.
+subprocess whose log is streamed (DDP, or FSDP as ``cfg.parallel`` says: auto = FSDP for the
+``paper`` preset), and the results are read back from the run directory.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Per optimizer step: ``grad_accum`` micro-batches (pure functions of the step, see batches.py),
 losses normalised by the step's *global* token counts (so 2 processes x batch B make exactly the
-update of 1 process x batch 2B), clip, AdamW, constant LR after warm-up, optional EMA. Writes
+update of 1 process x batch 2B), clip, AdamW, constant LR after warm-up, optional EMA. Several
+processes (torchrun) run DDP or FSDP (``cfg.parallel``; distributed.py, fsdp.py). Writes
 ``<run_dir>/config.json``, ``metrics.jsonl``, ``checkpoints/step_*`` and ``final/``.
 """
 
@@ -28,6 +29,7 @@ from unixlib.model.saving import save_pretrained
 from unixlib.model.unix import UniX
 from unixlib.train import checkpoint as ckpt
 from unixlib.train import distributed as dist_utils
+from unixlib.train import fsdp
 from unixlib.train.batches import (
     MicroBatch,
     align_latent_cache,
@@ -40,7 +42,8 @@ from unixlib.train.setup import build_model, set_trainable
 
 
 class EMA(nn.Module):
-    """Exponential moving average of the trained parameters (fp32 buffers)."""
+    """Exponential moving average of the trained parameters (fp32 buffers; under FSDP, of this
+    rank's shards: the buffers are DTensors like the parameters)."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         super().__init__()
@@ -55,6 +58,13 @@ class EMA(nn.Module):
         params = dict(model.named_parameters())
         for n in self.names:
             self.get_buffer(n.replace(".", "__")).lerp_(params[n].detach().float(), 1 - self.decay)
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        """Overwrite the trained parameters with their averages (the exported model)."""
+        params = dict(model.named_parameters())
+        for n in self.names:
+            params[n].copy_(self.get_buffer(n.replace(".", "__")))
 
 
 @dataclass
@@ -156,6 +166,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         mc = model.config
         latent_cache = align_latent_cache(cached, ids, source.datasets["gen"],
                                           mc.latent_grid(mc.image_size_gen), mc.latent_patch_size)  # fmt: skip
+    # DDP wraps the model; FSDP shards it in place (new parameters: build the optimizer after).
+    parallel = cfg.parallel_mode(model.config)
+    wrapped = dist_utils.parallelize(model, parallel, info, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                                   weight_decay=cfg.weight_decay)  # fmt: skip
@@ -185,13 +198,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         metrics_path.write_text("".join(json.dumps(m) + "\n" for m in metrics))
         print(f"stage {cfg.stage}: training {', '.join(cfg.trainable)} "
               f"({sum(counts[g] for g in cfg.trainable) / 1e6:.2f}M parameters), "
-              f"steps {start}->{cfg.steps}, device {device}, world {info.world_size}")  # fmt: skip
-
-    wrapped: nn.Module = model
-    if info.enabled:
-        wrapped = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=True)  # fmt: skip
+              f"steps {start}->{cfg.steps}, device {device}, world {info.world_size}"
+              f"{f' ({parallel})' if info.enabled else ''}")  # fmt: skip
     use_bf16 = cfg.mixed_precision == "bf16" or (
         cfg.mixed_precision == "auto" and device.type == "cuda"
     )
@@ -215,14 +223,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         logged = dict.fromkeys(("ce", "flow", "repa"), 0.0)
         tokens = 0
         for i, mb in enumerate(micro):
-            sync = contextlib.nullcontext()
-            if info.enabled and i < len(micro) - 1:
-                sync = wrapped.no_sync()
-            with sync:
+            with dist_utils.gradient_sync(wrapped, sync=i == len(micro) - 1):
                 with autocast:
                     out = _step_losses(wrapped, model, mb, device, repa_target, latent_cache)
                 # Each term is a mean over this micro-batch; re-weight by its share of the step's
-                # global count, times world (DDP averages gradients over ranks).
+                # global count, times world (DDP and FSDP average gradients over ranks).
                 shares = (
                     mb.n_ce / max(n_ce, 1),
                     mb.n_flow / max(n_flow, 1),
@@ -271,24 +276,25 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
                       f"repa {repa:.4f}) lr {row['lr']:.2e} |g| {row['grad_norm']:.3f}", flush=True)  # fmt: skip
         if not math.isfinite(row["loss"]):
             raise FloatingPointError(f"stage {cfg.stage}: loss became {row['loss']} at step {done}")
-        if info.is_main and (
-            (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps
-        ):
-            ckpt.save_checkpoint(run_dir / "checkpoints", done, model, optimizer, scheduler,
-                                 data_position=done * examples_per_step,
-                                 config=cfg.to_dict(), ema=ema,
-                                 limit=cfg.checkpoints_total_limit)  # fmt: skip
+        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps:
+            # Full states (under FSDP gathered by all ranks into rank 0), written by rank 0.
+            model_sd = fsdp.full_state_dict(model)
+            optim_sd = fsdp.full_optimizer_state(model, optimizer)
+            ema_sd = fsdp.full_state_dict(ema) if ema is not None else None
+            if info.is_main:
+                ckpt.save_checkpoint(run_dir / "checkpoints", done, model_sd, optim_sd, scheduler,
+                                     data_position=done * examples_per_step,
+                                     config=cfg.to_dict(), ema=ema_sd,
+                                     limit=cfg.checkpoints_total_limit)  # fmt: skip
         dist_utils.barrier(info)
     if bar is not None:
         bar.close()
     final = run_dir / "final"
+    if ema is not None:  # the exported model carries the EMA weights
+        ema.copy_to(model)
+    export = fsdp.gather_model(model) if fsdp.is_sharded(model) else model
     if info.is_main:
-        if ema is not None:  # the exported model carries the EMA weights
-            params_by_name = dict(model.named_parameters())
-            with torch.no_grad():
-                for n in ema.names:
-                    params_by_name[n].copy_(ema.get_buffer(n.replace(".", "__")))
-        save_pretrained(model, final)
+        save_pretrained(export, final)
     dist_utils.barrier(info)
     dist_utils.shutdown(info)
     return TrainResult(run_dir, final, cfg.steps, metrics)
