@@ -98,8 +98,8 @@ def test_stage2_flow_loss_falls_and_repa_is_on(chain) -> None:
     flow, repa = losses(run_dir, "flow"), losses(run_dir, "repa")
     assert len(flow) == 30
     assert sum(flow[-3:]) / 3 < 0.7 * sum(flow[:3]) / 3
-    assert all(-1.0 <= r < 0.0 for r in repa)  # negative cosine to the SigLIP features
-    assert repa[-1] < repa[0]
+    assert all(-1.0 <= r <= 1.0 for r in repa)  # negative cosine to the SigLIP features
+    assert repa[-1] < -0.3 and repa[-1] < repa[0] - 0.2  # the projector learns to align
     assert losses(run_dir, "ce") == [0.0] * 30
 
 

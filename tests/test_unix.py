@@ -99,7 +99,7 @@ def test_rows_are_independent():
 def test_bad_inputs_are_rejected():
     model = make_model()
     batch, pixels, latents = mixed_inputs()
-    with pytest.raises(ValueError, match="64 ViT slots, got nothing"):
+    with pytest.raises(ValueError, match=f"{VG[0] * VG[1]} ViT slots, got nothing"):
         model(batch, None, latents)
     with pytest.raises(ValueError, match="do not match the batch's vae splits"):
         model(batch, pixels, latents[:1])
@@ -294,8 +294,8 @@ def test_config_round_trip_and_validation():
 
 
 # --------------------------------------------------------------------------------- overfitting
-def _overfit(model: UniX, step_fn, steps: int) -> tuple[float, float]:
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+def _overfit(model: UniX, step_fn, steps: int, lr: float = 2e-3) -> tuple[float, float]:
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     first = last = None
     for _ in range(steps):
         loss = step_fn()
@@ -319,8 +319,9 @@ def test_tiny_model_overfits_one_generation_batch():
     batch, latents = gen_batch()
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(5))
     t = torch.tensor([0.3, 0.8])
+    # lr 1e-3: at 2e-3 some initialisations stall near half the first loss for 100+ steps
     first, last = _overfit(
-        model, lambda: model(batch, None, latents, timesteps=t, noise=noise)["flow"], 120
+        model, lambda: model(batch, None, latents, timesteps=t, noise=noise)["flow"], 120, lr=1e-3
     )
     assert last < first / 20, (first, last)
 

@@ -74,7 +74,10 @@ class UniXConfig(PretrainedConfig):
         eoi_id: int = BPE_SPECIAL_IDS["eoi"],
         # --- understanding: SigLIP vision tower + 2-layer MLP connector ---
         image_size_und: int = 64,
-        vit_patch_size: int = 8,
+        # The paper's 16 px patches in every preset. At 64 px: 4 x 4 = 16 ViT tokens. With 8 px
+        # patches (64 tokens) a smoke stage-1 step took 0.52 s instead of 0.34 s on two cores, and
+        # the from-scratch tower had not started reading findings after 300 steps (it had with 16).
+        vit_patch_size: int = 16,
         vit_hidden_size: int = 128,
         vit_num_layers: int = 2,
         vit_num_heads: int = 2,
