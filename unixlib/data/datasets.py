@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from unixlib.data.processed import usable
+from unixlib.data.processed import unusable_reason
 from unixlib.data.prompts import training_prompt
 from unixlib.data.tokenizer import ReportTokenizer
 
@@ -80,9 +80,16 @@ class ReportImageDataset(torch.utils.data.Dataset):
     ) -> None:
         if task not in ("und", "gen"):
             raise ValueError(f"task must be 'und' or 'gen', got {task!r}")
-        rows = frame[(frame["split"] == split) & usable(frame)].reset_index(drop=True)
+        in_split = frame[frame["split"] == split]
+        reasons = unusable_reason(in_split)
+        skipped = ", ".join(f"{n} {r}" for r, n in reasons[reasons != ""].value_counts().items())
+        if skipped:  # said, not silently dropped (notebook 01's rejects.csv lists the rest)
+            print(f"{split}: {int((reasons != '').sum())} of {len(in_split)} rows not used "
+                  f"({skipped})")  # fmt: skip
+        rows = in_split[reasons == ""].reset_index(drop=True)
         if rows.empty:
-            raise ValueError(f"no usable {split} rows (image + cleaned report + frontal view)")
+            raise ValueError(f"no usable {split} rows (image + cleaned report + frontal view)"
+                             + (f"; skipped: {skipped}" if skipped else ""))  # fmt: skip
         self.rows, self.root, self.tokenizer = rows, Path(data_root), tokenizer
         self.image_size, self.task, self.seed = image_size, task, seed
         self.max_report_tokens = max_report_tokens

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from unixlib.data.labeler import label_texts
-from unixlib.data.schema import LABELS
+from unixlib.data.schema import FRONTAL_VIEWS, LABELS
 from unixlib.data.tokenizer import ReportTokenizer, train_bpe
 
 
@@ -77,13 +77,19 @@ def fill_labels(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def unusable_reason(frame: pd.DataFrame) -> pd.Series:
+    """Per row, why the training stages skip it ("" = usable: an image, a cleaned report and a
+    frontal view). Only the first failing condition is named."""
+    reason = pd.Series("", index=frame.index, dtype=object)
+    reason[~frame["view"].isin(sorted(FRONTAL_VIEWS))] = "view not frontal (PA/AP) or unknown"
+    reason[frame["report_clean"].fillna("") == ""] = "no cleaned report"
+    reason[frame["image_path"].fillna("") == ""] = "no image"
+    return reason
+
+
 def usable(frame: pd.DataFrame) -> pd.Series:
     """Rows the training stages may use: an image, a cleaned report, a frontal view."""
-    return (
-        (frame["image_path"].fillna("") != "")
-        & (frame["report_clean"].fillna("") != "")
-        & frame["view"].isin(["PA", "AP"])
-    )
+    return unusable_reason(frame) == ""
 
 
 def build_tokenizer(
@@ -99,11 +105,15 @@ def build_tokenizer(
     return train_bpe(train["report_clean"].tolist(), vocab_size=vocab_size, out_dir=out_dir)
 
 
-def load_processed(run_dir: Path) -> tuple[pd.DataFrame, ReportTokenizer, DataPaths]:
-    """What notebooks 02-06 start from: the processed table, its tokenizer and the paths."""
-    paths = DataPaths.of_run(run_dir)
+def load_data(paths: DataPaths) -> tuple[pd.DataFrame, ReportTokenizer, DataPaths]:
+    """The processed table and tokenizer of a data folder (notebook 01's output), and its paths."""
     if not paths.processed.is_file():
         raise FileNotFoundError(
-            f"{paths.processed} is missing: run notebook 01 for this run_dir first"
+            f"{paths.processed} is missing: run notebook 01 for this data folder first"
         )
     return pd.read_parquet(paths.processed), ReportTokenizer.load(paths.tokenizer), paths
+
+
+def load_processed(run_dir: Path) -> tuple[pd.DataFrame, ReportTokenizer, DataPaths]:
+    """What notebooks 02-06 start from: ``load_data`` of ``<run_dir>/data``."""
+    return load_data(DataPaths.of_run(run_dir))

@@ -33,7 +33,7 @@ from unixlib.data.packing import (
     text_dropout,
     understanding_plan,
 )
-from unixlib.data.processed import DataPaths
+from unixlib.data.processed import DataPaths, load_data
 from unixlib.data.tokenizer import ReportTokenizer
 from unixlib.model.config import UniXConfig
 from unixlib.model.flow import sample_train_timesteps
@@ -155,19 +155,20 @@ def draw_noise(seeds: list[int], shape: tuple[int, ...], device: torch.device) -
 
 def load_training_data(cfg: TrainConfig) -> tuple[pd.DataFrame, ReportTokenizer, DataPaths]:
     """Notebook 01's processed table, tokenizer and paths, read from ``cfg.data_dir``."""
-    paths = DataPaths(project_path(cfg.data_dir))
-    if not paths.processed.is_file():
-        raise FileNotFoundError(f"{paths.processed} is missing: run notebook 01 (data_dir "
-                                f"{cfg.data_dir!r}) first")  # fmt: skip
-    return pd.read_parquet(paths.processed), ReportTokenizer.load(paths.tokenizer), paths
+    return load_data(DataPaths(project_path(cfg.data_dir)))
 
 
 def build_source(
-    cfg: TrainConfig, mc: UniXConfig, world_size: int = 1, rank: int = 0
+    cfg: TrainConfig,
+    mc: UniXConfig,
+    world_size: int = 1,
+    rank: int = 0,
+    data: tuple[pd.DataFrame, ReportTokenizer, DataPaths] | None = None,
 ) -> BatchSource:
     """The run's :class:`BatchSource`: training-split datasets of the tasks it trains, at the
-    model's image sizes (``mc``), for process ``rank`` of ``world_size``."""
-    frame, tokenizer, paths = load_training_data(cfg)
+    model's image sizes (``mc``), for process ``rank`` of ``world_size``. ``data`` is what
+    :func:`load_training_data` returned, when the caller has it already."""
+    frame, tokenizer, paths = data or load_training_data(cfg)
     datasets = {}
     for task, n, size in (("und", cfg.task_ratio[0], mc.image_size_und),
                           ("gen", cfg.task_ratio[1], mc.image_size_gen)):  # fmt: skip

@@ -153,11 +153,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     info = dist_utils.init_from_env(device)
     run_dir = project_path(cfg.run_dir)
     torch.manual_seed(cfg.seed)
-    _, tokenizer, _ = load_training_data(cfg)
+    data = load_training_data(cfg)  # (frame, tokenizer, paths), read once
+    tokenizer = data[1]
     model = build_model(cfg, tokenizer).to(device)
     counts = set_trainable(model, cfg.trainable)
     repa_target = _repa_target(cfg, model, device)
-    source = build_source(cfg, model.config, info.world_size, info.rank)
+    source = build_source(cfg, model.config, info.world_size, info.rank, data)
     latent_cache = None
     if cfg.latent_cache and "gen" in source.datasets:
         from unixlib.train.vae_files import load_latent_cache
