@@ -171,8 +171,8 @@ def test_cached_greedy_decoding_equals_full_recomputation():
     pixels = preprocess_for_vit(
         torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(4)), 64
     )
-    ids_c, logits_c = model.greedy_decode(plans, pixels, 10, use_cache=True)
-    ids_f, logits_f = model.greedy_decode(plans, pixels, 10, use_cache=False)
+    ids_c, logits_c = model.greedy_decode(plans, pixels, 10, use_cache=True, return_logits=True)
+    ids_f, logits_f = model.greedy_decode(plans, pixels, 10, use_cache=False, return_logits=True)
     assert ids_c.shape == (2, 10)
     assert torch.equal(ids_c, ids_f)
     torch.testing.assert_close(logits_c, logits_f, atol=1e-4, rtol=1e-4)

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from unixlib.data.packing import (
+    PAD_CODE,
     PackedBatch,
     SpecialTokens,
     generation_plan,
@@ -212,7 +213,7 @@ def run_cpu(names: Sequence[str], quick: bool, repeats: int) -> list[dict]:
 # ------------------------------------------------------------------------------------------ GPU
 def attended_pairs(batch: PackedBatch) -> int:
     """(query, key) pairs the attention mask allows between real tokens (padding excluded)."""
-    real = batch.token_kind != 0  # (B, L)
+    real = batch.token_kind != PAD_CODE  # (B, L)
     mask = batch.attention_mask[:, 0] & real[:, :, None] & real[:, None, :]
     return int(mask.sum())
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from unixlib.data.packing import (
+    PAD_CODE,
     TEXT,
     SamplePlan,
     SpecialTokens,
@@ -45,7 +46,8 @@ def greedy_decode(
     vit_pixels: Tensor,
     max_new_tokens: int,
     use_cache: bool = True,
-) -> tuple[Tensor, Tensor]:
+    return_logits: bool = False,
+) -> tuple[Tensor, Tensor | None]:
     """Greedy continuation of understanding prefixes.
 
     Args:
@@ -53,8 +55,11 @@ def greedy_decode(
         vit_pixels: (Nv, 3, S, S) preprocessed images of the plans' vit splits, in order.
         max_new_tokens: steps to run (stops early once every row has produced eos).
         use_cache: False recomputes the full sequence at every step.
+        return_logits: also keep the (B, V) logits of every step (tests; (B, T, V) floats are
+            gigabytes at the paper's vocabulary and length, so reports do without).
     Returns:
-        ((B, T) long generated ids, (B, T, V) float logits that chose them), T <= max_new_tokens.
+        ((B, T) long generated ids, (B, T, V) float logits that chose them or None),
+        T <= max_new_tokens.
         Rows that finished keep decoding (ids after their first eos are meaningless).
     """
     if max_new_tokens < 1:
@@ -73,13 +78,14 @@ def greedy_decode(
     logits = _last_logits(model, h, routing, batch.lengths)
     if use_cache:
         key_valid = torch.zeros(b, length + max_new_tokens, dtype=torch.bool, device=device)
-        key_valid[:, :length] = batch.token_kind != 0  # real prefix tokens only
+        key_valid[:, :length] = batch.token_kind != PAD_CODE  # real prefix tokens only
         next_pos = batch.position_ids.max(dim=1).values + 1  # (B,)
         step_routing = Routing.dense(b, 1, "und", device)
     for step in range(max_new_tokens):
         token = logits.argmax(-1)  # (B,)
         tokens.append(token)
-        logits_out.append(logits)
+        if return_logits:
+            logits_out.append(logits)
         done |= token == cfg.eos_id
         if step == max_new_tokens - 1 or bool(done.all()):
             break
@@ -98,7 +104,7 @@ def greedy_decode(
             h, routing = model.embed(full, vit_embeds, None)
             h, _ = model.run(h, routing, full.position_ids, full.attention_mask)
             logits = _last_logits(model, h, routing, full.lengths)
-    return torch.stack(tokens, dim=1), torch.stack(logits_out, dim=1)
+    return torch.stack(tokens, dim=1), torch.stack(logits_out, dim=1) if return_logits else None
 
 
 def generate_report(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from unixlib.data.packing import SamplePlan, SpecialTokens, generation_plan, pack
+from unixlib.data.packing import PAD_CODE, SamplePlan, SpecialTokens, generation_plan, pack
 from unixlib.model.flow import (
     euler_sample,
     guided_velocity,
@@ -110,7 +110,7 @@ def _cached_steps(model: UniX, plans: list[SamplePlan]):
     # Each latent block sits one position after its context; it sees the context's real
     # tokens and the whole block.
     position_ids = batch.lengths.to(device)[:, None].expand(rows, n_tok)  # (rows, T)
-    key_valid = torch.cat([batch.token_kind != 0,
+    key_valid = torch.cat([batch.token_kind != PAD_CODE,
                            torch.ones(rows, n_tok, dtype=torch.bool, device=device)], 1)  # fmt: skip
     mask = key_valid[:, None, None, :].expand(rows, 1, n_tok, ctx_len + n_tok)
     step_routing = Routing.dense(rows, n_tok, "gen", device)

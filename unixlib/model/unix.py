@@ -277,12 +277,13 @@ class UniX(nn.Module):
 
     def greedy_decode(
         self, plans: list[SamplePlan], vit_pixels: Tensor, max_new_tokens: int,
-        use_cache: bool = True,
-    ) -> tuple[Tensor, Tensor]:  # fmt: skip
-        """Greedy continuation of prefix plans: ((B, T) ids, (B, T, V) logits); see decoding.py."""
+        use_cache: bool = True, return_logits: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+        """Greedy continuation of prefix plans: ((B, T) ids, (B, T, V) logits or None); see
+        decoding.py."""
         from unixlib.model.decoding import greedy_decode
 
-        return greedy_decode(self, plans, vit_pixels, max_new_tokens, use_cache)
+        return greedy_decode(self, plans, vit_pixels, max_new_tokens, use_cache, return_logits)
 
     def generate_report(
         self, images: Tensor, prompt_ids: list[list[int]], max_new_tokens: int,
