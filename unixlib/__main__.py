@@ -7,6 +7,7 @@ library function; heavy modules are imported only by the command that needs them
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -102,14 +103,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.config:
         cfg = TrainConfig.from_dict(json.loads(Path(args.config).read_text()))
+    elif args.stage is None:
+        print("train: give --stage 1|2|3 (with --profile) or --config a run's config.json",
+              file=sys.stderr)  # fmt: skip
+        return 2
     else:
         params = config.load(args.profile).for_notebook(STAGE_NOTEBOOKS[args.stage])
         cfg = stage_config(args.stage, params)
-    for flag, field in (("max_steps", "steps"), ("checkpoint_every", "checkpoint_every"),
-                        ("run_dir", "run_dir"), ("seed", "seed"),
-                        ("parallel", "parallel")):  # fmt: skip
-        if getattr(args, flag) is not None:
-            setattr(cfg, field, getattr(args, flag))
+    flags = {"max_steps": "steps", "checkpoint_every": "checkpoint_every", "run_dir": "run_dir",
+             "seed": "seed", "parallel": "parallel"}  # fmt: skip
+    overrides = {f: getattr(args, a) for a, f in flags.items() if getattr(args, a) is not None}
+    cfg = dataclasses.replace(cfg, **overrides)  # runs TrainConfig's validation again
     result = train(cfg, resume=args.resume, progress=not args.no_progress)
     print(f"final model: {result.final_dir}")
     return 0
