@@ -62,8 +62,10 @@ def test_notebook_defaults_are_the_smoke_profile():
 @pytest.mark.parametrize("path", sorted(config.PROFILE_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_profile_validates(path):
     profile = config.load(path.stem)
+    # No profile sets its own folders: each writes under its name, so profiles never mix outputs.
     for values in profile.params.values():
-        assert values[config.RUN_DIR_KEY] == f"papermill_runs/{path.stem}" or path.stem != "smoke"
+        assert values[config.RUN_DIR_KEY] == f"papermill_runs/{path.stem}"
+        assert values[config.FIGURES_DIR_KEY] == f"figures/{path.stem}"
 
 
 @pytest.mark.parametrize("nb_path", config.notebooks(), ids=lambda p: p.stem)

@@ -219,4 +219,4 @@ def test_real_iu_reports_leave_no_deid_span(shared_data) -> None:
     assert len(kept) >= 390  # only reports with both sections empty are rejected
     assert all(r.reason == "no findings or impression section" for r in results if not r.ok)
     assert not any("XXXX" in t for t in kept)
-    assert all(split_report(t) for t in kept)
+    assert all(any(split_report(t)) for t in kept)  # a section survives in every kept text
