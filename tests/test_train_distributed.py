@@ -74,6 +74,21 @@ def test_two_ranks_read_the_double_batch_of_one_process(data, tmp_path) -> None:
         assert sum(p.n_flow for p in parts) == whole.n_flow
 
 
+def test_cached_latents_without_repa_skip_the_pixels_only(data, tmp_path) -> None:
+    """gen_pixels=False (latents cached, no REPA) leaves every other field of a micro-batch as is."""
+    cfg = tiny_config(data, tmp_path, 3, task_ratio=(1, 1), batch_size=4)
+    mc = preset("tiny", **model_config(cfg, load_processed(data)[1]))
+    with_pixels, without = build_source(cfg, mc), build_source(cfg, mc)
+    without.gen_pixels = False
+    for step in (0, 7):
+        a, b = with_pixels.micro_batch(step, 0), without.micro_batch(step, 0)
+        assert b.gen_images is None and a.gen_images.shape[0] == a.n_gen == b.n_gen == 2
+        assert torch.equal(a.batch.input_ids, b.batch.input_ids)
+        assert torch.equal(a.timesteps, b.timesteps) and a.noise_seeds == b.noise_seeds
+        assert a.gen_indices == b.gen_indices and (a.n_ce, a.n_flow) == (b.n_ce, b.n_flow)
+        assert torch.equal(a.vit_pixels, b.vit_pixels)
+
+
 def _ids(mb, task: str) -> list[int]:
     """Stream positions of a micro-batch's examples of ``task`` (text-dropped ones included)."""
     pairs = zip(mb.batch.sample_ids.tolist(), mb.batch.tasks, strict=True)

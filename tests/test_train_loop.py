@@ -170,6 +170,12 @@ def test_latent_cache_rows_are_matched_by_id(data, tmp_path) -> None:
     cached_cfg = tiny_config(data, tmp_path / "cached", 2, steps=3, latent_cache=str(cache))
     cached = train(cached_cfg, progress=False)
     assert losses(cached.run_dir) == pytest.approx(losses(live.run_dir), rel=1e-5)
+    # Without REPA a cached run reads no pixels at all (BatchSource.gen_pixels): same losses.
+    no_repa = {"steps": 3, "repa_weight": 0.0}
+    live = train(tiny_config(data, tmp_path / "live0", 2, **no_repa), progress=False)
+    cached = train(tiny_config(data, tmp_path / "cached0", 2, latent_cache=str(cache), **no_repa),
+                   progress=False)  # fmt: skip
+    assert losses(cached.run_dir) == pytest.approx(losses(live.run_dir), rel=1e-5)
 
     bad = tiny_config(data, tmp_path / "bad", 2, steps=1, latent_cache=str(cache))
     save_latent_cache(latents[1:], ids[1:], cache)

@@ -72,7 +72,9 @@ class MicroBatch:
 
     batch: PackedBatch
     vit_pixels: Tensor | None  # (Nu, 3, S, S) preprocessed for SigLIP
-    gen_images: Tensor | None  # (Ng, 1, H, W) in [0, 1]: VAE input and REPA target input
+    # (Ng, 1, H, W) in [0, 1]: VAE input and REPA target input; None when the run reads latents
+    # from its cache and has no REPA (BatchSource.gen_pixels False): nothing would look at them
+    gen_images: Tensor | None
     gen_indices: list[int]  # dataset rows of the generation examples (latent cache lookup)
     timesteps: Tensor | None  # (Ng,)
     noise_seeds: list[int]  # one per generation example; noise is drawn on the model's device
@@ -98,6 +100,7 @@ class BatchSource:
     text_dropout_prob: float
     world_size: int = 1
     rank: int = 0
+    gen_pixels: bool = True  # decode generation images (False: latents cached, no REPA)
 
     def _positions(self, task_index: int, count: int, step: int, micro: int) -> range:
         slot = (step * self.grad_accum + micro) * self.world_size + self.rank
@@ -119,12 +122,12 @@ class BatchSource:
             data = self.datasets["gen"]
             for k in self._positions(1, n_gen, step, micro):
                 idx, epoch = stream_index(self.seed + 1, k, len(data))
-                ex = data.example(idx, epoch)
                 ex_seed = example_seed(self.seed, k)
                 rng = random.Random(ex_seed)
-                report = text_dropout(ex.report_ids, self.text_dropout_prob, rng)
+                report = text_dropout(data.report_ids[idx], self.text_dropout_prob, rng)
                 plans.append(generation_plan(report, self.latent_grid, self.special, k))
-                gen_images.append(ex.image)
+                if self.gen_pixels:
+                    gen_images.append(data.image(idx))
                 gen_rows.append(idx)
                 g = torch.Generator().manual_seed(ex_seed)
                 times.append(sample_train_timesteps(1, self.timestep_shift, g))
@@ -142,7 +145,7 @@ class BatchSource:
             noise_seeds=seeds,
             n_ce=batch.ce_index.numel(),
             n_flow=int(batch.flow_mask.sum()),
-            n_gen=len(gen_images),
+            n_gen=len(gen_rows),
         )
 
 

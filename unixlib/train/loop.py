@@ -129,8 +129,8 @@ def _step_losses(
 ) -> dict[str, torch.Tensor]:
     batch = mb.batch.to(device)
     latents = noise = repa = repa_grid = None
-    if mb.gen_images is not None:
-        images = mb.gen_images.to(device)
+    if mb.n_gen:
+        images = mb.gen_images.to(device) if mb.gen_images is not None else None
         with torch.no_grad():
             if latent_cache is not None:
                 latents = latent_cache[mb.gen_indices].to(device)
@@ -167,6 +167,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         mc = model.config
         latent_cache = align_latent_cache(cached, ids, source.datasets["gen"],
                                           mc.latent_grid(mc.image_size_gen), mc.latent_patch_size)  # fmt: skip
+        source.gen_pixels = repa_target is not None  # only REPA would still look at the pixels
     # DDP wraps the model; FSDP shards it in place (new parameters: build the optimizer after).
     parallel = cfg.parallel_mode(model.config)
     wrapped = dist_utils.parallelize(model, parallel, info, device)
