@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from transformers import Dinov2Config, Dinov2Model
 
+from unixlib.model.config import preset
 from unixlib.model.repa import (
     RadDinoTarget,
     REPAProjector,
@@ -33,7 +34,6 @@ from unixlib.model.vision import (
     build_vision_tower,
     load_vision_tower,
     preprocess_for_vit,
-    tiny_vision_config,
     vit_features,
 )
 
@@ -146,16 +146,18 @@ def test_latent_stats_normalise_the_cache() -> None:
 
 def test_tiny_tower_features_and_no_pooling_head() -> None:
     torch.manual_seed(0)
-    tower = build_vision_tower(tiny_vision_config())
+    cfg = preset("tiny")
+    tower = build_vision_tower(cfg.vision_config())
     assert not any(k.startswith("head.") for k in tower.state_dict())
-    pixels = preprocess_for_vit(torch.rand(2, 1, 48, 64), 64)
-    assert vit_features(tower, pixels).shape == (2, 64, 128)
-    with_head = build_vision_tower({**tiny_vision_config(), "vision_use_head": True})
+    pixels = preprocess_for_vit(torch.rand(2, 1, 48, 64), cfg.image_size_und)
+    assert vit_features(tower, pixels).shape == (2, cfg.vit_grid**2, cfg.vit_hidden_size)
+    with_head = build_vision_tower({**cfg.vision_config(), "vision_use_head": True})
     assert any(k.startswith("head.") for k in with_head.state_dict())
 
 
 def test_load_vision_tower_round_trip_and_missing(tmp_path: Path) -> None:
-    cfg = {**tiny_vision_config(), "hidden_size": 32, "intermediate_size": 64, "image_size": 16}
+    cfg = {**preset("tiny").vision_config(), "hidden_size": 32, "intermediate_size": 64,
+           "image_size": 32}  # fmt: skip
     tower = build_vision_tower(cfg)
     tower.save_pretrained(tmp_path / "siglip")
     loaded = load_vision_tower(tmp_path / "siglip")
@@ -242,10 +244,13 @@ def test_repa_loss_rejects_bad_shapes() -> None:
 
 def test_siglip_target_is_frozen_and_gives_its_grid() -> None:
     torch.manual_seed(0)
-    target = SiglipTarget(build_vision_tower(tiny_vision_config()))
-    images = torch.rand(2, 1, 64, 64)
+    cfg = preset("tiny")
+    target = SiglipTarget(build_vision_tower(cfg.vision_config()))
+    images = torch.rand(2, 1, cfg.image_size_und, cfg.image_size_und)
     feats, grid = target(images)
-    assert feats.shape == (2, 64, 128) and grid == (8, 8) and not feats.requires_grad
+    g = cfg.vit_grid
+    assert feats.shape == (2, g * g, cfg.vit_hidden_size) and grid == (g, g)
+    assert not feats.requires_grad
     target.train()
     assert not target.encoder.training
     assert not any(p.requires_grad for p in target.parameters())

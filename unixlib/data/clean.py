@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from unixlib.data.llm_clean import LLMConfig, api_key, llm_clean_reports
+from unixlib.data.llm_clean import LLMConfig, llm_clean_reports
 from unixlib.data.reports import rule_clean
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,6 @@ def clean_statuses(
             [r.text for r in rules],
             ["rules" if r.ok else f"rejected:{r.reason}" for r in rules],
         )
-    api_key(llm)  # a missing key is a clear error before any work
     asked = [i for i, raw in enumerate(raws) if raw.strip()]
     results = dict(
         zip(asked, llm_clean_reports([raws[i] for i in asked], llm, cache_dir), strict=True)

@@ -13,6 +13,8 @@ standard uncertainty cues ("possible", "cannot be excluded", "may represent",
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from unixlib.data.synth_findings import FindingSpec
@@ -49,7 +51,8 @@ def _cap(s: str) -> str:
     return s[0].upper() + s[1:]
 
 
-def _pick(rng: np.random.Generator, options: list[str]) -> str:
+def pick(rng: np.random.Generator, options: Sequence[str]) -> str:
+    """One of ``options``, uniformly (the SynthCXR modules' one way of choosing a phrase)."""
     return options[int(rng.integers(len(options)))]
 
 
@@ -70,7 +73,7 @@ def describe(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
             "Cardiomegaly cannot be excluded.",
         ]
         imp = f"{_cap(SEV_ADJ[k])} cardiomegaly." if not h else "Possible cardiomegaly."
-        return (_pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
+        return (pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
     if n == "enlarged_cardiomediastinum":
         pos = [
             f"The mediastinum is {SEV_ADV[k]} widened.",
@@ -79,7 +82,7 @@ def describe(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
         ]
         hed = ["Possible mediastinal widening.", "Mediastinal widening cannot be excluded."]
         imp = "Widened mediastinum." if not h else "Possible mediastinal widening."
-        return (_pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
+        return (pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
     if n == "edema":
         both = {n: lab, "lung_opacity": 1.0}
         pos = [
@@ -92,7 +95,7 @@ def describe(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
             "Bilateral hazy opacities. Possible mild pulmonary edema.",
         ]
         imp = f"{_cap(SEV_ADJ[k])} pulmonary edema." if not h else "Possible mild pulmonary edema."
-        return (_pick(rng, hed if h else pos), both), (imp, {n: lab})
+        return (pick(rng, hed if h else pos), both), (imp, {n: lab})
     if n == "pleural_effusion":
         pl = "effusions" if side == "bilateral" else "effusion"
         sz = SIZE[k]
@@ -110,7 +113,7 @@ def describe(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
         imp = (
             f"{_cap(sz)} {side} pleural {pl}." if not h else f"Possible small {side} pleural {pl}."
         )
-        return (_pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
+        return (pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
     if n == "pneumothorax":
         sz = SIZE[k]
         pos = [
@@ -125,7 +128,7 @@ def describe(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
         imp = (
             f"{_cap(sz)} {side} pneumothorax." if not h else f"Possible small {side} pneumothorax."
         )
-        return (_pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
+        return (pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
     if n in ("consolidation", "pneumonia"):
         loc, dx = location(spec), n
         opac = {n: lab, "lung_opacity": 1.0}
@@ -146,7 +149,7 @@ def describe(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
             else f"{_cap(loc)} opacity. {_cap(dx)} cannot be excluded."
         )
         imp_lab = {n: lab} if not h else opac
-        return (_pick(rng, hed if h else pos), opac), (imp, imp_lab)
+        return (pick(rng, hed if h else pos), opac), (imp, imp_lab)
     if n == "lung_opacity":
         loc = location(spec)
         pos = [
@@ -156,7 +159,7 @@ def describe(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
         ]
         hed = [f"Possible faint opacity in the {loc}.", f"Questionable opacity in the {loc}."]
         imp = f"{_cap(loc)} opacity." if not h else f"Possible {loc} opacity."
-        return (_pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
+        return (pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
     if n == "atelectasis":
         where = base(spec)
         kind = (
@@ -174,9 +177,9 @@ def describe(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
             f"Opacity at the {where}. Atelectasis cannot be excluded.",
         ]
         imp = f"{_cap(where)} atelectasis." if not h else f"Possible {where} atelectasis."
-        return (_pick(rng, hed if h else pos), opac), (imp, {n: lab})
+        return (pick(rng, hed if h else pos), opac), (imp, {n: lab})
     if n == "lung_lesion":
-        loc, size = location(spec), _pick(rng, list(NODULE_SIZE[k]))
+        loc, size = location(spec), pick(rng, list(NODULE_SIZE[k]))
         what = "mass" if k == 2 else "nodule"
         both = {n: lab, "lung_opacity": 1.0}
         pos = [
@@ -189,7 +192,7 @@ def describe(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
             f"Rounded opacity in the {loc}. This may represent a pulmonary nodule.",
         ]
         imp = f"{size} {loc} pulmonary {what}." if not h else f"Possible {loc} pulmonary nodule."
-        return (_pick(rng, hed if h else pos), both), (_cap(imp), {n: lab})
+        return (pick(rng, hed if h else pos), both), (_cap(imp), {n: lab})
     if n == "fracture":
         ribs = ORDINAL[FIRST_RIB[spec.region] : FIRST_RIB[spec.region] + k + 1]
         rib_words = ribs[0] if k == 0 else ", ".join(ribs[:-1]) + f" and {ribs[-1]}"
@@ -201,7 +204,7 @@ def describe(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
         ]
         hed = [f"Possible nondisplaced fracture of the {side} {ribs[0]} rib."]
         imp = f"{_cap(side)} rib {fr}." if not h else f"Possible {side} rib fracture."
-        return (_pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
+        return (pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
     if n == "pleural_other":
         where = "apical " if spec.region == "upper" else ""
         pos = [
@@ -214,7 +217,7 @@ def describe(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
             if not h
             else f"Possible {side} pleural thickening."
         )
-        return (_pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
+        return (pick(rng, hed if h else pos), {n: lab}), (imp, {n: lab})
     return _device(spec, rng)
 
 
@@ -222,7 +225,7 @@ def _device(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
     lab = {"support_devices": 1.0}
     if spec.region == "et_tube":
         cm = int(rng.integers(3, 7))
-        s = _pick(
+        s = pick(
             rng,
             [
                 f"Endotracheal tube terminates {cm} cm above the carina.",
@@ -231,7 +234,7 @@ def _device(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
         )
         imp = "Endotracheal tube in standard position."
     elif spec.region == "ng_tube":
-        s = _pick(
+        s = pick(
             rng,
             [
                 "A nasogastric tube courses below the diaphragm with its tip in the stomach.",
@@ -240,7 +243,7 @@ def _device(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
         )
         imp = "Nasogastric tube in the stomach."
     elif spec.region == "central_line":
-        s = _pick(
+        s = pick(
             rng,
             [
                 f"{_cap(spec.side)} internal jugular central venous catheter terminates in the mid SVC.",
@@ -249,7 +252,7 @@ def _device(spec: FindingSpec, rng: np.random.Generator) -> tuple[Said, Said]:
         )
         imp = "Central venous catheter in standard position."
     else:
-        s = _pick(
+        s = pick(
             rng,
             [
                 f"{_cap(spec.side)}-sided pacemaker with leads terminating in the right atrium and right ventricle.",

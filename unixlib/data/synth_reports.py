@@ -22,7 +22,7 @@ import numpy as np
 
 from unixlib.data.schema import LABELS
 from unixlib.data.synth_findings import OPACITY_FINDINGS, FindingSpec
-from unixlib.data.synth_phrases import NEGATIVES, Said, describe
+from unixlib.data.synth_phrases import NEGATIVES, Said, describe, pick
 
 _EXAM = {
     "PA": [
@@ -99,10 +99,6 @@ _ORDER = (
 _URGENT = frozenset({"pneumothorax", "pneumonia", "consolidation", "enlarged_cardiomediastinum"})
 
 
-def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
-    return options[int(rng.integers(len(options)))]
-
-
 def aggregate(stated: Sequence[dict[str, float]]) -> dict[str, float]:
     """CheXpert aggregation of per-sentence labels -> dict over LABELS (1 > -1 > 0 > NaN),
     with no_finding = 1 when nothing but support devices is positive or uncertain."""
@@ -170,7 +166,7 @@ def write_report(
     negatives = _negatives(ordered, rng)
     abnormal = any(s.name != "support_devices" for s in ordered)
     if not abnormal:
-        impression.append((_pick(rng, _NORMAL_IMPRESSION), {}))
+        impression.append((pick(rng, _NORMAL_IMPRESSION), {}))
 
     has_findings = rng.random() > 0.1
     if has_findings:
@@ -186,24 +182,24 @@ def write_report(
     lines: list[str] = []
     if rng.random() < 0.7:
         lines += [" " * int(rng.integers(20, 34)) + "FINAL REPORT"]
-    lines += [f" EXAMINATION:  {_pick(rng, _EXAM[view])}", ""]
+    lines += [f" EXAMINATION:  {pick(rng, _EXAM[view])}", ""]
     if rng.random() < 0.9:
         head = "INDICATION" if rng.random() < 0.8 else "HISTORY"
-        sex = _pick(rng, ["man", "woman", "M", "F", "patient"])
-        ind = f"___ year old {sex} with {_pick(rng, _COMPLAINTS)}"
+        sex = pick(rng, ["man", "woman", "M", "F", "patient"])
+        ind = f"___ year old {sex} with {pick(rng, _COMPLAINTS)}"
         if rng.random() < 0.5:
-            ind += f"  // {_pick(rng, _QUESTIONS)}"
+            ind += f"  // {pick(rng, _QUESTIONS)}"
         lines += [f" {head}:  {ind}", ""]
-    lines += [f" TECHNIQUE:  {_pick(rng, _TECHNIQUE[view])}", ""]
-    lines += [f" COMPARISON:  {_pick(rng, _COMPARISON)}", ""]
+    lines += [f" TECHNIQUE:  {pick(rng, _TECHNIQUE[view])}", ""]
+    lines += [f" COMPARISON:  {pick(rng, _COMPARISON)}", ""]
     if has_findings:
         text = " ".join(t for t, _ in findings_part)
         if rng.random() < 0.35:
-            text = f"{_pick(rng, _OPENERS)} {text}"
+            text = f"{pick(rng, _OPENERS)} {text}"
         lines += [" FINDINGS:", "", _wrap(text, rng), ""]
     imp_text = " ".join(t for t, _ in impression_part)
     urgent = {s.name for s in ordered if not s.hedged} & _URGENT
     if rng.random() < (0.5 if urgent else 0.05):
-        imp_text += f" {_pick(rng, _NOTIFY)}"
+        imp_text += f" {pick(rng, _NOTIFY)}"
     lines += [" IMPRESSION:", "", _wrap(imp_text, rng)]
     return "\n".join(lines) + "\n", labels

@@ -28,6 +28,7 @@ import numpy as np
 from unixlib.data.schema import LABELS
 from unixlib.data.synth_anatomy import sample_anatomy
 from unixlib.data.synth_findings import REGIONS, SEVERITIES, SIDES, FindingSpec
+from unixlib.data.synth_phrases import pick
 from unixlib.data.synth_render import render_image
 from unixlib.data.synth_reports import write_report
 
@@ -60,14 +61,10 @@ def _severity(rng: np.random.Generator) -> str:
     return SEVERITIES[int(rng.choice(3, p=[0.45, 0.35, 0.2]))]
 
 
-def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
-    return options[int(rng.integers(len(options)))]
-
-
 def _scenario(kind: str, rng: np.random.Generator) -> list[tuple[str, str, str]]:
     """(name, side, region) triples of one clinical scenario; severity/hedging come later."""
     p = rng.random
-    lr = _pick(rng, ("left", "right"))
+    lr = pick(rng, ("left", "right"))
     out: list[tuple[str, str, str]] = []
     if kind == "cardiac":
         if p() < 0.85:
@@ -76,14 +73,14 @@ def _scenario(kind: str, rng: np.random.Generator) -> list[tuple[str, str, str]]
             out.append(("edema", "bilateral", ""))
         if p() < 0.6:
             out.append(
-                ("pleural_effusion", _pick(rng, ("bilateral", "right", "bilateral", "left")), "")
+                ("pleural_effusion", pick(rng, ("bilateral", "right", "bilateral", "left")), "")
             )
         if p() < 0.25:
             out.append(("support_devices", "left", "pacemaker"))
         if p() < 0.1 or not out:
             out.append(("enlarged_cardiomediastinum", "none", ""))
     elif kind == "infection":
-        zone = _pick(rng, ("lower", "lower", "middle", "upper"))
+        zone = pick(rng, ("lower", "lower", "middle", "upper"))
         side = "bilateral" if p() < 0.15 else lr
         out.append(("pneumonia" if p() < 0.5 else "consolidation", side, zone))
         if p() < 0.25:
@@ -97,15 +94,15 @@ def _scenario(kind: str, rng: np.random.Generator) -> list[tuple[str, str, str]]
             out.append(("support_devices", "none", "ng_tube"))
         if p() < 0.7:
             out.append(("support_devices", lr, "central_line"))
-        out.append(("atelectasis", _pick(rng, ("left", "bilateral", "right")), "lower"))
+        out.append(("atelectasis", pick(rng, ("left", "bilateral", "right")), "lower"))
         if p() < 0.4:
-            out.append(("pleural_effusion", _pick(rng, ("bilateral", "left", "right")), ""))
+            out.append(("pleural_effusion", pick(rng, ("bilateral", "left", "right")), ""))
         if p() < 0.3:
             out.append(("edema", "bilateral", ""))
         if p() < 0.1:
             out.append(("pneumothorax", lr, ""))
     else:  # thoracic: one focal finding
-        what = _pick(
+        what = pick(
             rng,
             (
                 "lung_lesion",
@@ -119,7 +116,7 @@ def _scenario(kind: str, rng: np.random.Generator) -> list[tuple[str, str, str]]
         )
         sides = [s for s in SIDES[what] if s != "bilateral" or p() < 0.3]
         regions = [r for r in REGIONS[what] if r]
-        out.append((what, _pick(rng, sides), _pick(rng, regions) if regions else ""))
+        out.append((what, pick(rng, sides), pick(rng, regions) if regions else ""))
         if what == "fracture" and p() < 0.3:
             out.append(("pneumothorax", out[0][1], ""))
     return out

@@ -26,25 +26,11 @@ __all__ = [
     "build_vision_tower",
     "load_vision_tower",
     "preprocess_for_vit",
-    "tiny_vision_config",
-    "vision_grid",
     "vit_features",
 ]
 
 VIT_MEAN = 0.555895  # release: pixel mean of the CXR training images, all three channels
 VIT_STD = 0.336385
-
-
-def tiny_vision_config() -> dict[str, Any]:
-    """A 2-layer SigLIP of width 128 on 64 px images (8 x 8 = 64 tokens) for CPU runs."""
-    return {
-        "hidden_size": 128,
-        "intermediate_size": 256,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "image_size": 64,
-        "patch_size": 8,
-    }
 
 
 def build_vision_tower(cfg: dict[str, Any] | SiglipVisionConfig) -> SiglipVisionModel:
@@ -113,9 +99,3 @@ def vit_features(tower: SiglipVisionModel, pixels: Tensor) -> Tensor:
     """(B, 3, S, S) preprocessed pixels -> (B, N, Dv) patch tokens (last hidden state)."""
     dtype = next(tower.parameters()).dtype
     return tower(pixel_values=pixels.to(dtype)).last_hidden_state
-
-
-def vision_grid(tower: SiglipVisionModel) -> int:
-    """Tokens per side of the tower's patch grid (``image_size // patch_size``)."""
-    cfg = tower.config
-    return int(cfg.image_size) // int(cfg.patch_size)

@@ -30,6 +30,7 @@ from torch import Tensor
 from unixlib.data.images import load_image
 from unixlib.model.vae import VAEWrapper, build_autoencoder, latent_stats, vae_loss
 from unixlib.model.vae import tiny_autoencoder_config as default_autoencoder_config
+from unixlib.train.distributed import resolve_device
 from unixlib.train.vae_files import LATENT_NORM_FILE, write_latent_norm
 
 __all__ = [
@@ -141,14 +142,6 @@ def as_image_batch(images: np.ndarray | Tensor, size: int | None = None) -> Tens
     return x
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("VAETrainConfig.device is 'cuda' but no CUDA device is available")
-    return torch.device(name)
-
-
 def _check_autoencoder_config(config: dict[str, Any], cfg: VAETrainConfig) -> None:
     levels = len(config.get("block_out_channels", ()))
     found = (config.get("in_channels"), config.get("out_channels"), config.get("latent_channels"))
@@ -194,7 +187,7 @@ def train_vae(
     if config is None:
         config = default_autoencoder_config(cfg.latent_channels, cfg.downsample)
     _check_autoencoder_config(config, cfg)
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / LATENT_NORM_FILE).unlink(missing_ok=True)  # a stale norm must not outlive its weights
