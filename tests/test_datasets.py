@@ -22,8 +22,8 @@ def test_dataset_names_the_rows_it_skips(tmp_path, capsys):
         "view": ["PA", "AP", "LATERAL", "UNKNOWN"],
     })  # fmt: skip
     assert unusable_reason(frame).tolist() == [
-        "no image", "no cleaned report", "view not frontal (PA/AP) or unknown",
-        "view not frontal (PA/AP) or unknown",
+        "no image", "no cleaned report", "view not frontal (PA/AP/FRONTAL) or unknown",
+        "view not frontal (PA/AP/FRONTAL) or unknown",
     ]  # fmt: skip
     tok = train_bpe(["FINDINGS: Clear. IMPRESSION: Normal."] * 4, vocab_size=300)
     with pytest.raises(ValueError, match=r"no usable train rows.*1 no image"):

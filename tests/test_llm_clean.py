@@ -296,16 +296,19 @@ def test_every_row_kept_with_status(server, key, tmp_path) -> None:
         "rejected:empty report",
         "llm",
         "llm",
-        "rejected:no findings or impression section",
+        "fallback:labels differ: pneumothorax not mentioned->negative, pleural_effusion "
+        "positive->not mentioned, no_finding not mentioned->positive",
     ]
-    assert df.report_clean.tolist()[:3] == [GOOD, "", ""]
+    # a rewrite that dropped the finding falls back to the rules, which read free text as findings
+    assert df.report_clean.tolist() == [GOOD, "", "", GOOD, GOOD, rule_clean(sectionless_bad).text]
+    assert rule_clean(sectionless_bad).text == "FINDINGS: Large left pleural effusion. IMPRESSION:"
     assert fake.calls(RAW) == 1  # identical reports are requested once
     assert fake.calls() == 3
-    assert stats.n_rows == 6 and stats.count("rejected") == 3 and stats.count("llm") == 3
+    assert stats.n_rows == 6 and stats.count("rejected") == 2 and stats.count("llm") == 3
 
 
 def test_rules_only_manifest(tmp_path) -> None:
-    df, stats = _run(tmp_path, [RAW, "", "no sections here"], None)
+    df, stats = _run(tmp_path, [RAW, "", "INDICATION: cough."], None)
     assert df.clean_status.tolist() == [
         "rules",
         "rejected:empty report",

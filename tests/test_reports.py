@@ -5,14 +5,17 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from unixlib.data.llm_clean import reference_text
 from unixlib.data.reports import (
     SECTION_KEYS,
     clean_section,
     format_report,
     parse_sections,
+    report_body,
     rule_clean,
     split_report,
 )
+from unixlib.data.source_common import report_problem
 
 MIMIC = """                                 FINAL REPORT
  EXAMINATION:  CHEST (PA AND LAT)
@@ -170,7 +173,6 @@ def test_clinical_content_kept_verbatim() -> None:
     [
         ("", "empty report"),
         ("   \n ", "empty report"),
-        ("The lungs are clear.", "no findings or impression section"),
         ("INDICATION: cough. COMPARISON: ___.", "no findings or impression section"),
         (
             "FINDINGS: Comparison is made to ___. IMPRESSION: Dr. ___ was notified.",
@@ -181,6 +183,22 @@ def test_clinical_content_kept_verbatim() -> None:
 def test_rejections(raw: str, reason: str) -> None:
     result = rule_clean(raw)
     assert (result.ok, result.text, result.reason) == (False, "", reason)
+
+
+def test_report_body_decides_for_every_stage() -> None:
+    """Free text (no header) is findings; headers without FINDINGS/IMPRESSION are no content.
+    The source check, the rule cleaner and the LLM judge's reference all follow it."""
+    free = "The lungs are clear.\n No effusion."
+    assert report_body(free) == ("The lungs are clear. No effusion.", "")
+    assert report_body("INDICATION: cough. COMPARISON: ___.") == ("", "")
+    assert report_body("FINAL REPORT\n INDICATION: x\n IMPRESSION: Normal.") == ("", "Normal.")
+    assert rule_clean(free).text == "FINDINGS: The lungs are clear. No effusion. IMPRESSION:"
+    assert report_problem(free) is None
+    assert reference_text(free) == "FINDINGS: The lungs are clear. No effusion. IMPRESSION:"
+    assert report_problem("INDICATION: cough.") == (
+        "report has neither FINDINGS nor IMPRESSION content"
+    )
+    assert not rule_clean("INDICATION: cough.").ok
 
 
 def test_missing_section_keeps_both_keys() -> None:

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.source_helpers import read_rejects, write_image
+from unixlib.data.processed import unusable_reason
 from unixlib.data.schema import CHEXPERT_NAMES, LABELS, MANIFEST_COLUMNS
 from unixlib.data.source_common import hash_split, normalize_view, report_problem
 from unixlib.data.sources import TooManyRejectsError, prepare
@@ -40,13 +41,8 @@ def test_report_problem() -> None:
 
 
 def test_normalize_view_and_hash_split() -> None:
-    assert [normalize_view(v) for v in ("PA", "AP Supine", "Lateral", "ll", "not stated")] == [
-        "PA",
-        "AP",
-        "LATERAL",
-        "LL",
-        "UNKNOWN",
-    ]
+    views = ("PA", "AP Supine", "Frontal", "Lateral", "ll", "not stated")
+    assert [normalize_view(v) for v in views] == ["PA", "AP", "FRONTAL", "LATERAL", "LL", "UNKNOWN"]
     assert normalize_view(math.nan) == "UNKNOWN"
     splits = [hash_split(f"id{i}", (0.7, 0.2, 0.1)) for i in range(5000)]
     assert splits == [hash_split(f"id{i}", (0.7, 0.2, 0.1)) for i in range(5000)]
@@ -251,7 +247,17 @@ def test_iuxray_manifest(tmp_path: Path) -> None:
     assert sorted(manifest.index) == ["CXR1_1_IM-0001-3001", "CXR2", "CXR4_IM-2050-1001"]
     assert manifest.loc["CXR2", "image_path"] == ""  # report kept for text work
     assert manifest.loc["CXR1_1_IM-0001-3001", "image_path"] == "images/CXR1_1_IM-0001-3001.png"
-    assert (manifest["view"] == "UNKNOWN").all()
+    # The views CSV's "Frontal" is a frontal view of unrecorded PA/AP (trained on); an image it
+    # does not list may be lateral and stays UNKNOWN (not trained on).
+    assert manifest["view"].to_dict() == {
+        "CXR1_1_IM-0001-3001": "FRONTAL", "CXR2": "UNKNOWN", "CXR4_IM-2050-1001": "UNKNOWN"
+    }  # fmt: skip
+    cleaned = manifest.assign(report_clean="FINDINGS: Clear.")
+    assert unusable_reason(cleaned).to_dict() == {
+        "CXR1_1_IM-0001-3001": "",
+        "CXR2": "no image",
+        "CXR4_IM-2050-1001": "view not frontal (PA/AP/FRONTAL) or unknown",
+    }
     assert manifest.loc["CXR2", "report_raw"] == (
         "COMPARISON: None.\nINDICATION: Cough\nFINDINGS: Heart is enlarged.\nIMPRESSION: Cardiomegaly."
     )

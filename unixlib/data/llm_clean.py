@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unixlib.data.labeler import label_report
-from unixlib.data.reports import DEID, format_report, parse_sections, split_report
+from unixlib.data.reports import DEID, format_report, report_body, split_report
 from unixlib.data.schema import LABELS
 
 log = logging.getLogger(__name__)
@@ -127,11 +127,9 @@ def api_key(cfg: LLMConfig) -> str:
 
 
 def reference_text(raw: str) -> str:
-    """What the judge labels on the raw side: FINDINGS + IMPRESSION, else the whole text."""
-    sections = parse_sections(raw)
-    if sections["findings"] or sections["impression"]:
-        return format_report(sections["findings"], sections["impression"])
-    return raw
+    """What the judge labels on the raw side: the report's content (:func:`report_body`), the
+    same text the rule cleaner starts from."""
+    return format_report(*report_body(raw))
 
 
 def judge_rewrite(raw: str, cleaned: str) -> str:

@@ -81,7 +81,8 @@ def unusable_reason(frame: pd.DataFrame) -> pd.Series:
     """Per row, why the training stages skip it ("" = usable: an image, a cleaned report and a
     frontal view). Only the first failing condition is named."""
     reason = pd.Series("", index=frame.index, dtype=object)
-    reason[~frame["view"].isin(sorted(FRONTAL_VIEWS))] = "view not frontal (PA/AP) or unknown"
+    not_frontal = ~frame["view"].isin(sorted(FRONTAL_VIEWS))
+    reason[not_frontal] = "view not frontal (PA/AP/FRONTAL) or unknown"
     reason[frame["report_clean"].fillna("") == ""] = "no cleaned report"
     reason[frame["image_path"].fillna("") == ""] = "no image"
     return reason

@@ -122,6 +122,19 @@ def _append(out: dict[str, str], key: str, chunk: str) -> None:
         out[key] = f"{out[key]} {chunk}".strip()
 
 
+def report_body(text: str) -> tuple[str, str]:
+    """``(findings, impression)`` of a raw report: what every stage reads as its content.
+
+    A text with no recognised section header at all is free text and counts as findings
+    (folder sources and a few MIMIC reports are written that way); a text whose only headers
+    are INDICATION / COMPARISON / ... has no content: ``("", "")``. Whitespace is collapsed.
+    """
+    sections = parse_sections(text)
+    if not any(value for key, value in sections.items() if key != "preamble"):
+        return sections["preamble"], ""
+    return sections["findings"], sections["impression"]
+
+
 def format_report(findings: str, impression: str) -> str:
     """``"FINDINGS: <findings> IMPRESSION: <impression>"``; an empty section keeps its key."""
     return " ".join(
@@ -144,16 +157,15 @@ def split_report(clean_text: str) -> tuple[str, str]:
 def rule_clean(text: str) -> RuleResult:
     """Clean one raw report with the rules listed in the module docstring.
 
-    Not ok (with ``reason``) when the report is empty, has neither a FINDINGS nor an
-    IMPRESSION section, or nothing is left after cleaning.
+    Not ok (with ``reason``) when the report is empty, has no content (:func:`report_body`:
+    headers, but neither FINDINGS nor IMPRESSION), or nothing is left after cleaning.
     """
     if not text.strip():
         return RuleResult("", False, "empty report")
-    sections = parse_sections(text)
-    if not (sections["findings"] or sections["impression"]):
+    findings, impression = report_body(text)
+    if not (findings or impression):
         return RuleResult("", False, "no findings or impression section")
-    findings = clean_section(sections["findings"])
-    impression = clean_section(sections["impression"])
+    findings, impression = clean_section(findings), clean_section(impression)
     if not (findings or impression):
         return RuleResult("", False, "nothing left after cleaning")
     return RuleResult(format_report(findings, impression), True)

@@ -7,7 +7,7 @@ A *manifest* is one table (Parquet) with one row per image-report pair:
 | ``id``          | str   | unique row id (stable across rebuilds)                         |
 | ``source``      | str   | ``synth`` / ``mimic`` / ``iuxray`` / ``folder``                |
 | ``image_path``  | str   | cached image, relative to the manifest's folder ("" = no image)|
-| ``view``        | str   | ``PA`` / ``AP`` / ``LATERAL`` / ``LL`` / ``UNKNOWN``           |
+| ``view``        | str   | ``PA`` / ``AP`` / ``FRONTAL`` / ``LATERAL`` / ``LL`` / ``UNKNOWN`` |
 | ``split``       | str   | ``train`` / ``validate`` / ``test``                            |
 | ``report_raw``  | str   | the report as the source gives it ("" = none)                  |
 | ``report_clean``| str   | written by ``unixlib clean``                                   |
@@ -66,7 +66,9 @@ LABELS_5: tuple[str, ...] = (
 POSITIVE, NEGATIVE, UNCERTAIN = 1.0, 0.0, -1.0
 
 SPLITS: tuple[str, ...] = ("train", "validate", "test")
-FRONTAL_VIEWS: frozenset[str] = frozenset({"PA", "AP"})
+# Views training uses. ``FRONTAL`` is a frontal image whose PA/AP is not recorded (IU X-ray's
+# projection lists say only "Frontal" / "Lateral"); ``UNKNOWN`` may be lateral, so it is not.
+FRONTAL_VIEWS: frozenset[str] = frozenset({"PA", "AP", "FRONTAL"})
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "id",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unixlib.data.reports import parse_sections
+from unixlib.data.reports import report_body
 from unixlib.data.schema import LABELS, SPLITS
 
 # Reject stages. "view" rows are deliberate filtering (frontal views only, as the paper),
@@ -29,7 +29,8 @@ FILTER_STAGES = frozenset({STAGE_VIEW})
 
 DEFAULT_SPLIT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)
 
-# Free-form view strings -> the manifest's view vocabulary (PA / AP / LATERAL / LL / UNKNOWN).
+# Free-form view strings -> the manifest's view vocabulary (PA / AP / FRONTAL / LATERAL / LL /
+# UNKNOWN).
 # Keys are upper-cased and whitespace-collapsed; anything else (incl. "") is UNKNOWN.
 _VIEW_ALIASES: dict[str, str] = {
     "PA": "PA",
@@ -40,6 +41,7 @@ _VIEW_ALIASES: dict[str, str] = {
     "AP ERECT": "AP",
     "AP UPRIGHT": "AP",
     "AP SEMI-ERECT": "AP",
+    "FRONTAL": "FRONTAL",
     "LATERAL": "LATERAL",
     "LAT": "LATERAL",
     "XTABLE LATERAL": "LATERAL",
@@ -118,16 +120,12 @@ def normalize_split(raw: object) -> str | None:
 def report_problem(text: object) -> str | None:
     """Why a report is unusable for training, or None when it is usable.
 
-    Usable: it has FINDINGS or IMPRESSION content (``reports.parse_sections``). A text with no
-    recognised section header at all is free text and counts as findings; a text whose headers
-    are only INDICATION / COMPARISON / ... has no findings to learn from.
+    Usable: it has content by :func:`reports.report_body` (FINDINGS or IMPRESSION text, or free
+    text with no section header at all); a text whose headers are only INDICATION /
+    COMPARISON / ... has no findings to learn from.
     """
     if not isinstance(text, str) or not text.strip():
         return "empty report"
-    sections = parse_sections(text)
-    has_headers = any(value for key, value in sections.items() if key != "preamble")
-    if not has_headers:
-        return None
-    if sections["findings"] or sections["impression"]:
+    if any(report_body(text)):
         return None
     return "report has neither FINDINGS nor IMPRESSION content"

@@ -20,8 +20,9 @@ Decisions (IU has neither a view tag nor an official split):
   nor IMPRESSION text is a ``report`` reject.
 - View: ``UNKNOWN`` unless ``views_csv`` (columns ``image_id, view``, e.g. the community
   ``indiana_projections.csv`` renamed) says otherwise; its "Lateral" rows become LATERAL and
-  are ``view`` rejects with ``frontal_only`` (its "Frontal" rows stay UNKNOWN: PA vs AP is
-  not recorded). Without a views CSV, lateral images are kept as UNKNOWN.
+  are ``view`` rejects with ``frontal_only``, its "Frontal" rows become FRONTAL (PA vs AP is
+  not recorded), which training uses. Without a views CSV every image is UNKNOWN: kept in the
+  manifest (text work, or a later views CSV) but not trained on, since it may be lateral.
 - Split: :func:`hash_split` of the study uId with ``split_fractions`` (default 0.8/0.1/0.1), so
   all images of one study share a split.
 - Labels: the human MeSH annotation (``<MeSH><major>`` terms joined by ``|``) through
