@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from unixlib.data.tokenizer import SPECIAL_TOKENS, ReportTokenizer, train_bpe
+from unixlib.data.tokenizer import JANUS_SPECIAL_IDS, SPECIAL_TOKENS, ReportTokenizer, train_bpe
 
 TEXTS = [
     "FINDINGS: The heart is mildly enlarged. No pleural effusion. IMPRESSION: Mild cardiomegaly.",
@@ -47,3 +49,16 @@ def test_bad_inputs_have_clear_errors(tmp_path):
         train_bpe(["", ""], vocab_size=300)
     with pytest.raises(FileNotFoundError, match=r"no tokenizer\.json"):
         ReportTokenizer.load(tmp_path)
+
+
+def test_special_ids_are_checked_against_the_vocabulary(tmp_path):
+    train_bpe(TEXTS, vocab_size=300, out_dir=tmp_path / "ours")
+    specials = tmp_path / "ours" / "special_tokens.json"
+    specials.write_text(json.dumps({"pad": 0, "bos": 1, "eos": 2, "boi": 3, "eoi": 5000}))
+    with pytest.raises(ValueError, match=r"special ids \{'eoi': 5000\} fall outside"):
+        ReportTokenizer.load(tmp_path / "ours")
+    # A Janus-Pro directory (no special_tokens.json): its ids index the model's 102,400 rows.
+    janus = tmp_path / "janus"
+    janus.mkdir()
+    (tmp_path / "ours" / "tokenizer.json").rename(janus / "tokenizer.json")
+    assert ReportTokenizer.load(janus).special_ids == JANUS_SPECIAL_IDS

@@ -8,11 +8,13 @@ import random
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from train_helpers import data_run, losses, tiny_config
 
 from unixlib.data.datasets import ReportImageDataset
 from unixlib.data.processed import load_processed
 from unixlib.model.saving import from_pretrained, save_pretrained
+from unixlib.train.checkpoint import list_checkpoints, load_sampling_weights
 from unixlib.train.config import TrainConfig, stage_config
 from unixlib.train.loop import train
 from unixlib.train.setup import build_model, frozen_fingerprint, group_of, set_trainable
@@ -261,3 +263,22 @@ def test_save_and_load_pretrained_round_trip(data, tmp_path) -> None:
     (tmp_path / "m" / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=r"model\.safetensors"):
         from_pretrained(tmp_path / "m")
+
+
+def test_sampling_weights_of_a_checkpoint_are_the_exported_ema(data, tmp_path) -> None:
+    for ema_decay in (0.5, 0.0):
+        run = tmp_path / f"ema{ema_decay}"
+        cfg = tiny_config(data, run, 2, steps=2, checkpoint_every=2, ema_decay=ema_decay)
+        result = train(cfg, progress=False)
+        exported = from_pretrained(result.final_dir).state_dict()
+        model = from_pretrained(result.final_dir)
+        with torch.no_grad():  # scramble, so that the load has to restore every weight
+            for p in model.parameters():
+                p.add_(1.0)
+        ((_, ckpt_dir),) = list_checkpoints(run / "checkpoints")
+        assert load_sampling_weights(ckpt_dir, model) == (ema_decay > 0)
+        for name, value in model.state_dict().items():
+            torch.testing.assert_close(value, exported[name], rtol=0, atol=0, msg=name)
+        if ema_decay:  # the EMA differs from the raw weights it averages
+            trained = load_file(str(ckpt_dir / "model.safetensors"))
+            assert any(not torch.equal(trained[k], exported[k]) for k in trained)

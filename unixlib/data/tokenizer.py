@@ -21,6 +21,7 @@ SPECIALS_FILE = "special_tokens.json"
 
 # Janus-Pro / DeepSeek-LLM ids (PAPER.md, Architecture). Its tokenizer has no pad token; the
 # model never attends to padding, so eos doubles as pad.
+JANUS_VOCAB_SIZE = 102400  # rows of Janus-Pro's embedding table (the paper preset's vocab_size)
 JANUS_SPECIAL_IDS = {"bos": 100000, "eos": 100001, "pad": 100001, "boi": 100003, "eoi": 100580}
 
 
@@ -80,7 +81,9 @@ class ReportTokenizer:
             json.loads(specials_file.read_text()) if specials_file.is_file() else JANUS_SPECIAL_IDS
         )
         vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-        bad = {k: v for k, v in ids.items() if not 0 <= v < max(vocab, 102400)}
+        if not specials_file.is_file():  # Janus-Pro: its ids index the model's 102,400 rows,
+            vocab = max(vocab, JANUS_VOCAB_SIZE)  # beyond the tokenizer file's own entries
+        bad = {k: v for k, v in ids.items() if not 0 <= v < vocab}
         if bad:
             raise ValueError(f"{path}: special ids {bad} fall outside the vocabulary ({vocab})")
         return cls(tokenizer, **{k: int(ids[k]) for k in ("bos", "eos", "pad", "boi", "eoi")})

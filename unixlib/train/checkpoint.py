@@ -202,3 +202,25 @@ def load_checkpoint(
         numpy_state = state["numpy_rng"]
         set_rng_state({"python": state["python_rng"], "numpy": numpy_state, **tensors})
     return Checkpoint(path, int(state["step"]), int(state["data_position"]), state)
+
+
+def load_sampling_weights(path: Path, model: torch.nn.Module) -> bool:
+    """Load a checkpoint's weights into an (unsharded) model for sampling or evaluation.
+
+    Where the run kept an EMA, its averages replace the trained parameters, as in the
+    exported ``final/`` model; otherwise the raw weights are used. RNG states are not touched.
+    Returns whether EMA weights were used.
+    """
+    load_checkpoint(path, model, restore_rng=False)
+    ema_file = path / "ema.safetensors"
+    if not ema_file.is_file():
+        return False
+    params = dict(model.named_parameters())
+    averages = load_file(str(ema_file), device=str(next(model.parameters()).device))
+    with torch.no_grad():
+        for key, value in averages.items():
+            name = key.replace("__", ".")  # EMA buffer names: the parameter's, "." -> "__"
+            if name not in params:
+                raise KeyError(f"{ema_file}: {key!r} names no parameter of the model")
+            params[name].copy_(value)
+    return True

@@ -222,7 +222,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
             [[mb.n_ce, mb.n_flow, mb.n_gen] for mb in micro], dtype=torch.float64
         ).sum(0)
         n_ce, n_flow, n_gen = dist_utils.all_reduce_sum(local.to(device), info).tolist()
-        logged = dict.fromkeys(("ce", "flow", "repa"), 0.0)
+        logged = torch.zeros(3, dtype=torch.float64, device=device)  # ce, flow, repa
         tokens = 0
         for i, mb in enumerate(micro):
             with dist_utils.gradient_sync(wrapped, sync=i == len(micro) - 1):
@@ -240,10 +240,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
                     for w, s, k in zip(weights, shares, ("ce", "flow", "repa"), strict=True)
                 )
                 (loss * info.world_size).backward()
-            for k, s in zip(("ce", "flow", "repa"), shares, strict=True):
-                logged[k] += s * float(out[k].detach())
+            # kept on the device: one host sync per step (below), not three per micro-batch
+            terms = torch.stack([out[k].detach().double() for k in ("ce", "flow", "repa")])
+            logged += terms * torch.tensor(shares, dtype=torch.float64, device=device)
             tokens += int(mb.batch.lengths.sum())
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        if hasattr(grad_norm, "full_tensor"):  # FSDP2: a replicated DTensor
+            grad_norm = grad_norm.full_tensor()
         lr = scheduler.get_last_lr()[0]  # the rate this step uses (step() sets the next one)
         optimizer.step()
         scheduler.step()
@@ -253,16 +256,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         done = step + 1
         # Per-rank means of the logged terms are summed across ranks with their shares already
         # applied, so the logged numbers are the global step's losses.
-        logged_t = dist_utils.all_reduce_sum(
-            torch.tensor(list(logged.values()), device=device), info
-        )
-        ce, flow, repa = logged_t.tolist()
+        logged = dist_utils.all_reduce_sum(logged, info)
+        ce, flow, repa, grad_norm = torch.cat([logged, grad_norm.reshape(1).double()]).tolist()
         row = {
             "step": done,
             "loss": weights[0] * ce + weights[1] * flow + weights[2] * repa,
             "ce": ce, "flow": flow, "repa": repa,
             "lr": lr,
-            "grad_norm": float(grad_norm),
+            "grad_norm": grad_norm,
             "tokens_per_s": tokens * info.world_size / (time.perf_counter() - t0),
             "memory_mb": _memory_mb(device),
         }  # fmt: skip
