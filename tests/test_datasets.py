@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
+
+from unixlib.data.datasets import ReportImageDataset
+from unixlib.data.processed import unusable_reason
+from unixlib.data.tokenizer import train_bpe
 
 
 def test_dataset_names_the_rows_it_skips(tmp_path, capsys):
     """Rows without an image, a cleaned report or a frontal view are skipped with their reason
     said, and a split with none left is an error naming the reasons."""
-    import pandas as pd
-
-    from unixlib.data.datasets import ReportImageDataset
-    from unixlib.data.processed import unusable_reason
-    from unixlib.data.tokenizer import train_bpe
-
     frame = pd.DataFrame({
         "id": ["a", "b", "c", "d"],
         "split": ["train"] * 3 + ["test"],

@@ -27,6 +27,7 @@ from unixlib.train.vae_train import (
     VAETrainConfig,
     as_image_batch,
     encode_dataset,
+    finding_retention,
     load_image_stack,
     reconstruct,
     reconstruction_metrics,
@@ -140,6 +141,20 @@ def test_reconstruction_metrics_agree_with_reconstruct(trained) -> None:
     assert m["psnr"] == pytest.approx(10 * math.log10(1 / m["mse"]))
     assert m["psnr_per_image"] == pytest.approx((10 * torch.log10(1 / err)).mean().item())
     assert m["n"] == 10
+
+
+def test_finding_retention_compares_reconstructions_with_references(trained) -> None:
+    result, images = trained
+    refs = {"normal": images[0, 0], "blob moved": images[1, 0], "same": images[0, 0].copy()}
+    table = finding_retention(result.vae, refs).set_index("case")
+    rec = reconstruct(result.vae, images[:2])[:, 0].double().numpy()  # (2, H, W)
+    diff_ref = images[1, 0].astype(np.float64) - images[0, 0]
+    region = np.abs(diff_ref) > 0.05
+    kept = ((rec[1] - rec[0]) * np.sign(diff_ref))[region].mean() / np.abs(diff_ref[region]).mean()
+    assert list(table.index) == ["blob moved", "same"]
+    assert table.loc["blob moved", "ratio"] == pytest.approx(kept, rel=1e-5)
+    assert 0 < kept < 1.5  # a trained VAE keeps a moved blob roughly where it is
+    assert table.loc["same", "region_px"] == 0
 
 
 def test_latent_cache_round_trip_and_errors(tmp_path: Path) -> None:

@@ -131,12 +131,11 @@ def finding_contrast(
         if normal not in table:
             raise KeyError(f"{name} has no {normal!r} case to compare with")
     size = np.shape(references[normal])  # (H, W)
-    for title in generated:
-        found = (np.shape(references[title]),) if title in references else ()
-        found += (np.shape(generated[title])[1:],)
-        if any(shape != size for shape in found):
+    for title, images in generated.items():
+        sizes = {np.shape(images)[1:], np.shape(references.get(title, references[normal]))}
+        if sizes != {size}:
             raise ValueError(
-                f"{title}: image sizes {found} differ from the normal reference's {size}"
+                f"{title}: image sizes {sizes} differ from the normal reference's {size}"
             )
     base_ref = np.asarray(references[normal], dtype=np.float64)
     base_gen = np.asarray(generated[normal], dtype=np.float64).mean(axis=0)  # (H, W)

@@ -204,6 +204,12 @@ def load_checkpoint(
     return Checkpoint(path, int(state["step"]), int(state["data_position"]), state)
 
 
+def ema_key(param_name: str) -> str:
+    """The EMA buffer of a parameter, and its key in ``ema.safetensors`` (buffer names may not
+    contain dots)."""
+    return param_name.replace(".", "__")
+
+
 def load_sampling_weights(path: Path, model: torch.nn.Module) -> bool:
     """Load a checkpoint's weights into an (unsharded) model for sampling or evaluation.
 
@@ -215,12 +221,11 @@ def load_sampling_weights(path: Path, model: torch.nn.Module) -> bool:
     ema_file = path / "ema.safetensors"
     if not ema_file.is_file():
         return False
-    params = dict(model.named_parameters())
+    params = {ema_key(name): p for name, p in model.named_parameters()}
     averages = load_file(str(ema_file), device=str(next(model.parameters()).device))
     with torch.no_grad():
         for key, value in averages.items():
-            name = key.replace("__", ".")  # EMA buffer names: the parameter's, "." -> "__"
-            if name not in params:
+            if key not in params:
                 raise KeyError(f"{ema_file}: {key!r} names no parameter of the model")
-            params[name].copy_(value)
+            params[key].copy_(value)
     return True

@@ -51,20 +51,20 @@ class EMA(nn.Module):
         self.names = [n for n, p in model.named_parameters() if p.requires_grad]
         for n, p in model.named_parameters():
             if p.requires_grad:
-                self.register_buffer(n.replace(".", "__"), p.detach().float().clone())
+                self.register_buffer(ckpt.ema_key(n), p.detach().float().clone())
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         params = dict(model.named_parameters())
         for n in self.names:
-            self.get_buffer(n.replace(".", "__")).lerp_(params[n].detach().float(), 1 - self.decay)
+            self.get_buffer(ckpt.ema_key(n)).lerp_(params[n].detach().float(), 1 - self.decay)
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
         """Overwrite the trained parameters with their averages (the exported model)."""
         params = dict(model.named_parameters())
         for n in self.names:
-            params[n].copy_(self.get_buffer(n.replace(".", "__")))
+            params[n].copy_(self.get_buffer(ckpt.ema_key(n)))
 
 
 @dataclass

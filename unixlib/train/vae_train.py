@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -38,6 +39,7 @@ __all__ = [
     "VAETrainResult",
     "as_image_batch",
     "encode_dataset",
+    "finding_retention",
     "load_image_stack",
     "reconstruct",
     "reconstruction_metrics",
@@ -292,6 +294,24 @@ def reconstruction_metrics(
         "psnr_per_image": per_image,
         "n": float(len(x)),
     }
+
+
+def finding_retention(
+    vae: VAEWrapper, references: dict[str, np.ndarray], normal: str = "normal"
+) -> pd.DataFrame:
+    """How much of each finding survives the autoencoder (a good PSNR can hide a lost one).
+
+    ``references``: title -> ``(H, W)`` renderings of one patient with and without findings
+    (``fig4.synthetic_prompts``). Each is reconstructed, and
+    :func:`unixlib.eval.fig4.finding_contrast` compares the reconstructions with the
+    references: ``ratio`` 1 = the finding's whole difference from ``normal`` is kept, 0 = none.
+    """
+    from unixlib.eval.fig4 import finding_contrast  # the generation side's measure, reused
+
+    titles = list(references)
+    recon = reconstruct(vae, np.stack([references[t] for t in titles])[:, None])  # (N, 1, H, W)
+    reconstructed = {t: recon[i : i + 1, 0].numpy() for i, t in enumerate(titles)}  # (1, H, W)
+    return finding_contrast(reconstructed, references, normal)
 
 
 def cache_latents(
