@@ -214,6 +214,36 @@ def test_cached_context_sampling_equals_uncached():
     assert (a - no_cfg).abs().max() > 1e-4  # guidance changes the result
 
 
+@pytest.mark.parametrize("reuse_context", [True, False])
+def test_steps_outside_the_cfg_interval_skip_the_unconditional_rows_exactly(
+    reuse_context, monkeypatch
+):
+    """Outside the interval the sampler runs only the conditional rows; the result equals the
+    plain approach (both halves every step, guidance picking the conditional velocity)."""
+    import unixlib.model.sampling as sampling
+
+    model = make_model(initializer_range=0.1).eval()
+    kw = {"steps": 6, "seed": 3, "decode": False, "cfg_interval": (0.5, 1.0),
+          "reuse_context": reuse_context}  # fmt: skip
+    calls: list[int] = []
+    name = "_cached_steps" if reuse_context else "_uncached_steps"
+    real_step = getattr(sampling, name)
+
+    def counting(model_, plans):
+        step = real_step(model_, plans)
+        return lambda embeds: (calls.append(embeds.shape[0]), step(embeds))[1]
+
+    monkeypatch.setattr(sampling, name, counting)
+    skipped = model.generate_image([[5, 6, 7], [8]], **kw)
+    # t = shift 3 of linspace(1, 0, 6)[:-1]: 1, 0.92, 0.82, 0.67, 0.43 -> 4 steps in (0.5, 1]
+    assert calls == [4, 4, 4, 4, 2]
+    calls.clear()
+    monkeypatch.setattr(sampling, "cfg_active", lambda t, scale, interval: scale != 1.0)
+    always_both = model.generate_image([[5, 6, 7], [8]], **kw)
+    torch.testing.assert_close(skipped, always_both, atol=1e-5, rtol=1e-5)
+    assert calls == [4] * 5  # the plain approach: both halves at all 5 Euler steps
+
+
 def test_generate_image_decodes_to_unit_range():
     model = make_model().eval()
     images = model.generate_image([[5]], steps=3)

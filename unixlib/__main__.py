@@ -1,6 +1,6 @@
 """Command line: ``python -m unixlib <command>`` (also installed as ``unixlib``).
 
-Commands: reproduce, prepare, clean, label, train, model-info. Each parses its flags here and calls one
+Commands: reproduce, prepare, clean, label, train, evaluate, model-info. Each parses its flags here and calls one
 library function; heavy modules are imported only by the command that needs them.
 """
 
@@ -119,6 +119,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from unixlib import config
+    from unixlib.eval.outputs import evaluate_run
+    from unixlib.eval.pipeline import EvalSettings
+
+    try:
+        overrides = [f"05_evaluate.{item}" for item in args.set or []]
+        params = config.load(args.profile, overrides).for_notebook("05_evaluate")
+        params.update(run_dir=args.run_dir, stage=args.stage)
+        settings = EvalSettings.from_params(params)
+        summary = evaluate_run(settings, Path(args.out), device=params.get("device", "auto"))
+    except (FileNotFoundError, ValueError) as err:  # ProfileError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(summary["verdicts"]))
+    print(f"tables, figures and generated samples -> {args.out} ({summary['seconds']} s)")
+    return 0
+
+
 def cmd_model_info(args: argparse.Namespace) -> int:
     from unixlib.model.config import preset
     from unixlib.model.unix import parameter_counts
@@ -195,6 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="under torchrun: ddp or fsdp (auto = fsdp for the paper preset)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+    p = add("evaluate", cmd_evaluate, "regenerate Tables 2-4 and Fig. 1 for a trained run")
+    p.add_argument(
+        "--run-dir", required=True, help="a run of the series, e.g. papermill_runs/smoke"
+    )
+    p.add_argument("--stage", type=int, default=3, choices=[2, 3],
+                   help="evaluate stage 3 (and stage 2's generations) or stage 2 alone")  # fmt: skip
+    p.add_argument("--out", required=True, help="folder for the tables, figures and samples")
+    p.add_argument("--profile", default="smoke", help="take notebook 05's parameters from it")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a parameter of notebook 05, e.g. n_test=50")  # fmt: skip
 
     p = add("model-info", cmd_model_info, "parameter counts of a preset (no weights allocated)")
     p.add_argument("--preset", default="tiny", help="tiny | small | paper")

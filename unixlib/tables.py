@@ -18,6 +18,8 @@ def _markdown(frame: pd.DataFrame, floatfmt: str) -> str:
     cols = [str(c) for c in frame.columns]
 
     def cell(v: object) -> str:
+        if v is pd.NA:  # a missing value of a nullable column (e.g. Int64)
+            return ""
         if isinstance(v, float):
             return "" if pd.isna(v) else format(v, floatfmt)
         return str(v).replace("|", "\\|")

@@ -103,6 +103,12 @@ def velocity_target(x0: Tensor, noise: Tensor) -> Tensor:
     return noise - x0
 
 
+def cfg_active(t: Tensor | float, scale: float, interval: tuple[float, float]) -> bool:
+    """Whether guidance changes the velocity at ``t``: ``scale != 1`` and t in the interval
+    ``(interval[0], interval[1]]``. Outside it the sampler needs no unconditional forward."""
+    return scale != 1.0 and interval[0] < float(t) <= interval[1]
+
+
 def guided_velocity(
     v_cond: Tensor,
     v_uncond: Tensor,
@@ -128,8 +134,7 @@ def guided_velocity(
         raise ValueError(
             f"v_cond {tuple(v_cond.shape)} and v_uncond {tuple(v_uncond.shape)} differ"
         )
-    t = float(t)
-    if scale == 1.0 or not (interval[0] < t <= interval[1]):
+    if not cfg_active(t, scale, interval):
         return v_cond
     v_cfg = v_uncond + scale * (v_cond - v_uncond)
     if not renorm:

@@ -51,6 +51,14 @@ class KVCache:
         self.capacity = capacity
         self.length = 0
 
+    def rows(self, n: int) -> KVCache:
+        """A view of the first ``n`` rows: the same buffers (no copy), the same length."""
+        view = KVCache(len(self.keys), self.capacity)
+        view.keys = [k[:n] if k is not None else None for k in self.keys]
+        view.values = [v[:n] if v is not None else None for v in self.values]
+        view.length = self.length
+        return view
+
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Write ``k``, ``v`` (B, Hkv, Lq, hd) after ``length``; return all keys/values so far."""
         end = self.length + k.shape[2]

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from unixlib.data.packing import PAD_CODE, SamplePlan, SpecialTokens, generation_plan, pack
 from unixlib.model.flow import (
+    cfg_active,
     euler_sample,
     guided_velocity,
     patchify,
@@ -80,12 +81,16 @@ def generate_image(
     step_fn = _cached_steps(model, plans) if reuse_context else _uncached_steps(model, plans)
 
     def velocity(x: Tensor, t: Tensor) -> Tensor:
+        # Outside the guidance interval only the conditional rows run (their velocity is the
+        # answer there), which saves the unconditional half of those steps.
+        guided = use_cfg and cfg_active(t, scale, interval)
+        n = rows if guided else b
         tokens = patchify(x, p)  # (B, T, C p p)
-        tokens = tokens.repeat(rows // b, 1, 1)  # the same x_t for cond and uncond rows
-        t_rows = t.to(device, torch.float32).expand(rows)
-        v = step_fn(model.embed_latents(tokens, t_rows, (g, g)))  # (rows, T, C p p)
+        tokens = tokens.repeat(n // b, 1, 1)  # the same x_t for cond and uncond rows
+        t_rows = t.to(device, torch.float32).expand(n)
+        v = step_fn(model.embed_latents(tokens, t_rows, (g, g)))  # (n, T, C p p)
         v = unpatchify(v.float(), p, g * p, g * p)
-        if not use_cfg:
+        if not guided:
             return v
         return guided_velocity(v[:b], v[b:], t, scale, interval, cfg.cfg_renorm)
 
@@ -113,24 +118,32 @@ def _cached_steps(model: UniX, plans: list[SamplePlan]):
     key_valid = torch.cat([batch.token_kind != PAD_CODE,
                            torch.ones(rows, n_tok, dtype=torch.bool, device=device)], 1)  # fmt: skip
     mask = key_valid[:, None, None, :].expand(rows, 1, n_tok, ctx_len + n_tok)
-    step_routing = Routing.dense(rows, n_tok, "gen", device)
+    routings: dict[int, Routing] = {}
 
     def step(embeds: Tensor) -> Tensor:
-        h, _ = model.run(embeds.flatten(0, 1), step_routing, position_ids, mask, cache,
+        n = embeds.shape[0]  # all rows, or the first n (the conditional ones)
+        view = cache if n == rows else cache.rows(n)
+        if n not in routings:
+            routings[n] = Routing.dense(n, n_tok, "gen", device)
+        routing = routings[n]
+        h, _ = model.run(embeds.flatten(0, 1), routing, position_ids[:n], mask[:n], view,
                          commit=False)  # fmt: skip
-        return model.llm2vae(h).unflatten(0, (rows, n_tok))
+        return model.llm2vae(h).unflatten(0, (n, n_tok))
 
     return step
 
 
 def _uncached_steps(model: UniX, plans: list[SamplePlan]):
-    """The reference step function: the whole packed sequence every step."""
-    batch = pack(plans, model.config.pad_id).to(model.latent_pos_embed.device)
-    rows = len(plans)
+    """The reference step function: the whole packed sequence of the first n rows every step."""
+    batches = {}
 
     def step(embeds: Tensor) -> Tensor:
+        n = embeds.shape[0]
+        if n not in batches:
+            batches[n] = pack(plans[:n], model.config.pad_id).to(model.latent_pos_embed.device)
+        batch = batches[n]
         h, routing = model.embed(batch, None, embeds.flatten(0, 1))
         h, _ = model.run(h, routing, batch.position_ids, batch.attention_mask)
-        return model.llm2vae(h[routing.n_und :]).unflatten(0, (rows, -1))
+        return model.llm2vae(h[routing.n_und :]).unflatten(0, (n, -1))
 
     return step

@@ -4,6 +4,7 @@ Figures take results (arrays, tables, metrics), never models; each saves a PNG t
 path and returns the matplotlib ``Figure`` (shown inline when it ends a notebook cell).
 """
 
+from unixlib.viz.architecture import fig2
 from unixlib.viz.data import (
     cleaning_examples,
     cleaning_status,
@@ -17,6 +18,7 @@ from unixlib.viz.training import loss_curves, vae_reconstructions
 __all__ = [
     "cleaning_examples",
     "cleaning_status",
+    "fig2",
     "image_rows",
     "label_distribution",
     "loss_curves",

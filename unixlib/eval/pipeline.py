@@ -1,0 +1,290 @@
+"""The evaluation of one run, step by step: what notebook 05 and ``python -m unixlib evaluate``
+both call.
+
+    load_inputs            the test split (references, labels, images), train/validation images
+    build_encoders         reference encoders trained on the train split (cached), or local weights
+    understanding          reports of the model and of the baselines -> Table 2, NLG, per-class F1
+    generate_sets          images of the stage-2 / stage-3 models, shuffled and unconditional
+    generation             Table 3, Table 4, finding faithfulness
+    save_generated         generated reports (CSV) and images (NPZ) for rescoring elsewhere
+
+Everything is computed on the same test rows in the same run, so every model number stands
+beside its baselines.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from unixlib.config import project_path
+from unixlib.data.datasets import ReportImageDataset
+from unixlib.data.processed import load_processed
+from unixlib.data.schema import LABELS
+from unixlib.data.tokenizer import ReportTokenizer
+from unixlib.eval import baselines, image_eval, report_eval
+from unixlib.eval.encoders import (
+    EncoderConfig,
+    PretrainedImageEncoder,
+    ReferenceEncoders,
+    encoder_quality,
+    load_or_train,
+    load_raddino,
+)
+from unixlib.eval.samples import generate_images, generate_reports
+from unixlib.eval.understanding import Labeler
+from unixlib.model.unix import UniX
+
+REAL_TEST, REAL_VAL = "real (test)", "real (validation)"
+SHUFFLED, UNCONDITIONAL = "shuffled reports", "unconditional"
+ALWAYS, RANDOM, RETRIEVAL = "most frequent report", "random report", "retrieval (nearest image)"
+
+
+@dataclass
+class EvalSettings:
+    """The knobs of one evaluation (notebook 05's parameters)."""
+
+    run_dir: str = "papermill_runs/smoke"
+    und_image_size: int = 64  # SigLIP input of the stage-1 model
+    gen_sizes: dict[int, int] = field(default_factory=lambda: {2: 64, 3: 64})  # stage -> px
+    n_test: int = 0  # 0 = every usable test row
+    max_new_tokens: int = 96
+    max_report_tokens: int = 96
+    sample_steps: int = 25
+    cfg_scale: float = 4.0
+    batch_size: int = 32  # reports / images per generation batch
+    n_shards: int = 4
+    kd_subsets: int = 100
+    seed: int = 0
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    raddino_dir: str = ""  # local RadDino (HF) directory: FD/KD/PRDC features instead
+    chexbert_checkpoint: str = ""  # chexbert.pth, with a local bert-base-uncased directory:
+    chexbert_bert_dir: str = ""  # label reports with CheXbert instead of the rule labeler
+
+    @classmethod
+    def from_params(cls, p: dict) -> EvalSettings:
+        """Settings from notebook 05's flat parameters (a profile's ``05_evaluate`` section)."""
+        stage = int(p.get("stage", 3))
+        if stage not in (2, 3):
+            raise ValueError(
+                f"stage must be 2 or 3 (a model with a generation branch), got {stage}"
+            )
+        sizes = {2: p.get("stage2_image_size", 64), 3: p.get("image_size", 64)}
+        encoder = EncoderConfig(
+            image_size=p.get("encoder_image_size", EncoderConfig.image_size),
+            steps=p.get("encoder_steps", EncoderConfig.steps),
+            feature_dim=p.get("encoder_feature_dim", EncoderConfig.feature_dim),
+            seed=p.get("seed", 0),
+        )
+        names = {f for f in cls.__dataclass_fields__} - {"gen_sizes", "encoder"}
+        values = {k: p[k] for k in names if k in p}
+        return cls(
+            **values, gen_sizes={k: v for k, v in sizes.items() if k <= stage}, encoder=encoder
+        )
+
+
+@dataclass
+class EvalInputs:
+    """The evaluation's data, all in test-row order."""
+
+    frame: pd.DataFrame
+    tokenizer: ReportTokenizer
+    root: Path
+    test: pd.DataFrame  # the usable test rows evaluated
+    references: list[str]  # their cleaned reports
+    labels: pd.DataFrame  # their 14 labels (the dataset's: SynthCXR truth, MIMIC's CheXpert)
+    _images: dict[tuple[str, int, int], torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def images(self, split: str, size: int, n: int = 0) -> torch.Tensor:
+        """(N, 1, size, size) images of a split's usable rows (the first ``n``; 0 = all),
+        read once per (split, size, n) and kept."""
+        key = (split, size, n)
+        if key not in self._images:
+            data = ReportImageDataset(self.frame, self.root, self.tokenizer, split, size, "gen")
+            self._images[key] = data.images(list(range(min(n, len(data)) if n else len(data))))
+        return self._images[key]
+
+    def split_rows(self, split: str) -> pd.DataFrame:
+        size = 8  # only the rows are read here; images load lazily
+        return ReportImageDataset(self.frame, self.root, self.tokenizer, split, size, "gen").rows
+
+
+def load_inputs(s: EvalSettings) -> EvalInputs:
+    frame, tokenizer, paths = load_processed(project_path(s.run_dir))
+    probe = EvalInputs(frame, tokenizer, paths.root, frame.iloc[:0], [], frame.iloc[:0])
+    test = probe.split_rows("test")
+    test = test.iloc[: s.n_test] if s.n_test else test
+    labels = test[list(LABELS)].reset_index(drop=True)
+    refs = test["report_clean"].tolist()
+    return EvalInputs(frame, tokenizer, paths.root, test.reset_index(drop=True), refs, labels)
+
+
+def labeler_of(s: EvalSettings) -> tuple[Labeler | None, str]:
+    """CheXbert when the settings name its local files, else the project's rule labeler."""
+    if s.chexbert_checkpoint:
+        from unixlib.eval.chexbert import CheXbertLabeler
+
+        return CheXbertLabeler(s.chexbert_checkpoint, s.chexbert_bert_dir), "CheXbert"
+    return None, "project rule labeler"
+
+
+@dataclass
+class Encoders:
+    """The reference encoders, and the image encoder whose features FD/KD/PRDC use."""
+
+    reference: ReferenceEncoders
+    features: ReferenceEncoders | PretrainedImageEncoder
+    quality: pd.DataFrame  # per-class AUROC of the reference classifier on the test split
+    retrieval: dict[str, float]  # recall@1/5 of the contrastive model on the test split
+
+    def feats(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
+        return self.features.image_features(_as_batch(images))
+
+
+def _as_batch(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+    return x[:, None] if x.ndim == 3 else x  # (N, 1, H, W)
+
+
+def build_encoders(inputs: EvalInputs, s: EvalSettings) -> Encoders:
+    """Reference encoders trained once on the train split and cached in
+    ``<run_dir>/eval/reference_encoders`` (the same files for notebooks 05 and 06)."""
+    size = s.encoder.image_size
+    train = inputs.split_rows("train")
+    enc = load_or_train(
+        project_path(s.run_dir) / "eval" / "reference_encoders",
+        inputs.images("train", size),
+        train[list(LABELS)].reset_index(drop=True),
+        train["report_clean"].tolist(),
+        inputs.tokenizer,
+        s.encoder,
+    )
+    test_images = inputs.images("test", size, s.n_test)
+    quality, retrieval = encoder_quality(enc, test_images, inputs.labels, inputs.references)
+    features = load_raddino(Path(s.raddino_dir)) if s.raddino_dir else enc
+    return Encoders(enc, features, quality, retrieval)
+
+
+def understanding(
+    model: UniX, inputs: EvalInputs, encoders: Encoders, s: EvalSettings
+) -> dict[str, object]:
+    """Reports of the model and the three baselines for every test image, and their tables."""
+    t0 = time.perf_counter()
+    test_images = inputs.images("test", s.und_image_size, s.n_test)
+    written = generate_reports(
+        model, test_images, inputs.tokenizer, s.max_new_tokens, batch_size=s.batch_size
+    )
+    train = inputs.split_rows("train")
+    train_reports = train["report_clean"].tolist()
+    size = s.encoder.image_size
+    retrieved = baselines.retrieval_reports(
+        encoders.reference.image_features(inputs.images("train", size)),
+        train_reports,
+        encoders.reference.image_features(inputs.images("test", size, s.n_test)),
+    )
+    n = len(inputs.references)
+    methods = {
+        "UniX (this run)": written,
+        ALWAYS: [baselines.most_frequent_report(train_reports)] * n,
+        RANDOM: baselines.random_reports(train_reports, n, s.seed),
+        RETRIEVAL: retrieved,
+    }
+    kinds = {name: ("model" if name.startswith("UniX") else "baseline") for name in methods}
+    labeler, labeler_name = labeler_of(s)
+    scores = report_eval.score_methods(inputs.references, methods, labeler)
+    return {
+        "methods": methods,
+        "scores": scores,
+        "table2": report_eval.table2(scores, kinds, labeler_name),
+        "nlg": report_eval.nlg_table(scores, kinds),
+        "per_class": report_eval.per_class_f1(inputs.references, methods, "positive", labeler),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def generate_sets(
+    models: dict[int, UniX], inputs: EvalInputs, s: EvalSettings
+) -> dict[str, np.ndarray]:
+    """(N, H, W) images per set, row i made for test row i: each stage's model from the test
+    reports; the last stage's from shuffled reports and unconditionally."""
+    kw = dict(
+        steps=s.sample_steps,
+        cfg_scale=s.cfg_scale,
+        seed=s.seed,
+        batch_size=s.batch_size,
+        max_report_tokens=s.max_report_tokens,
+    )
+    sets: dict[str, np.ndarray] = {}
+    for stage, model in models.items():
+        size = s.gen_sizes[stage]
+        sets[f"UniX stage {stage}"] = generate_images(
+            model, inputs.references, inputs.tokenizer, size=size, **kw
+        )
+    last = max(models)
+    shuffled = baselines.shuffled_reports(inputs.references, s.seed)
+    sets[SHUFFLED] = generate_images(
+        models[last], shuffled, inputs.tokenizer, size=s.gen_sizes[last], **kw
+    )
+    # Without a report the conditional and unconditional velocities are the same forward
+    # ([bos, boi] either way), so guidance is the identity: scale 1 gives the same images at
+    # half the cost.
+    blank = [""] * len(inputs.references)
+    sets[UNCONDITIONAL] = generate_images(
+        models[last], blank, inputs.tokenizer, size=s.gen_sizes[last], **{**kw, "cfg_scale": 1.0}
+    )
+    return sets
+
+
+def generation(
+    sets: dict[str, np.ndarray], inputs: EvalInputs, encoders: Encoders, s: EvalSettings
+) -> dict[str, object]:
+    """Tables 3 and 4 and finding faithfulness for the generated sets, with the real images."""
+    size = s.encoder.image_size
+    real = {
+        REAL_TEST: inputs.images("test", size, s.n_test),
+        REAL_VAL: inputs.images("validate", size),
+    }
+    feats = {name: encoders.feats(images) for name, images in {**real, **sets}.items()}
+    real_feats = feats.pop(REAL_TEST)
+    text = encoders.reference.text_embed(inputs.references)
+    embeds = {k: encoders.reference.image_embed(_as_batch(v)) for k, v in sets.items()}
+    embeds[REAL_TEST] = encoders.reference.image_embed(real[REAL_TEST])
+    align = image_eval.alignment_scores(embeds, text)
+    res = {f"UniX stage {k}": v for k, v in s.gen_sizes.items()}
+    last = f"UniX stage {max(s.gen_sizes)}"
+    res.update({SHUFFLED: s.gen_sizes[max(s.gen_sizes)], UNCONDITIONAL: res[last]})
+    name = encoders.features.name
+    dist_sets = {REAL_VAL: feats[REAL_VAL], **{k: feats[k] for k in sets}}
+    by_row = {k: feats[k] for k in sets}  # row-aligned sets (validation is not)
+    probs = {k: encoders.reference.image_probs(_as_batch(v)) for k, v in sets.items()}
+    probs[REAL_TEST] = encoders.reference.image_probs(real[REAL_TEST])
+    faith = image_eval.faithfulness_table(probs, inputs.labels, last, REAL_TEST, SHUFFLED)
+    return {
+        "table3": image_eval.table3(
+            real_feats, dist_sets, align, res, name, s.n_shards, s.kd_subsets, s.seed
+        ),
+        "table4": image_eval.table4(real_feats, by_row, inputs.labels, res, name),
+        "faithfulness": faith,
+        "faithfulness_mean": image_eval.mean_fraction(faith),
+        "alignment": align,
+    }
+
+
+def save_generated(
+    out_dir: Path, inputs: EvalInputs, methods: dict[str, list[str]], sets: dict[str, np.ndarray]
+) -> list[Path]:
+    """``generated_reports.csv`` (id, reference, one column per method) and
+    ``generated_images.npz`` (one (N, H, W) uint8 array per set, plus the row ids)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports = pd.DataFrame({"id": inputs.test["id"], "reference": inputs.references, **methods})
+    csv = out_dir / "generated_reports.csv"
+    reports.to_csv(csv, index=False)
+    npz = out_dir / "generated_images.npz"
+    arrays = {k.replace(" ", "_"): (v * 255).round().astype(np.uint8) for k, v in sets.items()}
+    np.savez_compressed(npz, ids=inputs.test["id"].to_numpy(dtype=str), **arrays)
+    return [csv, npz]
