@@ -37,6 +37,27 @@ def test_quick_cpu_benchmarks_print_one_json_line_each(capsys):
     assert by_name["sample_context_reuse_L256"]["report_tokens"] == 256
     assert by_name["sample_context_reuse_L64"]["target"] is None
     assert by_name["mot_vs_dense_step"]["target"] == "ratio >= 0.769"
+    peak = by_name["train_step_vs_gemm_peak"]
+    assert peak["ratio"] == pytest.approx(peak["step_gflop_per_s"] / peak["gemm_gflop_per_s"])
+
+
+def test_train_step_flops_count_each_part_once():
+    """Generation-only batch: 6 N T through one branch + 12 L d P attention, no ViT, no CE."""
+    cfg = preset("tiny")
+    batch = bench.mixed_batch(cfg, n_und=0, n_gen=3, report_len=5)["batch"]
+    n_branch = bench.parameter_counts(cfg)["und_branch"]
+    tokens, pairs = int(batch.lengths.sum()), bench.attended_pairs(batch)
+    expected = 6 * n_branch * tokens + 12 * cfg.num_layers * cfg.hidden_size * pairs
+    assert bench.train_step_flops(cfg, batch, n_vit_images=0) == expected
+    und = bench.mixed_batch(cfg, n_und=1, n_gen=0, report_len=5)["batch"]
+    vit = cfg.vit_grid**2
+    ce = int(und.ce_index.numel())
+    assert ce == 6  # the report's 5 tokens and eos
+    expected = (6 * n_branch * (int(und.lengths.sum()) - vit)
+                + 6 * bench.parameter_counts(cfg)["vision"] * vit
+                + 12 * cfg.num_layers * cfg.hidden_size * bench.attended_pairs(und)
+                + 6 * cfg.hidden_size * cfg.vocab_size * ce)  # fmt: skip
+    assert bench.train_step_flops(cfg, und, n_vit_images=1) == expected
 
 
 def test_only_selects_benchmarks_in_order(capsys):

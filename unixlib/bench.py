@@ -11,6 +11,9 @@ reported, so load from other processes hits both alike. One JSON object per line
 ``sample_context_reuse_L{64,256}``  image sampling, context recomputed vs reused every step
 ``mot_vs_dense_step``             training step (forward, backward, AdamW): shared weights
                                   (``mot=False``, same active size) vs MoT; ratio < 1 expected
+``train_step_vs_gemm_peak``       the FLOP rate of a tiny-preset training step (mixed 8 + 8
+                                  batch, model FLOPs as below) over this CPU's fp32 rate on a
+                                  1024^3 matmul: how close the step runs to the machine
 
 ``--gpu`` instead measures the ``paper`` preset on CUDA (random weights, bf16 autocast): a
 training step on generation batches at 256 and 512 px and the sampling time of one 512 px
@@ -52,6 +55,7 @@ CPU_BENCHMARKS = (
     "sample_context_reuse_L64",
     "sample_context_reuse_L256",
     "mot_vs_dense_step",
+    "train_step_vs_gemm_peak",
 )
 H200_BF16_DENSE_TFLOPS = 989.0  # NVIDIA H200 SXM datasheet, dense (no sparsity)
 FIRST_ID = 5  # report ids avoid the special ids 0..4 of the tiny tokenizer
@@ -197,12 +201,67 @@ def bench_mot_vs_dense(quick: bool, repeats: int) -> dict:
                    tokens=int(batch.lengths.sum()), repeats=repeats)  # fmt: skip
 
 
+def gemm_flops_per_s(n: int, repeats: int) -> float:
+    """fp32 FLOP/s of an (n x n) @ (n x n) matmul on this CPU (2 n^3 FLOPs per product)."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+    torch.mm(a, b)
+    return 2 * n**3 / median_seconds(lambda: torch.mm(a, b), max(repeats, 5), lambda: None)
+
+
+def train_step_flops(cfg: UniXConfig, batch: PackedBatch, n_vit_images: int) -> float:
+    """Model FLOPs of one training step (forward + backward = 3x forward, PaLM's convention):
+    every real text / latent token through one MoT branch and every ViT token through the
+    SigLIP tower and connector (6 FLOPs per parameter and token), attention over the attended
+    pairs, and the LM head on the cross-entropy positions."""
+    counts = parameter_counts(cfg)
+    vit_tokens = n_vit_images * cfg.vit_grid**2
+    llm_tokens = int(batch.lengths.sum()) - vit_tokens
+    ce_tokens = int(batch.ce_index.numel())
+    head = cfg.hidden_size * cfg.vocab_size
+    return float(
+        6 * counts["und_branch"] * llm_tokens
+        + 6 * counts["vision"] * vit_tokens
+        + 12 * cfg.num_layers * cfg.hidden_size * attended_pairs(batch)
+        + 6 * head * ce_tokens
+    )
+
+
+def bench_train_step_vs_gemm_peak(quick: bool, repeats: int) -> dict:
+    """A tiny-preset training step's model FLOP rate over the CPU's fp32 matmul rate."""
+    n_und, n_gen, report_len = (2, 2, 20) if quick else (8, 8, 60)
+    model = _tiny_model().train()
+    torch.nn.init.normal_(model.llm2vae.weight, std=0.02)  # a live generation head
+    inputs = mixed_batch(model.config, n_und, n_gen, report_len)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0)
+
+    def step() -> None:
+        model(**inputs)["loss"].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    step_s = median_seconds(step, repeats, lambda: None)
+    peak = gemm_flops_per_s(256 if quick else 1024, repeats)
+    flops = train_step_flops(model.config, inputs["batch"], n_und)
+    # baseline: the time the step's FLOPs would take at the matmul rate; ratio = step / peak rate
+    return _result("train_step_vs_gemm_peak", flops / peak, step_s, 0.6,
+                   baseline="the step's model FLOPs at this CPU's fp32 1024^3 matmul rate",
+                   candidate="measured training step (forward, backward, AdamW)", preset="tiny",
+                   gflop_per_step=flops / 1e9, step_gflop_per_s=flops / step_s / 1e9,
+                   gemm_gflop_per_s=peak / 1e9, batch=n_und + n_gen, und_samples=n_und,
+                   gen_samples=n_gen, padded_shape=list(inputs["batch"].shape),
+                   tokens=int(inputs["batch"].lengths.sum()), repeats=repeats)  # fmt: skip
+
+
 def run_cpu(names: Sequence[str], quick: bool, repeats: int) -> list[dict]:
     """The named CPU benchmarks, in order; each result is printed as a JSON line."""
     jobs = {"decode_kv_cache": lambda: bench_decode(quick, repeats),
             "sample_context_reuse_L64": lambda: bench_sampling(64, quick, repeats),
             "sample_context_reuse_L256": lambda: bench_sampling(256, quick, repeats),
-            "mot_vs_dense_step": lambda: bench_mot_vs_dense(quick, repeats)}  # fmt: skip
+            "mot_vs_dense_step": lambda: bench_mot_vs_dense(quick, repeats),
+            "train_step_vs_gemm_peak": lambda: bench_train_step_vs_gemm_peak(quick, repeats)}  # fmt: skip
     results = []
     for name in names:
         results.append(jobs[name]())

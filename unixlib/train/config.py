@@ -68,6 +68,10 @@ class TrainConfig:
     text_dropout_prob: float = 0.1  # report dropped for classifier-free guidance
     max_report_tokens: int = 256
     ema_decay: float = 0.0  # 0 = no EMA; else EMA of the trained parameters
+    # Stage 1 from a random tower only (no janus_dir): steps of a 14-label head on the SigLIP
+    # tower before the report loss, a stand-in for its pretraining (vision_pretrain.py); 0 = off
+    vision_pretrain_steps: int = 0
+    vision_pretrain_lr: float = 1e-3
     # auto = bf16 autocast on CUDA, fp32 on CPU (CPUs without bf16 units run autocast 3-10x
     # slower than fp32; measured on the 2-core development machine) | bf16 | no
     mixed_precision: str = "auto"
@@ -104,6 +108,12 @@ class TrainConfig:
             )
         if self.parallel not in ("auto", "ddp", "fsdp"):
             raise ValueError(f"parallel must be auto, ddp or fsdp, got {self.parallel!r}")
+        if self.vision_pretrain_steps < 0:
+            raise ValueError(
+                f"vision_pretrain_steps must be >= 0, got {self.vision_pretrain_steps}"
+            )
+        if self.vision_pretrain_steps and (self.stage != 1 or "vision" not in self.trainable):
+            raise ValueError("vision_pretrain_steps applies to stage 1 with a trained tower only")
         for key in ("steps", "batch_size", "grad_accum", "image_size"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive int, got {getattr(self, key)!r}")

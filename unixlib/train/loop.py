@@ -145,6 +145,27 @@ def _step_losses(
                  repa_grid=repa_grid)  # fmt: skip
 
 
+def _pretrain_tower(cfg: TrainConfig, model: UniX, source, device, run_dir: Path, main: bool):
+    """The stand-in for a pretrained SigLIP (vision_pretrain.py), when the tower is random.
+    Every rank runs it from the same seed; rank 0 records it in ``vision_pretrain.json``."""
+    if cfg.janus_dir or cfg.init_from:
+        print("vision_pretrain_steps ignored: the tower comes pretrained (janus_dir / init_from)")
+        return
+    from unixlib.train.vision_pretrain import run_vision_pretraining
+
+    record = run_vision_pretraining(model, source.datasets["und"],
+                                    cfg.vision_pretrain_steps, cfg.batch_size,
+                                    cfg.vision_pretrain_lr, cfg.seed, device)  # fmt: skip
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "vision_pretrain.json").write_text(json.dumps(record) + "\n")
+        print(
+            f"vision tower pretrained (stand-in for SigLIP pretraining): {record['steps']} "
+            f"steps, label BCE {record['loss_first']:.3f} -> {record['loss_last']:.3f} "
+            f"in {record['seconds']} s"
+        )
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train one stage as configured; ``resume`` continues from the newest checkpoint exactly
     (same global batch required). A fresh run starts over: it rewrites ``metrics.jsonl`` and
@@ -159,6 +180,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     counts = set_trainable(model, cfg.trainable)
     repa_target = _repa_target(cfg, model, device)
     source = build_source(cfg, model.config, info.world_size, info.rank, data)
+    latest = ckpt.latest_checkpoint(run_dir / "checkpoints") if resume else None
+    if cfg.vision_pretrain_steps and latest is None:  # before sharding, EMA and the optimizer
+        _pretrain_tower(cfg, model, source, device, run_dir, info.is_main)
     latent_cache = None
     if cfg.latent_cache and "gen" in source.datasets:
         from unixlib.train.vae_files import load_latent_cache
@@ -179,7 +203,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
 
     start, metrics_path = 0, run_dir / "metrics.jsonl"
     examples_per_step = cfg.batch_size * cfg.grad_accum * info.world_size
-    latest = ckpt.latest_checkpoint(run_dir / "checkpoints") if resume else None
     if latest is not None:
         state = ckpt.load_checkpoint(latest, model, optimizer, scheduler, ema)
         start = state.step
