@@ -234,7 +234,8 @@ def bench_train_step_vs_gemm_peak(quick: bool, repeats: int) -> dict:
     torch.nn.init.normal_(model.llm2vae.weight, std=0.02)  # a live generation head
     inputs = mixed_batch(model.config, n_und, n_gen, report_len)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0)
+    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0,
+                            fused=True)  # as the training loop (one process)  # fmt: skip
 
     def step() -> None:
         model(**inputs)["loss"].backward()

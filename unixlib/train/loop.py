@@ -196,8 +196,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     parallel = cfg.parallel_mode(model.config)
     wrapped = dist_utils.parallelize(model, parallel, info, device)
     params = [p for p in model.parameters() if p.requires_grad]
+    # The fused kernel (one pass over all tensors): ~6% of a tiny CPU step faster than the
+    # default; it takes FSDP's sharded (DTensor) parameters too (gloo test).
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                                  weight_decay=cfg.weight_decay)  # fmt: skip
+                                  weight_decay=cfg.weight_decay,
+                                  fused=True)  # fmt: skip
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_constant(cfg.warmup_steps))
     ema = EMA(model, cfg.ema_decay).to(device) if cfg.ema_decay > 0 else None
 
