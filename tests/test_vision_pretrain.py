@@ -11,11 +11,12 @@ import pytest
 import torch
 from train_helpers import data_run, tiny_config
 
+from unixlib.data.datasets import label_targets
 from unixlib.data.schema import LABELS
 from unixlib.model.saving import from_pretrained
 from unixlib.train.loop import train
 from unixlib.train.setup import build_model, group_of
-from unixlib.train.vision_pretrain import label_targets, pretrain_vision_tower
+from unixlib.train.vision_pretrain import pretrain_vision_tower
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +68,8 @@ def test_vision_pretraining_is_rejected_outside_stage_1(data, tmp_path):
         tiny_config(data, tmp_path, 2, vision_pretrain_steps=5)
     with pytest.raises(ValueError, match=">= 0"):
         tiny_config(data, tmp_path, 1, vision_pretrain_steps=-1)
+
+
+def test_label_targets_name_missing_columns():
+    with pytest.raises(KeyError, match="cardiomegaly"):
+        label_targets(pd.DataFrame({"edema": [1.0]}))

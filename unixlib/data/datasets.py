@@ -19,6 +19,7 @@ from torch import Tensor
 
 from unixlib.data.processed import unusable_reason
 from unixlib.data.prompts import training_prompt
+from unixlib.data.schema import LABELS
 from unixlib.data.tokenizer import ReportTokenizer
 
 
@@ -37,6 +38,16 @@ class Example:
     image: Tensor
     report_ids: list[int]
     prompt_ids: list[int]
+
+
+def label_targets(labels: pd.DataFrame) -> Tensor:
+    """(N, 14) float32 binary targets in LABELS order from label columns: positive or uncertain
+    (1, -1) -> 1, negative or not mentioned (0, NaN) -> 0 (for label heads trained with BCE)."""
+    missing = [c for c in LABELS if c not in labels.columns]
+    if missing:
+        raise KeyError(f"labels lack the CheXpert columns {missing}")
+    values = labels[list(LABELS)].to_numpy(dtype=np.float64, na_value=np.nan)  # (N, 14)
+    return torch.from_numpy(np.isin(values, (1.0, -1.0)).astype(np.float32))
 
 
 def load_image(path: Path, size: int) -> Tensor:

@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
+from unixlib.data.datasets import label_targets
 from unixlib.data.schema import LABELS
 from unixlib.data.tokenizer import ReportTokenizer
 from unixlib.eval.encoder_nets import (
@@ -61,15 +62,6 @@ __all__ = [
 
 WEIGHTS_FILE, META_FILE = "encoders.safetensors", "config.json"
 EVAL_CHUNK = 256  # images / texts per forward pass at inference (bounds memory at 512 px)
-
-
-def training_targets(labels: pd.DataFrame) -> Tensor:
-    """(N, 14) float32 BCE targets in LABELS order: uncertain (-1) -> 1, unmentioned (NaN) -> 0."""
-    missing = [c for c in LABELS if c not in labels.columns]
-    if missing:
-        raise KeyError(f"labels lack the CheXpert columns {missing}")
-    y = labels[list(LABELS)].to_numpy(dtype=np.float64, na_value=np.nan)  # (N, 14)
-    return torch.from_numpy(np.where(y == -1, 1.0, np.nan_to_num(y, nan=0.0))).float()
 
 
 def tokenizer_hash(tokenizer: ReportTokenizer) -> str:
@@ -217,7 +209,7 @@ def _prepare(
             for i in range(0, len(images), EVAL_CHUNK)
         ]
     )
-    return x, training_targets(labels)  # (N, 1, S, S), (N, 14)
+    return x, label_targets(labels)  # (N, 1, S, S), (N, 14)
 
 
 def train_reference_encoders(

@@ -26,15 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unixlib.data.datasets import label_targets
 from unixlib.data.schema import LABELS
 from unixlib.model.unix import UniX
 from unixlib.model.vision import preprocess_for_vit, vit_features
-
-
-def label_targets(labels: pd.DataFrame) -> Tensor:
-    """(N, 14) float targets: 1 for positive or uncertain, 0 for negative or not mentioned."""
-    values = labels[list(LABELS)].to_numpy(dtype=np.float64, na_value=np.nan)
-    return torch.from_numpy(np.isin(values, (1.0, -1.0)).astype(np.float32))
 
 
 def pretrain_vision_tower(
