@@ -57,7 +57,7 @@ class EvalSettings:
     max_report_tokens: int = 96
     sample_steps: int = 25
     cfg_scale: float = 4.0
-    batch_size: int = 32  # reports / images per generation batch
+    batch_size: int = 64  # reports / images per generation batch
     n_shards: int = 4
     kd_subsets: int = 100
     seed: int = 0
