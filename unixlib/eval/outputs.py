@@ -19,7 +19,7 @@ from unixlib import tables, viz
 from unixlib.config import project_path
 from unixlib.data.datasets import ReportImageDataset
 from unixlib.data.packing import SpecialTokens
-from unixlib.eval import hyperparams, pipeline, sequence_figure
+from unixlib.eval import hyperparams, image_eval, paper_rows, pipeline, report_eval, sequence_figure
 from unixlib.eval.pipeline import EvalInputs, EvalSettings
 from unixlib.model.saving import from_pretrained
 from unixlib.model.unix import UniX
@@ -105,7 +105,7 @@ def save_understanding(u: dict, out: Path) -> list[str]:
     eval_viz.per_class_f1_chart(u["per_class"], list(u["methods"]), out / "per_class_f1.png")
     baselines = [m for m in u["methods"] if not m.startswith("UniX")]
     keys = ("micro14_upos", "macro14_upos", "micro5_upos", "macro5_upos", "bleu4", "cider")
-    return pipeline.report_eval.beats_baselines(u["scores"], "UniX (this run)", baselines, keys)
+    return report_eval.beats_baselines(u["scores"], "UniX (this run)", baselines, keys)
 
 
 def save_generation(g: dict, out: Path) -> None:
@@ -124,7 +124,7 @@ def save_generation(g: dict, out: Path) -> None:
     )
     tables.save_table(g["faithfulness"], out, "table_generation_faithfulness", caption=caption)
     ours = g["table4"][(g["table4"][SOURCE_COL] == THIS_RUN) & (g["table4"]["res"].notna())]
-    classes = [c for c in pipeline.image_eval.paper_rows.TABLE4_ORDER if ours[c].notna().any()]
+    classes = [c for c in paper_rows.TABLE4_ORDER if ours[c].notna().any()]
     eval_viz.per_pathology_fd_chart(ours, classes, out / "per_pathology_fd.png")
 
 
@@ -165,7 +165,7 @@ def save_summary(
             for k in ("micro14_upos", "macro14_upos", "micro5_upos", "macro5_upos", "distinct")
         },
         "faithfulness_mean": g["faithfulness_mean"],
-        "faithfulness_classes": list(pipeline.image_eval.FAITHFULNESS_CLASSES),
+        "faithfulness_classes": list(image_eval.FAITHFULNESS_CLASSES),
         "alignment": g["alignment"],
         "seconds": None if seconds is None else round(seconds, 1),
     }
