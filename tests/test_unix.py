@@ -253,6 +253,35 @@ def test_generate_image_decodes_to_unit_range():
         model.generate_image([[5]], size=256, steps=2)
 
 
+def test_freeze_und_detaches_the_frozen_branch_and_keeps_the_generation_gradients():
+    """Stages 2-3: detaching the understanding states changes no generation gradient, and the
+    backward no longer reaches the frozen branch's activations."""
+    from unixlib.train.setup import set_trainable
+
+    batch, latents = gen_batch()
+    grads, reached = {}, {}
+    for freeze in (False, True):
+        model = make_model()
+        set_trainable(model, ("gen",))
+        model.language_model.freeze_und = freeze
+        seen = []
+        hook = model.language_model.layers[0].und.mlp.down_proj.register_full_backward_hook(
+            lambda *_, seen=seen: seen.append(1)
+        )
+        gen = torch.Generator().manual_seed(0)
+        model(batch, None, latents, generator=gen)["loss"].backward()
+        hook.remove()
+        grads[freeze] = {
+            n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None
+        }
+        reached[freeze] = bool(seen)
+    assert grads[True].keys() == grads[False].keys()
+    assert all(".und." not in n for n in grads[True])
+    for name, g in grads[False].items():
+        torch.testing.assert_close(grads[True][name], g, atol=1e-7, rtol=1e-6)
+    assert reached == {False: True, True: False}  # backward skips the frozen und branch
+
+
 # ------------------------------------------------------------------------------ configuration
 def test_mot_false_has_one_weight_set_and_routes():
     model = make_model(mot=False)

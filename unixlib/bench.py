@@ -11,6 +11,8 @@ reported, so load from other processes hits both alike. One JSON object per line
 ``sample_context_reuse_L{64,256}``  image sampling, context recomputed vs reused every step
 ``mot_vs_dense_step``             training step (forward, backward, AdamW): shared weights
                                   (``mot=False``, same active size) vs MoT; ratio < 1 expected
+``stage2_frozen_und_detached``    a stage-2 training step (generation batch, understanding branch
+                                  frozen): backward through the frozen branch vs detached
 ``train_step_vs_gemm_peak``       the FLOP rate of a tiny-preset training step (mixed 8 + 8
                                   batch, model FLOPs as below) over this CPU's fp32 rate on a
                                   1024^3 matmul: how close the step runs to the machine
@@ -56,6 +58,7 @@ CPU_BENCHMARKS = (
     "sample_context_reuse_L256",
     "mot_vs_dense_step",
     "train_step_vs_gemm_peak",
+    "stage2_frozen_und_detached",
 )
 H200_BF16_DENSE_TFLOPS = 989.0  # NVIDIA H200 SXM datasheet, dense (no sparsity)
 FIRST_ID = 5  # report ids avoid the special ids 0..4 of the tiny tokenizer
@@ -256,13 +259,47 @@ def bench_train_step_vs_gemm_peak(quick: bool, repeats: int) -> dict:
                    tokens=int(inputs["batch"].lengths.sum()), repeats=repeats)  # fmt: skip
 
 
+def bench_frozen_und_detached(quick: bool, repeats: int) -> dict:
+    """A stage-2 step (16 generation samples with 60-token reports, only ``gen`` trains):
+    backward through the frozen understanding branch vs detached after every block."""
+    from unixlib.train.setup import set_trainable  # the loop's freeze policy
+
+    n_gen, report_len = (2, 20) if quick else (16, 60)
+
+    def stepper(detach: bool) -> Callable[[], None]:
+        model = _tiny_model().train()
+        torch.nn.init.normal_(model.llm2vae.weight, std=0.02)  # a live generation head
+        set_trainable(model, ("gen",))
+        model.language_model.freeze_und = detach
+        inputs = mixed_batch(model.config, 0, n_gen, report_len)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0,
+                                fused=True)  # fmt: skip
+
+        def step() -> None:
+            model(**inputs)["loss"].backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        return step
+
+    before, after = stepper(False), stepper(True)
+    before(), after()
+    base, cand = paired_medians(before, after, repeats)
+    return _result("stage2_frozen_und_detached", base, cand, None,
+                   baseline="backward through the frozen und branch",
+                   candidate="und states detached (freeze_und)", preset="tiny", batch=n_gen,
+                   report_tokens=report_len, repeats=repeats)  # fmt: skip
+
+
 def run_cpu(names: Sequence[str], quick: bool, repeats: int) -> list[dict]:
     """The named CPU benchmarks, in order; each result is printed as a JSON line."""
     jobs = {"decode_kv_cache": lambda: bench_decode(quick, repeats),
             "sample_context_reuse_L64": lambda: bench_sampling(64, quick, repeats),
             "sample_context_reuse_L256": lambda: bench_sampling(256, quick, repeats),
             "mot_vs_dense_step": lambda: bench_mot_vs_dense(quick, repeats),
-            "train_step_vs_gemm_peak": lambda: bench_train_step_vs_gemm_peak(quick, repeats)}  # fmt: skip
+            "train_step_vs_gemm_peak": lambda: bench_train_step_vs_gemm_peak(quick, repeats),
+            "stage2_frozen_und_detached": lambda: bench_frozen_und_detached(quick, repeats)}  # fmt: skip
     results = []
     for name in names:
         results.append(jobs[name]())

@@ -198,6 +198,12 @@ class MoTLanguageModel(nn.Module):
         self.norm_gen = RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps) if cfg.mot else None
         # Recompute each block in backward (saves activation memory for the paper preset).
         self.gradient_checkpointing = False
+        # Set by training when nothing upstream of the understanding states trains (stages 2-3):
+        # their hidden states are detached after every block, so backward stops there instead of
+        # running through the frozen branch (BAGEL's freeze_und). The generation tokens' gradients
+        # are unchanged: und states depend on frozen weights and inputs only (no und token
+        # attends to a generation token).
+        self.freeze_und = False
 
     @torch.no_grad()
     def init_gen_from_und(self) -> None:
@@ -240,6 +246,8 @@ class MoTLanguageModel(nn.Module):
                                    use_reentrant=False)  # fmt: skip
             else:
                 parts = layer(parts, routing, cos, sin, attention_mask, cache)
+            if self.freeze_und and split:
+                parts = [parts[0].detach(), parts[1]]
             if i == capture_layer:
                 captured = torch.cat(parts) if split else parts[0]
         if cache is not None and commit:

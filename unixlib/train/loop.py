@@ -178,6 +178,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     tokenizer = data[1]
     model = build_model(cfg, tokenizer).to(device)
     counts = set_trainable(model, cfg.trainable)
+    # stages 2-3: no backward through the frozen understanding branch (mot.py, freeze_und)
+    model.language_model.freeze_und = not {"vision", "connector", "und"} & set(cfg.trainable)
     repa_target = _repa_target(cfg, model, device)
     source = build_source(cfg, model.config, info.world_size, info.rank, data)
     latest = ckpt.latest_checkpoint(run_dir / "checkpoints") if resume else None
