@@ -124,6 +124,22 @@ def _tiny_model(seed: int = 0, **overrides: Any) -> UniX:
     return UniX(preset("tiny", **overrides)).eval()
 
 
+def training_step(model: UniX, inputs: dict[str, Any]) -> Callable[[], None]:
+    """One training step on ``inputs`` (``mixed_batch``): forward, backward, fused AdamW on the
+    parameters that require grad (as the training loop), with a live generation head."""
+    torch.nn.init.normal_(model.llm2vae.weight, std=0.02)  # zero-initialised: v would be 0
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0,
+                            fused=True)  # fmt: skip
+
+    def step() -> None:
+        model(**inputs)["loss"].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
 def _result(name: str, base: float, cand: float, target: float | None, **settings: Any) -> dict:
     ratio = base / cand
     return {"name": name, "baseline_s": base, "candidate_s": cand, "ratio": ratio,
@@ -182,17 +198,7 @@ def bench_mot_vs_dense(quick: bool, repeats: int) -> dict:
 
     def stepper(mot: bool) -> Callable[[], None]:
         model = _tiny_model(mot=mot).train()
-        torch.nn.init.normal_(model.llm2vae.weight, std=0.02)  # a live generation head
-        inputs = mixed_batch(model.config, n_und, n_gen, report_len)
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0)
-
-        def step() -> None:
-            model(**inputs)["loss"].backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        return step
+        return training_step(model, mixed_batch(model.config, n_und, n_gen, report_len))
 
     dense, mot = stepper(False), stepper(True)
     dense(), mot()
@@ -234,17 +240,8 @@ def bench_train_step_vs_gemm_peak(quick: bool, repeats: int) -> dict:
     """A tiny-preset training step's model FLOP rate over the CPU's fp32 matmul rate."""
     n_und, n_gen, report_len = (2, 2, 20) if quick else (8, 8, 60)
     model = _tiny_model().train()
-    torch.nn.init.normal_(model.llm2vae.weight, std=0.02)  # a live generation head
     inputs = mixed_batch(model.config, n_und, n_gen, report_len)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0,
-                            fused=True)  # as the training loop (one process)  # fmt: skip
-
-    def step() -> None:
-        model(**inputs)["loss"].backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
+    step = training_step(model, inputs)
     step()
     step_s = median_seconds(step, repeats, lambda: None)
     peak = gemm_flops_per_s(256 if quick else 1024, repeats)
@@ -268,20 +265,9 @@ def bench_frozen_und_detached(quick: bool, repeats: int) -> dict:
 
     def stepper(detach: bool) -> Callable[[], None]:
         model = _tiny_model().train()
-        torch.nn.init.normal_(model.llm2vae.weight, std=0.02)  # a live generation head
         set_trainable(model, ("gen",))
         model.language_model.freeze_und = detach
-        inputs = mixed_batch(model.config, 0, n_gen, report_len)
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0,
-                                fused=True)  # fmt: skip
-
-        def step() -> None:
-            model(**inputs)["loss"].backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        return step
+        return training_step(model, mixed_batch(model.config, 0, n_gen, report_len))
 
     before, after = stepper(False), stepper(True)
     before(), after()
