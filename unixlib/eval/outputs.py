@@ -141,7 +141,7 @@ def save_fig1(u: dict, g: dict, inputs: EvalInputs, sets: dict, out: Path, n: in
     t3 = g["table3"]
     whole = t3[(t3[SOURCE_COL] == THIS_RUN) & (t3["protocol"] == "whole test set")]
     eval_viz.fig1_summary(u["scores"], whole, g["faithfulness"], kinds, out / "fig1_summary.png")
-    model = f"UniX stage {max(k for k in (2, 3) if f'UniX stage {k}' in sets)}"
+    model = max(k for k in sets if k.startswith("UniX stage"))  # the last stage's images
     size = sets[model].shape[-1]
     real = inputs.images("test", size, n)[:, 0].numpy()
     eval_viz.fig1_qualitative(
@@ -174,6 +174,25 @@ def save_summary(
     return summary
 
 
+def save_generated(
+    out_dir: Path, inputs: EvalInputs, methods: dict[str, list[str]], sets: dict[str, np.ndarray]
+) -> list[Path]:
+    """``generated_reports.csv`` (id, reference, one column per method),
+    ``generated_images.npz`` (one (N, H, W) uint8 array per set, plus the row ids) and
+    ``generated_images.png`` (the first 8 images of every set), for rescoring elsewhere."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports = pd.DataFrame({"id": inputs.test["id"], "reference": inputs.references, **methods})
+    csv = out_dir / "generated_reports.csv"
+    reports.to_csv(csv, index=False)
+    npz = out_dir / "generated_images.npz"
+    arrays = {k.replace(" ", "_"): (v * 255).round().astype(np.uint8) for k, v in sets.items()}
+    np.savez_compressed(npz, ids=inputs.test["id"].to_numpy(dtype=str), **arrays)
+    png = out_dir / "generated_images.png"
+    viz.image_rows({k: list(v[:8]) for k, v in sets.items()}, png,
+                   title="Generated images (columns: the first test reports)")  # fmt: skip
+    return [csv, npz, png]
+
+
 def evaluate_run(s: EvalSettings, out: Path, device: str = "auto") -> dict:
     """Every step of notebook 05 without the notebook: tables, figures, generated samples."""
     t0 = time.perf_counter()
@@ -190,11 +209,5 @@ def evaluate_run(s: EvalSettings, out: Path, device: str = "auto") -> dict:
     g = pipeline.generation(sets, inputs, enc, s)
     save_generation(g, out)
     save_fig1(u, g, inputs, sets, out)
-    pipeline.save_generated(out, inputs, u["methods"], sets)
-    summary = save_summary(verdicts, u, g, out, seconds=time.perf_counter() - t0)
-    viz.image_rows(
-        {k: list(v[:8]) for k, v in sets.items()},
-        out / "generated_images.png",
-        title="Generated images (columns: the first test reports)",
-    )
-    return summary
+    save_generated(out, inputs, u["methods"], sets)
+    return save_summary(verdicts, u, g, out, seconds=time.perf_counter() - t0)

@@ -6,7 +6,8 @@ both call.
     understanding          reports of the model and of the baselines -> Table 2, NLG, per-class F1
     generate_sets          images of the stage-2 / stage-3 models, shuffled and unconditional
     generation             Table 3, Table 4, finding faithfulness
-    save_generated         generated reports (CSV) and images (NPZ) for rescoring elsewhere
+
+(``outputs.py`` writes what these return.)
 
 Everything is computed on the same test rows in the same run, so every model number stands
 beside its baselines.
@@ -23,7 +24,7 @@ import pandas as pd
 import torch
 
 from unixlib.config import project_path
-from unixlib.data.datasets import ReportImageDataset
+from unixlib.data.datasets import ReportImageDataset, load_image
 from unixlib.data.processed import load_processed
 from unixlib.data.schema import LABELS
 from unixlib.data.tokenizer import ReportTokenizer
@@ -98,30 +99,35 @@ class EvalInputs:
     test: pd.DataFrame  # the usable test rows evaluated
     references: list[str]  # their cleaned reports
     labels: pd.DataFrame  # their 14 labels (the dataset's: SynthCXR truth, MIMIC's CheXpert)
+    _rows: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _images: dict[tuple[str, int, int], torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def split_rows(self, split: str) -> pd.DataFrame:
+        """The usable rows of a split, as the training datasets select them (said once)."""
+        if split not in self._rows:
+            data = ReportImageDataset(self.frame, self.root, self.tokenizer, split, 8, "gen")
+            self._rows[split] = data.rows
+        return self._rows[split]
 
     def images(self, split: str, size: int, n: int = 0) -> torch.Tensor:
         """(N, 1, size, size) images of a split's usable rows (the first ``n``; 0 = all),
         read once per (split, size, n) and kept."""
         key = (split, size, n)
         if key not in self._images:
-            data = ReportImageDataset(self.frame, self.root, self.tokenizer, split, size, "gen")
-            self._images[key] = data.images(list(range(min(n, len(data)) if n else len(data))))
+            rows = self.split_rows(split)
+            paths = rows["image_path"].iloc[: n or len(rows)]
+            self._images[key] = torch.stack([load_image(self.root / p, size) for p in paths])
         return self._images[key]
-
-    def split_rows(self, split: str) -> pd.DataFrame:
-        size = 8  # only the rows are read here; images load lazily
-        return ReportImageDataset(self.frame, self.root, self.tokenizer, split, size, "gen").rows
 
 
 def load_inputs(s: EvalSettings) -> EvalInputs:
     frame, tokenizer, paths = load_processed(project_path(s.run_dir))
-    probe = EvalInputs(frame, tokenizer, paths.root, frame.iloc[:0], [], frame.iloc[:0])
-    test = probe.split_rows("test")
-    test = test.iloc[: s.n_test] if s.n_test else test
-    labels = test[list(LABELS)].reset_index(drop=True)
-    refs = test["report_clean"].tolist()
-    return EvalInputs(frame, tokenizer, paths.root, test.reset_index(drop=True), refs, labels)
+    inputs = EvalInputs(frame, tokenizer, paths.root, frame.iloc[:0], [], frame.iloc[:0])
+    test = inputs.split_rows("test")
+    inputs.test = (test.iloc[: s.n_test] if s.n_test else test).reset_index(drop=True)
+    inputs.references = inputs.test["report_clean"].tolist()
+    inputs.labels = inputs.test[list(LABELS)]
+    return inputs
 
 
 def labeler_of(s: EvalSettings) -> tuple[Labeler | None, str]:
@@ -143,12 +149,8 @@ class Encoders:
     retrieval: dict[str, float]  # recall@1/5 of the contrastive model on the test split
 
     def feats(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
-        return self.features.image_features(_as_batch(images))
-
-
-def _as_batch(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    x = torch.as_tensor(np.asarray(images), dtype=torch.float32)
-    return x[:, None] if x.ndim == 3 else x  # (N, 1, H, W)
+        """(N, F) features of (N, H, W) or (N, 1, H, W) images in [0, 1]."""
+        return self.features.image_features(images)
 
 
 def build_encoders(inputs: EvalInputs, s: EvalSettings) -> Encoders:
@@ -252,7 +254,7 @@ def generation(
     feats = {name: encoders.feats(images) for name, images in {**real, **sets}.items()}
     real_feats = feats.pop(REAL_TEST)
     text = encoders.reference.text_embed(inputs.references)
-    embeds = {k: encoders.reference.image_embed(_as_batch(v)) for k, v in sets.items()}
+    embeds = {k: encoders.reference.image_embed(v) for k, v in sets.items()}
     embeds[REAL_TEST] = encoders.reference.image_embed(real[REAL_TEST])
     align = image_eval.alignment_scores(embeds, text)
     res = {f"UniX stage {k}": v for k, v in s.gen_sizes.items()}
@@ -261,7 +263,7 @@ def generation(
     name = encoders.features.name
     dist_sets = {REAL_VAL: feats[REAL_VAL], **{k: feats[k] for k in sets}}
     by_row = {k: feats[k] for k in sets}  # row-aligned sets (validation is not)
-    probs = {k: encoders.reference.image_probs(_as_batch(v)) for k, v in sets.items()}
+    probs = {k: encoders.reference.image_probs(v) for k, v in sets.items()}
     probs[REAL_TEST] = encoders.reference.image_probs(real[REAL_TEST])
     faith = image_eval.faithfulness_table(probs, inputs.labels, last, REAL_TEST, SHUFFLED)
     return {
@@ -273,18 +275,3 @@ def generation(
         "faithfulness_mean": image_eval.mean_fraction(faith),
         "alignment": align,
     }
-
-
-def save_generated(
-    out_dir: Path, inputs: EvalInputs, methods: dict[str, list[str]], sets: dict[str, np.ndarray]
-) -> list[Path]:
-    """``generated_reports.csv`` (id, reference, one column per method) and
-    ``generated_images.npz`` (one (N, H, W) uint8 array per set, plus the row ids)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    reports = pd.DataFrame({"id": inputs.test["id"], "reference": inputs.references, **methods})
-    csv = out_dir / "generated_reports.csv"
-    reports.to_csv(csv, index=False)
-    npz = out_dir / "generated_images.npz"
-    arrays = {k.replace(" ", "_"): (v * 255).round().astype(np.uint8) for k, v in sets.items()}
-    np.savez_compressed(npz, ids=inputs.test["id"].to_numpy(dtype=str), **arrays)
-    return [csv, npz]
