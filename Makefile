@@ -7,12 +7,13 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv reproduce test test-fast nbval lint format lab bench clean-runs
+.PHONY: help venv reproduce test test-fast nbval lint format lab bench snapshot clean-runs
 
 help:
 	@echo "make reproduce [PROFILE=smoke]  run the notebook series (papermill) -> papermill_runs/, figures/"
 	@echo "make test                       unit tests + nbval on the smoke notebooks"
 	@echo "make test-fast                  unit tests only (no notebooks, no slow tests)"
+	@echo "make snapshot [PROFILE=smoke]   copy the headline figures/tables to docs/results/ (README)"
 	@echo "make lint | format | lab | bench"
 
 $(STAMP): pyproject.toml
@@ -48,6 +49,9 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m unixlib.bench
+
+snapshot: $(STAMP)
+	$(PY) -m unixlib.snapshot $(PROFILE)
 
 clean-runs:
 	rm -rf papermill_runs/$(PROFILE) figures/$(PROFILE)

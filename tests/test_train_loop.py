@@ -118,7 +118,7 @@ def test_metrics_rows_and_logged_learning_rate(data, tmp_path) -> None:
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert rows == result.metrics
     assert set(rows[0]) == {"step", "loss", "ce", "flow", "repa", "lr", "grad_norm",
-                            "tokens_per_s", "memory_mb"}  # fmt: skip
+                            "tokens_per_s", "step_seconds", "memory_mb"}  # fmt: skip
     # The rate each step used: linear warm-up over 4 steps, then constant.
     assert [r["lr"] for r in rows] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
     for r in rows:

@@ -63,6 +63,10 @@ def load_image(path: Path, size: int) -> Tensor:
     return torch.from_numpy(arr)[None]
 
 
+# The report texts a dataset can train on (schema.py); rows are selected the same way for both.
+REPORT_COLUMNS = ("report_clean", "report_raw")
+
+
 class ReportImageDataset(torch.utils.data.Dataset):
     """Image-report pairs of one split (usable rows only: image, cleaned report, frontal).
 
@@ -76,6 +80,8 @@ class ReportImageDataset(torch.utils.data.Dataset):
         max_report_tokens: reports are truncated to this many tokens (the paper truncates
             texts to 512 characters for evaluation; training length is a memory knob).
         seed: picks each example's prompt template per epoch.
+        report_column: ``report_clean`` (every stage) or ``report_raw`` (the cleaning ablation:
+            the same rows, trained on the source's text as it came).
     """
 
     def __init__(
@@ -88,9 +94,14 @@ class ReportImageDataset(torch.utils.data.Dataset):
         task: str,
         max_report_tokens: int = 256,
         seed: int = 0,
+        report_column: str = "report_clean",
     ) -> None:
         if task not in ("und", "gen"):
             raise ValueError(f"task must be 'und' or 'gen', got {task!r}")
+        if report_column not in REPORT_COLUMNS:
+            raise ValueError(
+                f"report_column must be one of {REPORT_COLUMNS}, got {report_column!r}"
+            )
         in_split = frame[frame["split"] == split]
         reasons = unusable_reason(in_split)
         skipped = ", ".join(f"{n} {r}" for r, n in reasons[reasons != ""].value_counts().items())
@@ -105,7 +116,7 @@ class ReportImageDataset(torch.utils.data.Dataset):
         self.image_size, self.task, self.seed = image_size, task, seed
         self.max_report_tokens = max_report_tokens
         self.report_ids = [
-            ids[:max_report_tokens] for ids in tokenizer.encode_batch(rows["report_clean"])
+            ids[:max_report_tokens] for ids in tokenizer.encode_batch(rows[report_column])
         ]
 
     def __len__(self) -> int:

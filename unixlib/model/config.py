@@ -38,6 +38,10 @@ KL_F16_VAE_CONFIG: dict[str, Any] = {
 }
 
 
+# UniXConfig.gen_conditioning: the paper's per-layer attention, or the stacked-VLM ablation.
+GEN_CONDITIONINGS = ("attention", "final_states")
+
+
 class UniXConfig(PretrainedConfig):
     """All hyper-parameters of a UniX model (defaults = the ``tiny`` preset).
 
@@ -66,6 +70,13 @@ class UniXConfig(PretrainedConfig):
         qkv_bias: bool = True,  # Qwen2-style biases on q/k/v (BAGEL lineage), none on o
         qk_norm: bool = True,  # per-head RMSNorm of q and k: stabilises the mixed-modality softmax
         mot: bool = True,  # True: separate und/gen weight sets (MoT); False: one shared set
+        # How the generation tokens see the report (MoT only). "attention": in every block they
+        # attend to the understanding branch's keys/values of the report (UniX's cross-modal
+        # self-attention). "final_states": the ablation that stacks a diffusion transformer on a
+        # VLM: the report runs through the understanding branch alone, its final states go
+        # through a linear projection (``cond_proj``) and the generation branch re-reads them as
+        # its own context tokens, so no generation token ever sees an understanding layer.
+        gen_conditioning: str = "attention",
         # --- special token ids (sequence plans, decoding) ---
         bos_id: int = BPE_SPECIAL_IDS["bos"],
         eos_id: int = BPE_SPECIAL_IDS["eos"],
@@ -135,6 +146,7 @@ class UniXConfig(PretrainedConfig):
         self.qkv_bias = qkv_bias
         self.qk_norm = qk_norm
         self.mot = mot
+        self.gen_conditioning = gen_conditioning
         self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
         self.boi_id, self.eoi_id = boi_id, eoi_id
         self.image_size_und = image_size_und
@@ -258,6 +270,11 @@ class UniXConfig(PretrainedConfig):
             problems.append(f"cfg_interval {self.cfg_interval} is not 0 <= lo <= hi <= 1")
         if not 0.0 <= self.text_dropout_prob < 1.0:
             problems.append(f"text_dropout_prob {self.text_dropout_prob} not in [0, 1)")
+        if self.gen_conditioning not in GEN_CONDITIONINGS:
+            problems.append(f"gen_conditioning {self.gen_conditioning!r} not one of "
+                            f"{GEN_CONDITIONINGS}")  # fmt: skip
+        elif self.gen_conditioning == "final_states" and not self.mot:
+            problems.append("gen_conditioning 'final_states' needs mot=True (a generation branch)")
         if problems:
             raise ValueError("UniXConfig: " + "; ".join(problems))
         self.latent_grid(self.image_size_gen)

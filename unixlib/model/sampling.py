@@ -111,6 +111,7 @@ def _cached_steps(model: UniX, plans: list[SamplePlan]):
     n_tok = plans[0].splits[-1].n_tokens
     cache = KVCache(cfg.num_layers, ctx_len + n_tok)
     h, routing = model.embed(batch, None, None)
+    h, routing = model.condition_context(h, routing, batch.position_ids, batch.attention_mask)
     model.run(h, routing, batch.position_ids, batch.attention_mask, cache)  # commit context
     # Each latent block sits one position after its context; it sees the context's real
     # tokens and the whole block.
@@ -143,7 +144,9 @@ def _uncached_steps(model: UniX, plans: list[SamplePlan]):
             batches[n] = pack(plans[:n], model.config.pad_id).to(model.latent_pos_embed.device)
         batch = batches[n]
         h, routing = model.embed(batch, None, embeds.flatten(0, 1))
+        n_und = routing.n_und
+        h, routing = model.condition_context(h, routing, batch.position_ids, batch.attention_mask)
         h, _ = model.run(h, routing, batch.position_ids, batch.attention_mask)
-        return model.llm2vae(h[routing.n_und :]).unflatten(0, (n, -1))
+        return model.llm2vae(h[n_und:]).unflatten(0, (n, -1))
 
     return step

@@ -59,6 +59,8 @@ class UniX(nn.Module):
         self.llm2vae = nn.Linear(d, config.latent_token_dim)
         self.time_embedder = TimestepEmbedder(d)
         self.repa_projector = REPAProjector(d, config.repa_hidden_size, config.repa_target_dim)
+        # Only in the "final_states" conditioning ablation (see UniXConfig.gen_conditioning).
+        self.cond_proj = nn.Linear(d, d) if config.gen_conditioning == "final_states" else None
         self.vae = VAEWrapper(
             build_autoencoder(config.autoencoder_config()), config.vae_scale, config.vae_shift
         )
@@ -86,6 +88,9 @@ class UniX(nn.Module):
                     nn.init.zeros_(m.bias)
         nn.init.zeros_(self.llm2vae.weight)
         nn.init.zeros_(self.llm2vae.bias)
+        if self.cond_proj is not None:  # starts as the identity: the context is the VLM's output
+            nn.init.eye_(self.cond_proj.weight)
+            nn.init.zeros_(self.cond_proj.bias)
         if self.config.mot:
             self.init_gen_from_und()
 
@@ -147,6 +152,32 @@ class UniX(nn.Module):
         route = torch.cat([batch.und_index, batch.gen_index])
         routing = Routing(route, batch.und_index.numel(), b, length)
         return x.index_select(0, route), routing
+
+    def condition_context(
+        self, h: Tensor, routing: Routing, position_ids: Tensor, attention_mask: Tensor
+    ) -> tuple[Tensor, Routing]:
+        """The ``final_states`` ablation's first pass (identity under ``attention``).
+
+        The understanding rows (the report contexts) run through the understanding branch
+        alone; their final states, projected by ``cond_proj``, replace their input embeddings,
+        and every row is routed to the generation branch for the second pass. Exact: no context
+        token attends to a later position, so the latent slots (zero in the first pass) are
+        never read. Without gradient when the understanding branch is frozen.
+
+        Args:
+            h: (N, D) routed input embeddings; routing: their routing (``embed``).
+        Returns:
+            (N, D) inputs of the second pass, all rows routed to ``gen``.
+        """
+        if self.cond_proj is None:
+            return h, routing
+        n = routing.n_und
+        context = Routing(routing.index[:n], n, routing.batch, routing.length)
+        frozen = self.language_model.freeze_und or not torch.is_grad_enabled()
+        with torch.set_grad_enabled(not frozen):
+            states, _ = self.run(h[:n], context, position_ids, attention_mask)
+        h = torch.cat([self.cond_proj(states.to(h.dtype)), h[n:]])
+        return h, Routing(routing.index, 0, routing.batch, routing.length)
 
     def run(
         self,
@@ -222,6 +253,13 @@ class UniX(nn.Module):
             x_t = interpolate(x0, eps, timesteps)
             gen_embeds = self.embed_latents(x_t, timesteps, grid).flatten(0, 1)
         h, routing = self.embed(batch, vit_embeds, gen_embeds)
+        n_und = routing.n_und  # the latent rows are h[n_und:] (also after condition_context)
+        if self.cond_proj is not None:
+            if batch.ce_index.numel() or batch.vit_index.numel():
+                raise ValueError("gen_conditioning='final_states' trains generation only "
+                                 "(task_ratio 0:g): this batch has understanding examples")  # fmt: skip
+            h, routing = self.condition_context(h, routing, batch.position_ids,
+                                                batch.attention_mask)  # fmt: skip
         use_repa = repa_target is not None and latents is not None
         h, captured = self.run(h, routing, batch.position_ids, batch.attention_mask,
                                capture_layer=cfg.repa_layer_index if use_repa else None)  # fmt: skip
@@ -236,14 +274,14 @@ class UniX(nn.Module):
             out["ce"] = F.cross_entropy(logits, batch.ce_targets, reduction="sum") / n_ce
         n_flow = 0
         if latents is not None:
-            v = self.llm2vae(h[routing.n_und :]).float()  # (Ng*T, C p p), vae_index order
+            v = self.llm2vae(h[n_und:]).float()  # (Ng*T, C p p), vae_index order
             err = (v - velocity_target(x0, eps).flatten(0, 1)).pow(2).mean(-1)  # (Ng*T,)
             weight = batch.flow_mask.flatten()[batch.vae_index].to(err.dtype)
             n_flow = int(weight.sum().item())
             if n_flow:
                 out["flow"] = (err * weight).sum() / n_flow
         if use_repa:
-            feats = captured[routing.n_und :].unflatten(0, (latents.shape[0], -1))
+            feats = captured[n_und:].unflatten(0, (latents.shape[0], -1))
             pred = self.repa_projector(feats).float()  # (Ng, T, Dt)
             out["repa"] = repa_loss(pred, grid, repa_target.float(), tuple(repa_grid))
         out["loss"] = (cfg.ce_weight * out["ce"] + cfg.flow_weight * out["flow"]
@@ -306,7 +344,7 @@ def parameter_counts(config: UniXConfig) -> dict[str, int]:
 
     Keys: ``parameters_total``, ``und_branch`` / ``gen_branch`` (blocks + final norm of each),
     ``shared`` (embeddings + lm_head), ``vision`` (SigLIP + connector), ``generation_io``
-    (vae2llm, llm2vae, time embedder), ``repa_projector``, ``vae``, ``trainable_llm_per_branch``
+    (vae2llm, llm2vae, time embedder; cond_proj in the final_states ablation), ``repa_projector``, ``vae``, ``trainable_llm_per_branch``
     (one branch + shared: the paper's "1.5B per branch" view).
     """
     with torch.device("meta"):
@@ -322,7 +360,7 @@ def parameter_counts(config: UniXConfig) -> dict[str, int]:
             key = "shared"
         elif name.startswith(("vision_tower", "connector")):
             key = "vision"
-        elif name.startswith(("vae2llm", "llm2vae", "time_embedder")):
+        elif name.startswith(("vae2llm", "llm2vae", "time_embedder", "cond_proj")):
             key = "generation_io"
         elif name.startswith("repa_projector"):
             key = "repa_projector"

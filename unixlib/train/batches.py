@@ -177,7 +177,8 @@ def build_source(
                           ("gen", cfg.task_ratio[1], mc.image_size_gen)):  # fmt: skip
         if n:
             datasets[task] = ReportImageDataset(frame, paths.root, tokenizer, "train", size,
-                                                task, cfg.max_report_tokens, cfg.seed)  # fmt: skip
+                                                task, cfg.max_report_tokens, cfg.seed,
+                                                cfg.report_column)  # fmt: skip
     grid = mc.latent_grid(mc.image_size_gen)
     return BatchSource(
         datasets=datasets,

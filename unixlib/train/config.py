@@ -67,6 +67,8 @@ class TrainConfig:
     repa_weight: float | None = None  # None = stage default (0.5 in stage 2)
     text_dropout_prob: float = 0.1  # report dropped for classifier-free guidance
     max_report_tokens: int = 256
+    # report_clean | report_raw: the text trained on (raw only for the cleaning ablation, 06)
+    report_column: str = "report_clean"
     ema_decay: float = 0.0  # 0 = no EMA; else EMA of the trained parameters
     # Stage 1 from a random tower only (no janus_dir): steps of a 14-label head on the SigLIP
     # tower before the report loss, a stand-in for its pretraining (vision_pretrain.py); 0 = off
@@ -108,6 +110,10 @@ class TrainConfig:
             )
         if self.parallel not in ("auto", "ddp", "fsdp"):
             raise ValueError(f"parallel must be auto, ddp or fsdp, got {self.parallel!r}")
+        if self.report_column not in ("report_clean", "report_raw"):
+            raise ValueError(
+                f"report_column must be report_clean or report_raw, got {self.report_column!r}"
+            )
         if self.vision_pretrain_steps < 0:
             raise ValueError(
                 f"vision_pretrain_steps must be >= 0, got {self.vision_pretrain_steps}"

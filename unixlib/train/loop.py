@@ -67,6 +67,10 @@ class EMA(nn.Module):
             params[n].copy_(self.get_buffer(ckpt.ema_key(n)))
 
 
+# <stage-1 run_dir>/vision_pretrained: the model right after vision_pretrain_steps.
+VISION_PRETRAINED = "vision_pretrained"
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -159,6 +163,9 @@ def _pretrain_tower(cfg: TrainConfig, model: UniX, source, device, run_dir: Path
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "vision_pretrain.json").write_text(json.dumps(record) + "\n")
+        # the model as stage 1 starts it (pretrained tower, fresh language model): the common
+        # starting point of notebook 06's cleaned-vs-raw reports ablation
+        save_pretrained(model, run_dir / VISION_PRETRAINED)
         print(
             f"vision tower pretrained (stand-in for SigLIP pretraining): {record['steps']} "
             f"steps, label BCE {record['loss_first']:.3f} -> {record['loss_last']:.3f} "
@@ -293,6 +300,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
             "lr": lr,
             "grad_norm": grad_norm,
             "tokens_per_s": tokens * info.world_size / (time.perf_counter() - t0),
+            "step_seconds": time.perf_counter() - t0,
             "memory_mb": _memory_mb(device),
         }  # fmt: skip
         metrics.append(row)

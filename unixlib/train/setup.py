@@ -29,6 +29,7 @@ _GROUP_PREFIXES: dict[str, tuple[str, ...]] = {
         "llm2vae.",
         "time_embedder.",
         "repa_projector.",
+        "cond_proj.",  # the final_states conditioning ablation only
     ),
 }
 
