@@ -175,6 +175,22 @@ def load_iu_truth(csv_path: Path) -> tuple[pd.Series, pd.DataFrame]:
     return texts, truth
 
 
+def load_iu_reports(csv_path: Path) -> list[str]:
+    """Every study of an IU reports CSV as a raw report, the way the ``iuxray`` source writes
+    ``report_raw``: ``"COMPARISON: ...\nINDICATION: ...\nFINDINGS: ...\nIMPRESSION: ..."``,
+    empty sections left out (the cleaner's and the judge's real-text input)."""
+    df = pd.read_csv(csv_path)
+    heads = ("comparison", "indication", "findings", "impression")
+    missing = [c for c in heads if c not in df.columns]
+    if missing:
+        raise ValueError(f"{csv_path}: missing column(s) {missing}")
+    df = df[list(heads)].fillna("").astype(str)
+    return [
+        "\n".join(f"{h.upper()}: {row[h].strip()}" for h in heads if row[h].strip())
+        for _, row in df.iterrows()
+    ]
+
+
 def scored_classes(truth: pd.DataFrame, min_support: int = MIN_SUPPORT) -> list[str]:
     """Mapped classes with at least ``min_support`` positive studies in ``truth``."""
     return [c for c in MAPPED_CLASSES if truth[c].sum() >= min_support]

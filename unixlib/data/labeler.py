@@ -91,6 +91,8 @@ _HARD_BREAK = _alt(R.HARD_BREAKS)
 # Sentence ends: . not between digits, ; : ? ! and line breaks.
 _SENTENCE_END = re.compile(r"(?<!\d)\.|\.(?!\d)|[;:?!\n]")
 _WORD = re.compile(r"\S+")
+_DEID_DEVICE = re.compile(r"\bx{3,}-a-x{3,}\b")
+_DEID_SPAN = re.compile(r"_{2,}|\bx{3,}\b")
 # CheXpert: "heart failure" / "CHF" (positive or uncertain) also mean uncertain cardiomegaly.
 _HEART_FAILURE = re.compile(r"\b(?:heart failure|chf)\b")
 # CheXpert: vascular congestion is at most an uncertain sign of edema.
@@ -107,9 +109,18 @@ class Mention:
     label: float
 
 
-def _split_sentences(text: str) -> list[str]:
-    """Lower-cased sentences with normalised whitespace (empty pieces dropped)."""
-    text = re.sub(r"\s+", " ", text.lower())
+def split_label_sentences(text: str) -> list[str]:
+    """Lower-cased sentences with normalised whitespace (empty pieces dropped), as the labeler
+    reads them; :func:`find_mentions` of one of them returns offsets into it.
+
+    De-identification spans (``___``, ``XXXX``) are read as absent words, so that a span
+    neither hides a qualifier from its anchor ("the heart, pulmonary XXXX and mediastinum are
+    normal") nor reads as a word; a raw and a cleaned report then label alike. IU's redacted
+    "XXXX-A-XXXX" is a Port-A-Cath.
+    """
+    text = _DEID_DEVICE.sub("port-a-cath", text.lower())
+    text = re.sub(r"\s+", " ", _DEID_SPAN.sub(" ", text))
+    text = re.sub(r"\s*,(?:\s*,)*", ",", text)  # "heart , , mediastinum" -> "heart, mediastinum"
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
@@ -216,7 +227,7 @@ def _anchor_mentions(sentence: str, direct: list[Mention]) -> list[Mention]:
 def find_mentions(text: str) -> list[Mention]:
     """All classified mentions in ``text`` (including the internal "other finding" ones)."""
     mentions: list[Mention] = []
-    for sentence in _split_sentences(text):
+    for sentence in split_label_sentences(text):
         direct = _direct_mentions(sentence)
         mentions += direct + _anchor_mentions(sentence, direct)
         for m in direct:

@@ -85,7 +85,10 @@ _HEADER_RE = re.compile(
     re.MULTILINE,
 )
 _FINAL_REPORT_RE = re.compile(r"^\s*FINAL REPORT\s*$", re.MULTILINE)
-_FORMAT_RE = re.compile(r"^\s*FINDINGS:\s*(?P<f>.*?)\s*IMPRESSION:\s*(?P<i>.*?)\s*$", re.DOTALL)
+_FORMAT_RE = re.compile(
+    r"^\s*(?=FINDINGS:|IMPRESSION:)(?:FINDINGS:\s*(?P<f>.*?))?\s*(?:IMPRESSION:\s*(?P<i>.*?))?\s*$",
+    re.DOTALL,
+)
 
 
 @dataclass(frozen=True)
@@ -136,22 +139,27 @@ def report_body(text: str) -> tuple[str, str]:
 
 
 def format_report(findings: str, impression: str) -> str:
-    """``"FINDINGS: <findings> IMPRESSION: <impression>"``; an empty section keeps its key."""
-    return " ".join(
-        p for p in ("FINDINGS:", findings.strip(), "IMPRESSION:", impression.strip()) if p
-    )
+    """``"FINDINGS: <findings> IMPRESSION: <impression>"``; an empty section loses its key
+    (``"IMPRESSION: No acute process."``), so no reference reads "FINDINGS: IMPRESSION:"."""
+    parts = [
+        f"{key} {text.strip()}"
+        for key, text in (("FINDINGS:", findings), ("IMPRESSION:", impression))
+        if text.strip()
+    ]
+    return " ".join(parts)
 
 
 def split_report(clean_text: str) -> tuple[str, str]:
-    """Inverse of :func:`format_report`: ``(findings, impression)``.
+    """Inverse of :func:`format_report`: ``(findings, impression)``, ``""`` for a missing key.
 
     Raises:
-        ValueError: the text is not in FINDINGS/IMPRESSION format.
+        ValueError: the text is not in FINDINGS/IMPRESSION format (neither key, or text
+            before the first key).
     """
     m = _FORMAT_RE.match(clean_text)
     if m is None:
         raise ValueError(f"not a 'FINDINGS: ... IMPRESSION: ...' report: {clean_text[:80]!r}")
-    return m.group("f"), m.group("i")
+    return m.group("f") or "", m.group("i") or ""
 
 
 def rule_clean(text: str) -> RuleResult:
@@ -173,8 +181,13 @@ def rule_clean(text: str) -> RuleResult:
 
 def clean_section(text: str) -> str:
     """Apply the sentence rules to one section's text; returns the kept sentences joined."""
-    kept = (_clean_sentence(s) for s in split_sentences(html.unescape(text)))
-    return " ".join(s for s in kept if s)
+    return " ".join(c for _, c in clean_section_pairs(text) if c)
+
+
+def clean_section_pairs(text: str) -> list[tuple[str, str]]:
+    """``(raw sentence, cleaned sentence or "")`` for every sentence of a section, so that a
+    caller can undo the edit of one sentence (``clean.judged_rule_clean``)."""
+    return [(s, _clean_sentence(s)) for s in split_sentences(html.unescape(text))]
 
 
 # --- sentences ------------------------------------------------------------------------------
@@ -186,9 +199,14 @@ _ABBREV = re.compile(
 _SPLIT = re.compile(r"(?<=[.!?;])\s+(?=\S)|(?<=[a-z]\.)(?=[A-Z][a-z])")
 
 
+# A list number inside a run of text starts a new item: "... aspiration 2. Suture ...".
+_MID_ENUM = re.compile(r"(?<=[A-Za-z,])\s+\(?\d{1,2}[.)]\s+(?=[A-Z])")
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of a section; list enumerators ("1.", "2)") are removed, decimals kept."""
-    protected = _ABBREV.sub(lambda m: m.group(0)[:-1] + "\0", " ".join(text.split()))
+    text = _MID_ENUM.sub(". ", " ".join(text.split()))
+    protected = _ABBREV.sub(lambda m: m.group(0)[:-1] + "\0", text)
     out = []
     for s in _SPLIT.split(protected):
         s = re.sub(r"^\(?\d{1,2}[.)](?!\d)\s*", "", s.replace("\0", ".")).strip()
@@ -224,9 +242,33 @@ _FILLER = re.compile(
 )
 
 
+# Where a notification clause starts inside a sentence that states a finding first:
+# "Small left effusion, which was discussed with ___" / "... effusion; findings were ...".
+_CLAUSE_START = re.compile(
+    r"(?:,|\s-\s|\s(?=which\b|and\s+(?:this|these|the|was|were|that)\b))"
+    r"|\s(?=(?:(?:this|these|the)\s+(?:findings?|results?)\s+)?(?:was|were|is|are|has been|have been)"
+    r"\s+(?:\w+\s+)?(?:notified|paged|telephoned|discussed|communicated|called|reported)\b)",
+    re.IGNORECASE,
+)
+
+
+def _trim_notification(s: str) -> str:
+    """Cut a notification clause off the finding it follows; "" when nothing else is said."""
+    cue = _NOTIFICATION.search(s)
+    if cue is None:
+        return s
+    head = s[: cue.start()]
+    cuts = [m.start() for m in _CLAUSE_START.finditer(head)]
+    kept = tidy(head[: cuts[-1]]) if cuts else ""
+    if not kept or not PATHOLOGY.search(kept) or is_broken(kept):
+        return ""  # "Dr. ___ was notified ...": the whole sentence is the notification
+    return kept
+
+
 def _clean_sentence(s: str) -> str:
     """One sentence -> its cleaned form, or "" to drop it."""
-    if _NOTIFICATION.search(s):
+    s = _trim_notification(s)
+    if not s:
         return ""
     lead = _TECH_LEAD.match(s)
     if lead and lead.end() > 0:
@@ -318,6 +360,7 @@ def _rewrite_comparison(s: str) -> str:
         return ""
     s = _AGAIN.sub(r"\2", s)
     s = _TEMPORAL.sub("", s)
+    s = _present_tense(s)
     if _STABLE_PRED.search(s):
         # "The left effusion is unchanged" -> "The left effusion is present"; a statement
         # about normal anatomy being unchanged carries no finding and is dropped.
@@ -335,6 +378,43 @@ def _rewrite_comparison(s: str) -> str:
     # what is left must still say something ("Stable cardiomediastinal silhouette" does not)
     kept = _STABLE_ADJ.sub(_drop_adjective, s)
     return "" if kept != s and names_only_anatomy(kept) else kept
+
+
+# A change word as the predicate: "The left effusion has increased" / "Pneumothorax is new"
+# -> "... is present" (present tense: the finding is there now, its size words stay).
+_PLURAL = ("are", "have", "have been", "were")
+_CHANGE_PRED = re.compile(
+    r"\s+(is|are|has|have|has been|have been|was|were)\s+(?:(?:slightly|mildly|markedly|minimally|"
+    r"somewhat|substantially|significantly)\s+)?(?:new|increased|decreased|improved|worsened|"
+    r"progressed|enlarged|increasing|decreasing|improving|worsening|enlarging|larger|smaller|"
+    r"newly (?:seen|apparent|identified))(?:\s+in\s+(?:size|extent))?(?=\s*[.;]?\s*$)",
+    re.IGNORECASE,
+)
+# A change word before its finding: "New large right pneumothorax", "a worsening effusion".
+_CHANGE_ADJ = re.compile(
+    r"\b(?P<art>an?\s+)?(?:new|newly (?:developed|appearing|seen)|worsening|worsened|improving|"
+    r"improved|enlarging|interval)\s+(?=(?!and\b|or\b|in\b|with\b|since\b|from\b|change|increase|"
+    r"decrease|develop|improve|worsen|progress)(?P<next>[a-z]))",
+    re.IGNORECASE,
+)
+_CHANGE_NOUN = re.compile(
+    r"\b(?:there (?:is|has been)\s+)?(?:an?\s+)?(?:(?:slight|mild|interval)\s+)*"
+    r"(?:increase|improvement|worsening|progression)\s+(?:in\s+)?(?:the\s+)?"
+    r"(?:(?:size|extent|degree|amount) of\s+(?:the\s+)?)?",
+    re.IGNORECASE,
+)
+
+
+def _present_tense(s: str) -> str:
+    """Change words go where a finding is their subject or object; the finding stays."""
+    pred = _CHANGE_PRED.search(s)
+    if pred and PATHOLOGY.search(s[: pred.start()]):
+        plural = pred.group(1).lower() in _PLURAL
+        s = s[: pred.start()] + (" are present" if plural else " is present") + s[pred.end() :]
+    noun = _CHANGE_NOUN.search(s)
+    if noun and PATHOLOGY.search(s[noun.end() :]):
+        s = s[: noun.start()] + "there is " + s[noun.end() :]
+    return _CHANGE_ADJ.sub(_drop_adjective, s)
 
 
 _STABLE_ADJ = re.compile(
