@@ -24,7 +24,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from unixlib.data.labeler import find_mentions, label_report, split_label_sentences
+from unixlib.data.labeler import Mention, find_mentions, labels_of, split_label_sentences
 from unixlib.data.reports import DEID, format_report, report_body, split_report
 from unixlib.data.schema import LABELS, NEGATIVE
 
@@ -88,10 +88,21 @@ def finding_details(text: str) -> dict[str, tuple[frozenset[str], frozenset[str]
     """``{observation: (sides, severities)}`` over the positive or uncertain mentions of
     ``text``: the side and severity words of each mention's clause, canonicalised
     ("bibasilar" -> bilateral, "mildly" -> mild)."""
+    return _read(text)[1]
+
+
+Details = dict[str, tuple[frozenset[str], frozenset[str]]]
+
+
+def _read(text: str) -> tuple[dict[str, float], Details]:
+    """The 14 labels and the :func:`finding_details` of ``text``, from one labeler pass."""
     sides: dict[str, set[str]] = {}
     sevs: dict[str, set[str]] = {}
+    mentions: list[Mention] = []
     for sentence in split_label_sentences(text):
-        for m in find_mentions(sentence):
+        found = find_mentions(sentence)
+        mentions += found
+        for m in found:
             if m.name not in LABELS or m.label == NEGATIVE:
                 continue
             ends = [c.end() for c in _CLAUSE_END.finditer(sentence[: m.start])]
@@ -105,7 +116,8 @@ def finding_details(text: str) -> dict[str, tuple[frozenset[str], frozenset[str]
                     sevs.setdefault(m.name, set()).add(_SEVERITY[word])
             sides.setdefault(m.name, set())
             sevs.setdefault(m.name, set())
-    return {n: (frozenset(sides[n]), frozenset(sevs[n])) for n in sides}
+    details = {n: (frozenset(sides[n]), frozenset(sevs[n])) for n in sides}
+    return labels_of(mentions), details
 
 
 def judge(raw: str, cleaned: str) -> Judgment:
@@ -118,13 +130,11 @@ def judge(raw: str, cleaned: str) -> Judgment:
         return Judgment("format", "empty findings and impression")
     if DEID.search(cleaned):
         return Judgment("deid", "de-identification span (___ or XXXX) left in the text")
-    ref_text = reference_text(raw)
-    ref, new = label_report(ref_text), label_report(cleaned)
+    (ref, ref_d), (new, new_d) = _read(reference_text(raw)), _read(cleaned)
     differ = [n for n in LABELS if not _same(ref[n], new[n])]
     if differ:
         diffs = ", ".join(f"{n} {_word(ref[n])}->{_word(new[n])}" for n in differ)
         return Judgment("labels", f"labels differ: {diffs}", frozenset(differ))
-    ref_d, new_d = finding_details(ref_text), finding_details(cleaned)
     for check, k in (("side", 0), ("severity", 1)):
         differ = [n for n in ref_d if ref_d[n][k] != new_d.get(n, (frozenset(),) * 2)[k]]
         if differ:

@@ -93,6 +93,7 @@ _SENTENCE_END = re.compile(r"(?<!\d)\.|\.(?!\d)|[;:?!\n]")
 _WORD = re.compile(r"\S+")
 _DEID_DEVICE = re.compile(r"\bx{3,}-a-x{3,}\b")
 _DEID_SPAN = re.compile(r"_{2,}|\bx{3,}\b")
+_DOUBLED = re.compile(r"\b(the|a|an|of|and|or|is|are|in|on|with|to|at)\s+\1\b")
 # CheXpert: "heart failure" / "CHF" (positive or uncertain) also mean uncertain cardiomegaly.
 _HEART_FAILURE = re.compile(r"\b(?:heart failure|chf)\b")
 # CheXpert: vascular congestion is at most an uncertain sign of edema.
@@ -116,11 +117,12 @@ def split_label_sentences(text: str) -> list[str]:
     De-identification spans (``___``, ``XXXX``) are read as absent words, so that a span
     neither hides a qualifier from its anchor ("the heart, pulmonary XXXX and mediastinum are
     normal") nor reads as a word; a raw and a cleaned report then label alike. IU's redacted
-    "XXXX-A-XXXX" is a Port-A-Cath.
+    "XXXX-A-XXXX" is a Port-A-Cath. A doubled short word ("the the") is read once.
     """
     text = _DEID_DEVICE.sub("port-a-cath", text.lower())
     text = re.sub(r"\s+", " ", _DEID_SPAN.sub(" ", text))
     text = re.sub(r"\s*,(?:\s*,)*", ",", text)  # "heart , , mediastinum" -> "heart, mediastinum"
+    text = _DOUBLED.sub(r"\1", text)  # a dictation slip: "the the", "and and"
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
@@ -257,8 +259,14 @@ def label_report(text: str) -> dict[str, float]:
     """
     if not isinstance(text, str):
         raise TypeError(f"label_report expects a str, got {type(text).__name__}")
+    return labels_of(find_mentions(text))
+
+
+def labels_of(mentions: Iterable[Mention]) -> dict[str, float]:
+    """:func:`label_report`'s aggregation of already found mentions (one pass for callers
+    that also read the mentions, such as the cleaning judge)."""
     by_name: dict[str, list[float]] = {}
-    for m in find_mentions(text):
+    for m in mentions:
         by_name.setdefault(m.name, []).append(m.label)
     out = {name: _aggregate(by_name.get(name, [])) for name in LABELS if name != "no_finding"}
     finding = any(

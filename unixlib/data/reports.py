@@ -200,7 +200,7 @@ _SPLIT = re.compile(r"(?<=[.!?;])\s+(?=\S)|(?<=[a-z]\.)(?=[A-Z][a-z])")
 
 
 # A list number inside a run of text starts a new item: "... aspiration 2. Suture ...".
-_MID_ENUM = re.compile(r"(?<=[A-Za-z,])\s+\(?\d{1,2}[.)]\s+(?=[A-Z])")
+_MID_ENUM = re.compile(r"(?<=[A-Za-z,_])\s+\(?\d{1,2}[.)]\s+(?=[A-Z])")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -301,7 +301,10 @@ _PRIOR = (
     rf"\s*{_DATE}(?:[\s,/]*{_DATE})*)?"
 )
 _PRIOR_REF = rf"(?:{_PRIOR}|___|X{{3,}})"
-_CMP = r"(?:in comparison (?:with|to)|(?:as |when )?compared (?:with|to)|relative to|since|from)"
+_CMP = (
+    r"(?:in comparison (?:with|to)|(?:as |when )?compared (?:with|to)|relative to|since|from"
+    r"|similar to)"
+)
 _CMP_LEAD = re.compile(rf"^{_CMP}\s+{_PRIOR_REF}\s*[,:]?\s*", re.IGNORECASE)
 _CMP_TAIL = re.compile(
     # "..., unchanged from prior" and "... and is stable compared to ___" go with the reference

@@ -177,6 +177,9 @@ def _strip_unbalanced(s: str) -> str:
     return "".join(ch for i, ch in enumerate(s) if i not in drop)
 
 
+_DOUBLED = re.compile(r"\b(the|a|an|of|and|or|is|are|in|on|with|to|at)\s+\1\b", re.IGNORECASE)
+
+
 def tidy(s: str) -> str:
     """Whitespace, punctuation and capitalisation after spans were cut out ("" when no word
     is left): unbalanced brackets and empty parentheses go, a comma before the full stop goes,
@@ -192,6 +195,7 @@ def tidy(s: str) -> str:
     s = re.sub(r"[,;:]+(?=\.)", "", s)
     s = re.sub(r"^[\s,;:./-]+|[\s,;:/-]+$", "", s)
     s = re.sub(r"\.{2,}", ".", s)
+    s = _DOUBLED.sub(r"\1", s)  # a dictation slip: "the the", "of of"
     if not re.search(r"[A-Za-z]", s):
         return ""
     s = s[0].upper() + s[1:]

@@ -55,6 +55,7 @@ class SynthSample:
     labels: dict[str, float]  # over LABELS: 1 / 0 / -1 / NaN (see synth_reports)
     report_raw: str
     view: str  # "PA" or "AP"
+    report_truth: str = ""  # the noise-free report a cleaner's output must agree with
 
 
 def _severity(rng: np.random.Generator) -> str:
@@ -171,9 +172,15 @@ class SynthCXR:
     def sample(self, index: int) -> SynthSample:
         """Study ``index``: image, findings, labels, raw report and view."""
         findings, view = sample_findings(self._rng(index, _STREAM_FINDINGS))
-        report, labels = write_report(findings, self._rng(index, _STREAM_REPORT), view)
+        report, labels, truth = write_report(findings, self._rng(index, _STREAM_REPORT), view)
         image = self.render(findings, index, view)
-        return SynthSample(index, image, findings, labels, report, view)
+        return SynthSample(index, image, findings, labels, report, view, truth)
+
+    def text(self, index: int) -> tuple[str, dict[str, float], str]:
+        """Study ``index``'s ``(report_raw, labels, report_truth)`` without drawing the image
+        (what text tests and the cleaning checks need, thousands at a time)."""
+        findings, view = sample_findings(self._rng(index, _STREAM_FINDINGS))
+        return write_report(findings, self._rng(index, _STREAM_REPORT), view)
 
     def render(
         self, findings: Sequence[FindingSpec], index: int = 0, view: str = "PA"
