@@ -1,36 +1,43 @@
 """Radiology report sections and rule-based cleaning (DESIGN.md section 4, "Cleaning").
 
-A cleaned report has exactly the paper's format (PAPER.md, "Data cleaning")::
+A cleaned report has the paper's format (PAPER.md, "Data cleaning")::
 
     FINDINGS: <findings text> IMPRESSION: <impression text>
 
-Both keys are always present so that :func:`split_report` can parse every cleaned report;
-a section the source lacks is written empty (``"FINDINGS: IMPRESSION: No acute process."``).
+A section the source lacks loses its key (``"IMPRESSION: No acute process."``), so no
+reference reads "FINDINGS: IMPRESSION:"; :func:`split_report` parses either form.
 
 The rules work sentence by sentence on the FINDINGS and IMPRESSION sections only (indication,
-technique, comparison, notification and wet-read sections are dropped whole):
+technique, comparison, notification and wet-read sections are dropped whole). They trim
+inside a sentence rather than drop a sentence that holds a finding, and never insert a
+clinical word the raw text lacks; :mod:`unixlib.data.judge` checks every result.
 
-1. notification sentences ("Dr. ___ was notified by telephone ...", "Findings were discussed
-   with ___ at ___ p.m. on ___, time of discovery.") are dropped whole; "a.m."/"p.m." inside a
-   sentence does not end it, and a clock time ("at ___ hours") marks a notification;
+1. notifications: a sentence that is only a notification ("Dr. ___ was notified by telephone
+   ...") is dropped; a notification clause after a finding is cut off ("Small left effusion,
+   which was discussed with Dr. ___ at ___." -> "Small left effusion."); "a.m."/"p.m." inside
+   a sentence does not end it, and a clock time ("at ___ hours") marks a notification;
 2. technique sentences ("PA and lateral views of the chest were obtained") are dropped, and a
    technique lead-in before a finding ("Frontal and lateral views of the chest show ...") is cut;
 3. fillers and recommendations without a finding ("Clinical correlation is recommended") are
    dropped;
-4. prior-study comparisons are rewritten to present tense where the sentence states a finding
-   ("In comparison with the study of ___, there is little change in the substantial enlargement
-   of the cardiomediastinal silhouette" -> "There is substantial enlargement of the
-   cardiomediastinal silhouette.") and dropped where they only talk about the comparison;
-5. de-identification spans (``___`` MIMIC, ``XXXX`` IU) are removed; a few IU over-redactions
-   whose word is unambiguous from context are restored (``x-XXXX`` -> ``x-ray``), and a sentence
-   that the removal leaves meaningless ("The XXXX are intact") is dropped unless it still names
-   a finding - clinical content is never dropped for grammar's sake;
+4. prior-study comparisons and change words are rewritten to present tense where the sentence
+   states a finding ("In comparison with the study of ___, there is little change in the
+   substantial enlargement of the cardiomediastinal silhouette" -> "There is substantial
+   enlargement of the cardiomediastinal silhouette."; "The small left effusion has increased
+   since ___" -> "The small left effusion is present."; "New large right pneumothorax" ->
+   "Large right pneumothorax") and dropped where they only talk about the comparison;
+5. de-identification spans (``___`` MIMIC, ``XXXX`` IU) are removed; only redacted words that
+   state nothing clinical are restored (``x-XXXX`` -> ``x-ray``), a redacted list item goes with
+   its comma ("The heart, pulmonary XXXX and mediastinum" -> "The heart and mediastinum"), and
+   a sentence that the removal leaves meaningless ("The XXXX are intact") is dropped unless it
+   still names a finding ("Stable scoliosis XXXX." -> "Scoliosis.");
 6. fragments are repaired or dropped (``reports_deid``): words that only introduced a cut span
    go with it ("infiltrate in the setting of ___" -> "infiltrate"), a sentence a cut left
    without subject or complement ("This is unchanged from prior" -> "This is") or naming only
    normal anatomy ("Stable cardiomediastinal silhouette") is dropped unless it names a
-   pathology, list headings ("Chest.", "Right foot 1.") are dropped, and HTML entities,
-   unbalanced brackets, empty parentheses and orphaned punctuation are tidied.
+   pathology, list numbers ("1.", also mid-text: "aspiration 2. Suture") and list headings
+   ("Chest.", "Right foot 1.") go, and HTML entities, doubled words ("the the"), unbalanced
+   brackets, empty parentheses and orphaned punctuation are tidied.
 """
 
 from __future__ import annotations
@@ -39,9 +46,9 @@ import html
 import re
 from dataclasses import dataclass
 
+from unixlib.data.reports_compare import rewrite_comparison
 from unixlib.data.reports_deid import DEID as DEID  # re-exported: llm_clean marks spans with it
 from unixlib.data.reports_deid import (
-    FINDING,
     PATHOLOGY,
     is_broken,
     is_heading,
@@ -280,7 +287,7 @@ def _clean_sentence(s: str) -> str:
     if _FILLER.search(s) and not PATHOLOGY.search(s):
         return ""
     before = tidy(s)
-    s = _rewrite_comparison(s)
+    s = rewrite_comparison(s)
     if s:
         s = remove_deid(s)
     s = tidy(s) if s else ""
@@ -288,148 +295,3 @@ def _clean_sentence(s: str) -> str:
     if cut and not PATHOLOGY.search(s):
         return ""  # a cut left a fragment: "This is unchanged from prior." -> "This is."
     return "" if is_heading(s) else s
-
-
-# --- comparisons ----------------------------------------------------------------------------
-
-_DATE = r"(?:___|X{3,}|\d[\d/.:-]*(?:\s*[ap]\.?m\.?)?|(?:at|on|dated|from|of)\b)"
-_PRIOR = (
-    r"(?:the\s+|a\s+)?(?:(?:most\s+)?(?:recent|prior|previous|preceding|earlier|last|outside|"
-    r"comparison|older|yesterday'?s?|today'?s?)\s+)*(?:(?:chest|frontal|portable|ap|pa|lateral|"
-    r"supine|upright)\s+)*(?:studies|study|exams?|examinations?|radiographs?|films?|images?|"
-    r"x-?rays?|x-X{3,}|ct|cts|one|prior|day)(?:\s+(?:of|from|dated|on|at|performed on|obtained on)?"
-    rf"\s*{_DATE}(?:[\s,/]*{_DATE})*)?"
-)
-_PRIOR_REF = rf"(?:{_PRIOR}|___|X{{3,}})"
-_CMP = (
-    r"(?:in comparison (?:with|to)|(?:as |when )?compared (?:with|to)|relative to|since|from"
-    r"|similar to)"
-)
-_CMP_LEAD = re.compile(rf"^{_CMP}\s+{_PRIOR_REF}\s*[,:]?\s*", re.IGNORECASE)
-_CMP_TAIL = re.compile(
-    # "..., unchanged from prior" and "... and is stable compared to ___" go with the reference
-    rf"[,;]?\s*(?:(?:(?:and|which|that)\s+)?(?:(?:is|are|has been|have been|remains?|appears?)\s+)?"
-    rf"(?P<stable>unchanged|stable|not significantly changed)\s+)?"
-    rf"\b{_CMP}\s+{_PRIOR_REF}(?=[\s.,;]|$)",
-    re.IGNORECASE,
-)
-_CHANGE_IN = re.compile(
-    r"\b(?:there (?:is|has been)\s+)?(?:little|no|minimal|not much)\s+"
-    r"(?:(?:significant|appreciable|substantial|relevant|overall|interval|radiographic)\s+)*"
-    r"change\s+(?:in\s+)?(?:the\s+)?(?:appearance of\s+(?:the\s+)?)?",
-    re.IGNORECASE,
-)
-_AGAIN = re.compile(
-    r"\b(again|redemonstrated|re-demonstrated)\s+(seen|noted|demonstrated|"
-    r"identified|visualized|present)\b",
-    re.IGNORECASE,
-)
-_TEMPORAL = re.compile(
-    r"\b(as before|as previously (seen|noted|described)|again|previously (seen|noted|described)|"
-    # not after a copula: "X are unchanged in appearance" is _STABLE_PRED's to rewrite
-    r"(?<!\bis )(?<!\bare )(?<!\bremains )(?<!\bremain )unchanged in appearance|"
-    r"in the interval|compared to prior|since prior)\b",
-    re.IGNORECASE,
-)
-_STABLE_PRED = re.compile(
-    r"\s+(is|are|remains?|has remained|have remained)\s+(overall\s+|essentially\s+|grossly\s+|"
-    r"relatively\s+)?(stable|unchanged|not changed|similar)(\s+in\s+(appearance|size|position))?"
-    r"\s*(?=[.;]?\s*$)",
-    re.IGNORECASE,
-)
-_ONLY_COMPARISON = re.compile(
-    r"^(no|without)?\s*(prior|previous|comparison)\b|^comparisons?\b|^(there is |there has been )?"
-    r"(no|little|minimal)\s+((significant|appreciable|substantial|relevant|overall|interval|"
-    r"radiographic)\s+)*change\b|^(unchanged|stable)\s+(exam|examination|study|appearance|chest|"
-    r"radiograph)|"
-    # a change word with nothing it is about: "Unchanged.", "Improved from prior." (cut)
-    r"^(unchanged|stable|similar|improved|improving|worse|worsened|increased|decreased)"
-    r"(\s+appearance)?\W*$",
-    re.IGNORECASE,
-)
-
-
-def _rewrite_comparison(s: str) -> str:
-    """Remove prior-study references; "" when the sentence only talks about the comparison."""
-    s = _CMP_LEAD.sub("", s)
-    tail = _CMP_TAIL.search(s)
-    s = _CMP_TAIL.sub("", s)
-    if tail and tail.group("stable") and names_only_anatomy(s):
-        return ""  # "The cardiomediastinal silhouette is stable from prior": no finding left
-    if _CHANGE_IN.search(s):
-        rest = _CHANGE_IN.sub("there is ", s, count=1)
-        return rest if FINDING.search(rest) else ""
-    if _ONLY_COMPARISON.search(s.strip()) and not FINDING.search(s):
-        return ""
-    s = _AGAIN.sub(r"\2", s)
-    s = _TEMPORAL.sub("", s)
-    s = _present_tense(s)
-    if _STABLE_PRED.search(s):
-        # "The left effusion is unchanged" -> "The left effusion is present"; a statement
-        # about normal anatomy being unchanged carries no finding and is dropped.
-        subject = _STABLE_PRED.split(s)[0]
-        if not FINDING.search(subject):
-            return ""
-        plural = _STABLE_PRED.search(s).group(1).lower() in ("are", "remain", "have remained")
-        s = _STABLE_PRED.sub(" are present" if plural else " is present", s)
-    # "A left effusion remains." -> "... is present."; elsewhere "remains" is a plain copula
-    s = re.sub(r"\bremains(?=\s*[.;]?\s*$)", "is present", s, flags=re.IGNORECASE)
-    s = re.sub(r"\bremain(?=\s*[.;]?\s*$)", "are present", s, flags=re.IGNORECASE)
-    s = re.sub(r"\bremains\b", "is", s, flags=re.IGNORECASE)
-    s = re.sub(r"\bremain\b", "are", s, flags=re.IGNORECASE)
-    # the adjective use: "Stable mild cardiomegaly", "There is stable, mild cardiomegaly";
-    # what is left must still say something ("Stable cardiomediastinal silhouette" does not)
-    kept = _STABLE_ADJ.sub(_drop_adjective, s)
-    return "" if kept != s and names_only_anatomy(kept) else kept
-
-
-# A change word as the predicate: "The left effusion has increased" / "Pneumothorax is new"
-# -> "... is present" (present tense: the finding is there now, its size words stay).
-_PLURAL = ("are", "have", "have been", "were")
-_CHANGE_PRED = re.compile(
-    r"\s+(is|are|has|have|has been|have been|was|were)\s+(?:(?:slightly|mildly|markedly|minimally|"
-    r"somewhat|substantially|significantly)\s+)?(?:new|increased|decreased|improved|worsened|"
-    r"progressed|enlarged|increasing|decreasing|improving|worsening|enlarging|larger|smaller|"
-    r"newly (?:seen|apparent|identified))(?:\s+in\s+(?:size|extent))?(?=\s*[.;]?\s*$)",
-    re.IGNORECASE,
-)
-# A change word before its finding: "New large right pneumothorax", "a worsening effusion".
-_CHANGE_ADJ = re.compile(
-    r"\b(?P<art>an?\s+)?(?:new|newly (?:developed|appearing|seen)|worsening|worsened|improving|"
-    r"improved|enlarging|interval)\s+(?=(?!and\b|or\b|in\b|with\b|since\b|from\b|change|increase|"
-    r"decrease|develop|improve|worsen|progress)(?P<next>[a-z]))",
-    re.IGNORECASE,
-)
-_CHANGE_NOUN = re.compile(
-    r"\b(?:there (?:is|has been)\s+)?(?:an?\s+)?(?:(?:slight|mild|interval)\s+)*"
-    r"(?:increase|improvement|worsening|progression)\s+(?:in\s+)?(?:the\s+)?"
-    r"(?:(?:size|extent|degree|amount) of\s+(?:the\s+)?)?",
-    re.IGNORECASE,
-)
-
-
-def _present_tense(s: str) -> str:
-    """Change words go where a finding is their subject or object; the finding stays."""
-    pred = _CHANGE_PRED.search(s)
-    if pred and PATHOLOGY.search(s[: pred.start()]):
-        plural = pred.group(1).lower() in _PLURAL
-        s = s[: pred.start()] + (" are present" if plural else " is present") + s[pred.end() :]
-    noun = _CHANGE_NOUN.search(s)
-    if noun and PATHOLOGY.search(s[noun.end() :]):
-        s = s[: noun.start()] + "there is " + s[noun.end() :]
-    return _CHANGE_ADJ.sub(_drop_adjective, s)
-
-
-_STABLE_ADJ = re.compile(
-    r"\b(?P<art>an?\s+)?(?:stable|unchanged),?\s+"
-    r"(?=(?!and\b|or\b|in\b|with\b|since\b|from\b|compared\b)(?P<next>[a-z]))",
-    re.IGNORECASE,
-)
-
-
-def _drop_adjective(m: re.Match[str]) -> str:
-    """Cut "stable"/"unchanged" and fix its article: "an unchanged silhouette" -> "a silhouette"."""
-    if not m.group("art"):
-        return ""
-    article = "an" if m.group("next").lower() in "aeiou" else "a"
-    return (article.capitalize() if m.group("art")[0].isupper() else article) + " "

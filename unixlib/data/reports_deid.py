@@ -3,7 +3,8 @@ that cuts leave behind, and punctuation.
 
 Two vocabularies decide what must survive a cut: :data:`FINDING` (any clinical statement,
 normal ones included: "lungs are clear") and the narrower :data:`PATHOLOGY` (a named
-abnormality or device). A sentence that names a pathology is never dropped, however broken;
+abnormality or device). A sentence that names a pathology (or one of the labeler's
+"other findings": scoliosis, granuloma, ...) is never dropped, however broken;
 anything else that a cut leaves without a subject, a complement or a predicate is dropped,
 because a fragment such as "Are normal." or "On, time of discovery." says nothing a reader
 or a labeler can use.
