@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from unixlib.data.images import (
+from unixlib.data.sources.images import (
     ImageError,
     cache_square_png,
     load_image,

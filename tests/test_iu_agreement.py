@@ -7,7 +7,7 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from unixlib.data.iu_mesh import (
+from unixlib.data.text.iu_mesh import (
     MAPPED_CLASSES,
     MESH_RULES,
     MIN_SUPPORT,

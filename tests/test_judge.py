@@ -8,11 +8,11 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from unixlib.data import clean
-from unixlib.data.clean import check_counts, clean_manifest, judged_rule_clean
-from unixlib.data.iu_mesh import load_iu_reports
-from unixlib.data.judge import finding_details, judge, reference_text
-from unixlib.data.labeler import label_report
+from unixlib.data.text import clean
+from unixlib.data.text.clean import check_counts, clean_manifest, judged_rule_clean
+from unixlib.data.text.iu_mesh import load_iu_reports
+from unixlib.data.text.judge import finding_details, judge, reference_text
+from unixlib.data.text.labeler import label_report
 
 RAW = "FINDINGS: Large left pleural effusion. No pneumothorax. IMPRESSION: Left effusion."
 
@@ -89,7 +89,7 @@ def test_failed_rule_result_is_relaxed_not_dropped() -> None:
 
 
 def test_unverified_keeps_rule_text(monkeypatch) -> None:
-    from unixlib.data.judge import Judgment
+    from unixlib.data.text.judge import Judgment
 
     monkeypatch.setattr(clean, "judge", lambda raw, text: Judgment("labels", "labels differ: x"))
     out = judged_rule_clean("FINDINGS: Small left effusion.")

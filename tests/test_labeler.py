@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from unixlib.data.iu_mesh import agreement, mesh_terms, mesh_to_labels
-from unixlib.data.labeler import label_csv, label_report, label_texts
 from unixlib.data.schema import LABELS
+from unixlib.data.text.iu_mesh import agreement, mesh_terms, mesh_to_labels
+from unixlib.data.text.labeler import label_csv, label_report, label_texts
 
 NAN = math.nan
 
@@ -224,7 +224,7 @@ def test_agreement_applies_uncertain_as_to_truth_too():
     """A hedged finding labelled -1 on both sides is a match under either convention."""
     import pandas as pd
 
-    from unixlib.data.iu_mesh import agreement
+    from unixlib.data.text.iu_mesh import agreement
 
     pred = pd.DataFrame({"edema": [-1.0, 1.0, 0.0, -1.0]})
     truth = pd.DataFrame({"edema": [-1.0, 1.0, 0.0, 0.0]})

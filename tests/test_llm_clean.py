@@ -18,16 +18,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from unixlib.data.clean import CleanStats, clean_manifest
-from unixlib.data.judge import judge_rewrite
-from unixlib.data.llm_clean import (
+from unixlib.data.text.clean import CleanStats, clean_manifest
+from unixlib.data.text.judge import judge_rewrite
+from unixlib.data.text.llm_clean import (
     CACHE_FILE,
     CLEAN_PROMPT,
     LLMConfig,
     LLMError,
     cache_key,
 )
-from unixlib.data.reports import rule_clean
+from unixlib.data.text.reports import rule_clean
 
 SECRET = "sk-test-SECRET-4242"
 RAW = (

@@ -1,12 +1,13 @@
-"""Section parsing and rule cleaning of radiology reports (unixlib.data.reports)."""
+"""Section parsing and rule cleaning of radiology reports (unixlib.data.text.reports)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from unixlib.data.judge import reference_text
-from unixlib.data.reports import (
+from unixlib.data.sources.common import report_problem
+from unixlib.data.text.judge import reference_text
+from unixlib.data.text.reports import (
     SECTION_KEYS,
     clean_section,
     format_report,
@@ -15,7 +16,6 @@ from unixlib.data.reports import (
     rule_clean,
     split_report,
 )
-from unixlib.data.source_common import report_problem
 
 MIMIC = """                                 FINAL REPORT
  EXAMINATION:  CHEST (PA AND LAT)

@@ -8,10 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from unixlib.data.clean import judged_rule_clean
-from unixlib.data.judge import judge
-from unixlib.data.synth_noise import dictation_slips, noisy_sentence, numbered
-from unixlib.data.synthetic import SynthCXR
+from unixlib.data.synth.noise import dictation_slips, noisy_sentence, numbered
+from unixlib.data.synth.synthetic import SynthCXR
+from unixlib.data.text.clean import judged_rule_clean
+from unixlib.data.text.judge import judge
 
 N_REPORTS = 2000
 

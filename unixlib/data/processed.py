@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unixlib.data.labeler import label_texts
 from unixlib.data.schema import FRONTAL_VIEWS, LABELS
-from unixlib.data.tokenizer import ReportTokenizer, train_bpe
+from unixlib.data.text.labeler import label_texts
+from unixlib.data.text.tokenizer import ReportTokenizer, train_bpe
 
 
 @dataclass(frozen=True)

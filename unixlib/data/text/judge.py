@@ -2,7 +2,7 @@
 
 The paper accepts a cleaned report only if it states the same findings as the raw one. The
 same judgment runs on every cleaned row, whether the rules or an LLM wrote it
-(:mod:`unixlib.data.clean`). A cleaned text passes when, in this order of checks:
+(:mod:`unixlib.data.text.clean`). A cleaned text passes when, in this order of checks:
 
 1. ``format``: it is in ``FINDINGS: ... IMPRESSION: ...`` format with some text;
 2. ``deid``: no de-identification span (``___``, ``XXXX``) is left;
@@ -24,9 +24,9 @@ import math
 import re
 from dataclasses import dataclass
 
-from unixlib.data.labeler import Mention, find_mentions, labels_of, split_label_sentences
-from unixlib.data.reports import DEID, format_report, report_body, split_report
 from unixlib.data.schema import LABELS, NEGATIVE
+from unixlib.data.text.labeler import Mention, find_mentions, labels_of, split_label_sentences
+from unixlib.data.text.reports import DEID, format_report, report_body, split_report
 
 CHECKS: tuple[str, ...] = ("format", "deid", "labels", "side", "severity")
 

@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from unixlib.data.synth_phrases import pick
+from unixlib.data.synth.phrases import pick
 
 NOISE_P = 0.35  # chance that one finding sentence carries noise
 _COMPARISON_TAILS = (

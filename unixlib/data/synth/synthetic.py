@@ -1,8 +1,8 @@
 """SynthCXR: the built-in synthetic chest X-ray dataset (procedural images + raw reports + labels).
 
 ``SynthCXR(seed, size).sample(i)`` gives image ``i``: a frontal (PA or AP) radiograph drawn
-procedurally at ``size`` x ``size`` (:mod:`unixlib.data.synth_render`), the findings drawn on
-it, a raw MIMIC-style report (:mod:`unixlib.data.synth_reports`) and the 14 CheXpert labels
+procedurally at ``size`` x ``size`` (:mod:`unixlib.data.synth.render`), the findings drawn on
+it, a raw MIMIC-style report (:mod:`unixlib.data.synth.reports`) and the 14 CheXpert labels
 stated by that report. Everything is deterministic in ``(seed, index, size)`` and uses only
 local generators seeded by ``np.random.default_rng((seed, index, stream))``; the streams are
 0 findings + view, 1 anatomy, 2 texture + noise, 3 report, and one per finding identity, so
@@ -15,7 +15,7 @@ ICU (tubes and lines, basal atelectasis, effusion, edema, sometimes pneumothorax
 thoracic (a nodule/mass, rib fractures with pneumothorax, pleural thickening, ...).
 Pneumonia is drawn as an opacity (it implies ``lung_opacity``, not ``consolidation``); any
 opacity-type finding makes ``lung_opacity`` positive; cardiomegaly does not by itself make
-``enlarged_cardiomediastinum`` positive. Findings and severities: :mod:`unixlib.data.synth_findings`.
+``enlarged_cardiomediastinum`` positive. Findings and severities: :mod:`unixlib.data.synth.findings`.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from unixlib.data.schema import LABELS
-from unixlib.data.synth_anatomy import sample_anatomy
-from unixlib.data.synth_findings import REGIONS, SEVERITIES, SIDES, FindingSpec
-from unixlib.data.synth_phrases import pick
-from unixlib.data.synth_render import render_image
-from unixlib.data.synth_reports import write_report
+from unixlib.data.synth.anatomy import sample_anatomy
+from unixlib.data.synth.findings import REGIONS, SEVERITIES, SIDES, FindingSpec
+from unixlib.data.synth.phrases import pick
+from unixlib.data.synth.render import render_image
+from unixlib.data.synth.reports import write_report
 
 __all__ = ["FindingSpec", "SynthCXR", "SynthSample", "gallery_rows", "sample_findings"]
 
@@ -52,7 +52,7 @@ class SynthSample:
     index: int
     image: np.ndarray  # (size, size) float32 in [0, 1]; 1 = bright (bone), 0 = air
     findings: tuple[FindingSpec, ...]
-    labels: dict[str, float]  # over LABELS: 1 / 0 / -1 / NaN (see synth_reports)
+    labels: dict[str, float]  # over LABELS: 1 / 0 / -1 / NaN (see synth.reports)
     report_raw: str
     view: str  # "PA" or "AP"
     report_truth: str = ""  # the noise-free report a cleaner's output must agree with

@@ -6,7 +6,7 @@ published, so :data:`CLEAN_PROMPT` is ours. Any OpenAI-compatible chat endpoint 
 comes only from the environment variable named by :class:`LLMConfig` and is never logged,
 cached or written.
 
-Self-judgment (:func:`unixlib.data.judge.judge_rewrite`, the same judgment every rule-cleaned
+Self-judgment (:func:`unixlib.data.text.judge.judge_rewrite`, the same judgment every rule-cleaned
 row gets): a rewrite is accepted only if it is in ``FINDINGS: ... IMPRESSION: ...`` format,
 keeps no de-identification span, and states the same 14 labels, and for each positive or
 uncertain finding the same side and severity, as the *raw* FINDINGS + IMPRESSION text.
@@ -36,8 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from unixlib.data.judge import judge_rewrite
-from unixlib.data.reports import format_report, split_report
+from unixlib.data.text.judge import judge_rewrite
+from unixlib.data.text.reports import format_report, split_report
 
 log = logging.getLogger(__name__)
 

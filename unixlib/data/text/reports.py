@@ -10,7 +10,7 @@ reference reads "FINDINGS: IMPRESSION:"; :func:`split_report` parses either form
 The rules work sentence by sentence on the FINDINGS and IMPRESSION sections only (indication,
 technique, comparison, notification and wet-read sections are dropped whole). They trim
 inside a sentence rather than drop a sentence that holds a finding, and never insert a
-clinical word the raw text lacks; :mod:`unixlib.data.judge` checks every result.
+clinical word the raw text lacks; :mod:`unixlib.data.text.judge` checks every result.
 
 1. notifications: a sentence that is only a notification ("Dr. ___ was notified by telephone
    ...") is dropped; a notification clause after a finding is cut off ("Small left effusion,
@@ -46,9 +46,11 @@ import html
 import re
 from dataclasses import dataclass
 
-from unixlib.data.reports_compare import rewrite_comparison
-from unixlib.data.reports_deid import DEID as DEID  # re-exported: llm_clean marks spans with it
-from unixlib.data.reports_deid import (
+from unixlib.data.text.reports_compare import rewrite_comparison
+from unixlib.data.text.reports_deid import (
+    DEID as DEID,  # re-exported: llm_clean marks spans with it
+)
+from unixlib.data.text.reports_deid import (
     PATHOLOGY,
     is_broken,
     is_heading,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from unixlib.data.reports_deid import FINDING, PATHOLOGY, names_only_anatomy
+from unixlib.data.text.reports_deid import FINDING, PATHOLOGY, names_only_anatomy
 
 _DATE = r"(?:___|X{3,}|\d[\d/.:-]*(?:\s*[ap]\.?m\.?)?|(?:at|on|dated|from|of)\b)"
 _PRIOR = (

@@ -41,8 +41,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from unixlib.data.labeler import label_texts
 from unixlib.data.schema import POSITIVE, UNCERTAIN
+from unixlib.data.text.labeler import label_texts
 
 # (MeSH heading, required qualifier or None, CheXpert observation). Lung scarring and
 # interstitial markings count as Lung Opacity because CheXpert's mention list for that class

@@ -46,8 +46,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from unixlib.data import labeler_rules as R
 from unixlib.data.schema import LABELS, NEGATIVE, POSITIVE, UNCERTAIN
+from unixlib.data.text import labeler_rules as R
 
 # A pre-mention cue reaches at most this many words ahead: long negated lists ("no evidence
 # of acute airspace disease, large pleural effusion or pneumothorax" needs 10) are common;

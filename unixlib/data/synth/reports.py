@@ -5,7 +5,7 @@ COMPARISON headers, a FINDINGS section (missing in ~10% of reports, as in MIMIC)
 IMPRESSION, wrapped at a random width with a leading space per line. Noise that a cleaner
 must remove: ``___`` de-identification spans, prior-study comparisons ("In comparison with
 the study of ___, ..."), technique sentences and notification sentences ("Dr. ___ was
-notified ..."), and, inside the finding sentences themselves (:mod:`synth_noise`),
+notified ..."), and, inside the finding sentences themselves (:mod:`unixlib.data.synth.noise`),
 comparison tails, change words, notification clauses, numbered IMPRESSION lists, an empty
 FINDINGS header and dictation slips.
 
@@ -24,11 +24,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from unixlib.data.reports import format_report
 from unixlib.data.schema import LABELS
-from unixlib.data.synth_findings import OPACITY_FINDINGS, FindingSpec
-from unixlib.data.synth_noise import dictation_slips, noisy_sentence, numbered
-from unixlib.data.synth_phrases import NEGATIVES, Said, describe, pick
+from unixlib.data.synth.findings import OPACITY_FINDINGS, FindingSpec
+from unixlib.data.synth.noise import dictation_slips, noisy_sentence, numbered
+from unixlib.data.synth.phrases import NEGATIVES, Said, describe, pick
+from unixlib.data.text.reports import format_report
 
 _EXAM = {
     "PA": [

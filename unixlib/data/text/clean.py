@@ -1,9 +1,9 @@
 """``unixlib clean``: add ``report_clean``, ``clean_status`` and ``clean_check`` to a manifest.
 
-Rules always run (:func:`unixlib.data.reports.rule_clean`) and every rule result is judged
-(:func:`unixlib.data.judge.judge`: same 14 labels, same side and severity of each positive
+Rules always run (:func:`unixlib.data.text.reports.rule_clean`) and every rule result is judged
+(:func:`unixlib.data.text.judge.judge`: same 14 labels, same side and severity of each positive
 finding, no de-identification span). With an :class:`LLMConfig` every non-empty report is
-also rewritten by the LLM under the same judgment (:mod:`unixlib.data.llm_clean`).
+also rewritten by the LLM under the same judgment (:mod:`unixlib.data.text.llm_clean`).
 ``clean_status`` per row:
 
 - ``llm``: the judged LLM rewrite;
@@ -19,7 +19,7 @@ also rewritten by the LLM under the same judgment (:mod:`unixlib.data.llm_clean`
   ``report_clean`` is ``""``.
 
 ``clean_check`` names the check that caught the first rule result (one of
-:data:`unixlib.data.judge.CHECKS`, "" when it passed). No row is ever dropped: the output has
+:data:`unixlib.data.text.judge.CHECKS`, "" when it passed). No row is ever dropped: the output has
 the input's rows in the input's order.
 """
 
@@ -33,11 +33,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from unixlib.data.judge import CHECKS, Judgment, finding_details, judge
-from unixlib.data.labeler import label_report
-from unixlib.data.llm_clean import LLMConfig, llm_clean_reports
-from unixlib.data.reports import clean_section_pairs, format_report, report_body, rule_clean
-from unixlib.data.reports_deid import strip_deid
+from unixlib.data.text.judge import CHECKS, Judgment, finding_details, judge
+from unixlib.data.text.labeler import label_report
+from unixlib.data.text.llm_clean import LLMConfig, llm_clean_reports
+from unixlib.data.text.reports import clean_section_pairs, format_report, report_body, rule_clean
+from unixlib.data.text.reports_deid import strip_deid
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def clean_statuses(
 def check_counts(statuses: Sequence[str], checks: Sequence[str]) -> pd.Series:
     """Rows per outcome of the judgment (notebook 01's table): ``rows``, ``rejected``, ``judged``
     (rule results that were judged), ``caught:<check>`` for each of
-    :data:`unixlib.data.judge.CHECKS`, then how the caught rows ended (``relaxed``,
+    :data:`unixlib.data.text.judge.CHECKS`, then how the caught rows ended (``relaxed``,
     ``unverified``), and ``passed`` (rule results kept as they were)."""
     kinds = Counter(s.split(":", 1)[0] for s in statuses)
     caught = Counter(c for c in checks if c)
@@ -152,7 +152,7 @@ def clean_manifest(
 
     Raises:
         ValueError: the manifest has no ``report_raw`` column.
-        unixlib.data.llm_clean.LLMError: an LLM is configured but its API key is missing.
+        unixlib.data.text.llm_clean.LLMError: an LLM is configured but its API key is missing.
     """
     in_path, out_path = Path(in_path), Path(out_path)
     df = pd.read_parquet(in_path)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from unixlib.data.dicom import read_dicom
+from unixlib.data.sources.dicom import read_dicom
 
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
 DEFAULT_PAD_VALUE = 0.0
@@ -63,7 +63,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     PNG/JPG/other PIL formats: 8-bit divided by 255, colour converted to luma; 16-bit by
     ``2 ** bits - 1`` for the bit depth actually used (:func:`_bits_used`: a 12-bit image in
     a 16-bit PNG is divided by 4095, not 65535).
-    DICOM: :func:`unixlib.data.dicom.read_dicom` (raises ``DicomError``).
+    DICOM: :func:`unixlib.data.sources.dicom.read_dicom` (raises ``DicomError``).
     Raises :class:`ImageError` for a missing, unreadable, truncated or unsupported file.
     """
     path = Path(path)
