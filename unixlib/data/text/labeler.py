@@ -38,6 +38,7 @@ applied: each label reflects what the report says about that observation.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -230,16 +231,24 @@ def find_mentions(text: str) -> list[Mention]:
     """All classified mentions in ``text`` (including the internal "other finding" ones)."""
     mentions: list[Mention] = []
     for sentence in split_label_sentences(text):
-        direct = _direct_mentions(sentence)
-        mentions += direct + _anchor_mentions(sentence, direct)
-        for m in direct:
-            if (
-                m.name == "edema"
-                and m.label != NEGATIVE
-                and _HEART_FAILURE.search(sentence[m.start : m.end])
-            ):
-                mentions.append(Mention("cardiomegaly", m.start, m.end, UNCERTAIN))
+        mentions += _sentence_mentions(sentence)
     return mentions
+
+
+# Reports repeat sentences ("No pneumothorax.", "The heart is normal in size."): each distinct
+# sentence is classified once per process. Pure function of the sentence, so the cache is safe.
+@functools.lru_cache(maxsize=1 << 16)
+def _sentence_mentions(sentence: str) -> tuple[Mention, ...]:
+    direct = _direct_mentions(sentence)
+    mentions = direct + _anchor_mentions(sentence, direct)
+    for m in direct:
+        if (
+            m.name == "edema"
+            and m.label != NEGATIVE
+            and _HEART_FAILURE.search(sentence[m.start : m.end])
+        ):
+            mentions.append(Mention("cardiomegaly", m.start, m.end, UNCERTAIN))
+    return tuple(mentions)
 
 
 def _aggregate(labels: list[float]) -> float:

@@ -42,6 +42,7 @@ clinical word the raw text lacks; :mod:`unixlib.data.text.judge` checks every re
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from dataclasses import dataclass
@@ -274,6 +275,8 @@ def _trim_notification(s: str) -> str:
     return kept
 
 
+# Reports repeat sentences; each distinct one is cleaned once per process (a pure function).
+@functools.lru_cache(maxsize=1 << 16)
 def _clean_sentence(s: str) -> str:
     """One sentence -> its cleaned form, or "" to drop it."""
     s = _trim_notification(s)
