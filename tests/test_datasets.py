@@ -7,7 +7,7 @@ import pytest
 
 from unixlib.data.datasets import ReportImageDataset
 from unixlib.data.processed import unusable_reason
-from unixlib.data.tokenizer import train_bpe
+from unixlib.data.text.tokenizer import train_bpe
 
 
 def test_dataset_names_the_rows_it_skips(tmp_path, capsys):

@@ -14,8 +14,8 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from unixlib.data.dicom import DicomError, apply_window, read_dicom
-from unixlib.data.images import load_image
+from unixlib.data.sources.dicom import DicomError, apply_window, read_dicom
+from unixlib.data.sources.images import load_image
 
 
 def write_dicom(path: Path, pixels: np.ndarray, bits_stored: int = 12, **attrs: object) -> Path:

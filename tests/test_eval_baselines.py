@@ -112,7 +112,7 @@ def test_memoized_labeler_labels_each_distinct_text_once_and_keeps_order():
 
     def spy(texts):
         seen.extend(texts)
-        from unixlib.data.labeler import label_texts
+        from unixlib.data.text.labeler import label_texts
 
         return label_texts(texts)
 

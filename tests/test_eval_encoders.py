@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from unixlib.data.reports import rule_clean
 from unixlib.data.schema import LABELS
-from unixlib.data.synthetic import SynthCXR
-from unixlib.data.tokenizer import ReportTokenizer, train_bpe
+from unixlib.data.synth.synthetic import SynthCXR
+from unixlib.data.text.reports import rule_clean
+from unixlib.data.text.tokenizer import ReportTokenizer, train_bpe
 from unixlib.eval.encoder_nets import ContrastiveModel, siglip_loss
 from unixlib.eval.encoders import (
     EncoderConfig,

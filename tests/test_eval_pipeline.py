@@ -17,8 +17,9 @@ import torch
 from train_helpers import tiny_config
 
 from unixlib.__main__ import main
-from unixlib.data import processed, sources
-from unixlib.data.clean import clean_manifest
+from unixlib.data import processed
+from unixlib.data.sources.prepare import prepare
+from unixlib.data.text.clean import clean_manifest
 from unixlib.model.saving import from_pretrained, save_pretrained
 from unixlib.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 from unixlib.train.setup import build_model
@@ -55,9 +56,7 @@ def eval_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     saved as ``stage2/final`` and ``stage3/final``."""
     run = tmp_path_factory.mktemp("eval_run")
     paths = processed.DataPaths.of_run(run)
-    sources.prepare(
-        "synth", paths.root, image_size=32, n_train=64, n_validate=28, n_test=28, seed=1
-    )
+    prepare("synth", paths.root, image_size=32, n_train=64, n_validate=28, n_test=28, seed=1)
     clean_manifest(paths.manifest, paths.manifest_clean)
     data = processed.fill_labels(pd.read_parquet(paths.manifest_clean))
     tokenizer = processed.build_tokenizer(data, paths.tokenizer, vocab_size=300)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from unixlib.data.tokenizer import train_bpe
+from unixlib.data.text.tokenizer import train_bpe
 from unixlib.eval import fig4
 from unixlib.model.config import preset
 from unixlib.model.unix import UniX

@@ -6,9 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
-from unixlib.data.images import ImageError, cache_square_png, load_image, save_png8, to_square
+from unixlib.data.sources.images import (
+    ImageError,
+    cache_square_png,
+    load_image,
+    png_significant_bits,
+    save_png8,
+    to_square,
+)
 
 
 def test_load_8bit_16bit_and_rgb(tmp_path: Path) -> None:
@@ -67,3 +74,31 @@ def test_cache_square_png(tmp_path: Path) -> None:
     assert pixels.shape == (20, 20)
     assert (pixels[:5] == 0).all() and (pixels[15:] == 0).all()  # 10 rows of image, centred
     assert (pixels[5:15] == 200).all()
+
+
+def _png16(path: Path, values: list[int], sbit: int | None = None) -> Path:
+    """A 16-bit grayscale PNG, with an sBIT chunk when ``sbit`` is given."""
+    info = PngImagePlugin.PngInfo()
+    if sbit is not None:
+        info.add(b"sBIT", bytes([sbit]))
+    Image.fromarray(np.array([values], dtype=np.uint16)).save(path, pnginfo=info)
+    return path
+
+
+def test_12bit_image_in_16bit_png_scales_by_bits_used(tmp_path: Path) -> None:
+    # no sBIT: the largest value (4095) says 12 bits, so 4095 is white, not 1/16 grey
+    out = load_image(_png16(tmp_path / "a.png", [0, 2048, 4095]))
+    np.testing.assert_allclose(out, [[0.0, 2048 / 4095, 1.0]], atol=1e-7)
+    # a dark 12-bit image: the sBIT chunk gives the depth (the maximum alone would say 10)
+    dark = _png16(tmp_path / "b.png", [0, 100, 1000], sbit=12)
+    assert png_significant_bits(dark) == 12
+    np.testing.assert_allclose(load_image(dark), [[0.0, 100 / 4095, 1000 / 4095]], atol=1e-7)
+    no_sbit = _png16(tmp_path / "c.png", [0, 100, 1000])
+    assert png_significant_bits(no_sbit) is None
+    np.testing.assert_allclose(load_image(no_sbit), [[0.0, 100 / 1023, 1000 / 1023]], atol=1e-7)
+    # a true 16-bit image keeps 65535
+    full = _png16(tmp_path / "d.png", [0, 5000, 65535], sbit=16)
+    np.testing.assert_allclose(load_image(full), [[0.0, 5000 / 65535, 1.0]], atol=1e-7)
+    # the 8-bit cache of a 12-bit image uses the whole range
+    cache_square_png(tmp_path / "a.png", tmp_path / "a8.png", size=3)
+    assert np.asarray(Image.open(tmp_path / "a8.png")).max() == 255

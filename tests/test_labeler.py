@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from unixlib.data.iu_mesh import agreement, mesh_terms, mesh_to_labels
-from unixlib.data.labeler import label_csv, label_report, label_texts
 from unixlib.data.schema import LABELS
+from unixlib.data.text.iu_mesh import agreement, mesh_terms, mesh_to_labels
+from unixlib.data.text.labeler import label_csv, label_report, label_texts
 
 NAN = math.nan
 
@@ -224,7 +224,7 @@ def test_agreement_applies_uncertain_as_to_truth_too():
     """A hedged finding labelled -1 on both sides is a match under either convention."""
     import pandas as pd
 
-    from unixlib.data.iu_mesh import agreement
+    from unixlib.data.text.iu_mesh import agreement
 
     pred = pd.DataFrame({"edema": [-1.0, 1.0, 0.0, -1.0]})
     truth = pd.DataFrame({"edema": [-1.0, 1.0, 0.0, 0.0]})
@@ -232,3 +232,32 @@ def test_agreement_applies_uncertain_as_to_truth_too():
     assert (as_pos.tp, as_pos.fp, as_pos.fn) == (2, 1, 0)
     as_neg = agreement(pred, truth, ["edema"], uncertain_as=0.0).loc["edema"]
     assert (as_neg.tp, as_neg.fp, as_neg.fn) == (1, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Discoid plate atelectasis at the left base.",
+        "Kerley B lines are present.",
+        "Septal lines at both bases.",
+        "Scarring which leads to volume loss in the right upper lobe.",
+        "Blunting of the right pleural space, XXXX a XXXX effusion or scarring.",
+        "Vague density related to the scapular tip.",
+    ],
+)
+def test_ordinary_words_are_no_device(text: str) -> None:
+    assert math.isnan(label_report(text)["support_devices"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Right XXXX-A-XXXX in place.", "Pacer leads to the right ventricle.", "Left chest port."],
+)
+def test_devices_still_found(text: str) -> None:
+    assert label_report(text)["support_devices"] == 1.0
+
+
+def test_deid_spans_read_as_absent_words() -> None:
+    raw = label_report("The heart, pulmonary XXXX and mediastinum are within normal limits.")
+    assert raw["cardiomegaly"] == 0.0 and raw["enlarged_cardiomediastinum"] == 0.0
+    assert math.isnan(raw["edema"])  # "pulmonary XXXX" is not "pulmonary vasculature"

@@ -18,16 +18,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from unixlib.data.clean import CleanStats, clean_manifest
-from unixlib.data.llm_clean import (
+from unixlib.data.text.clean import CleanStats, clean_manifest
+from unixlib.data.text.judge import judge_rewrite
+from unixlib.data.text.llm_clean import (
     CACHE_FILE,
     CLEAN_PROMPT,
     LLMConfig,
     LLMError,
     cache_key,
-    judge_rewrite,
 )
-from unixlib.data.reports import rule_clean
+from unixlib.data.text.reports import rule_clean
 
 SECRET = "sk-test-SECRET-4242"
 RAW = (
@@ -301,7 +301,7 @@ def test_every_row_kept_with_status(server, key, tmp_path) -> None:
     ]
     # a rewrite that dropped the finding falls back to the rules, which read free text as findings
     assert df.report_clean.tolist() == [GOOD, "", "", GOOD, GOOD, rule_clean(sectionless_bad).text]
-    assert rule_clean(sectionless_bad).text == "FINDINGS: Large left pleural effusion. IMPRESSION:"
+    assert rule_clean(sectionless_bad).text == "FINDINGS: Large left pleural effusion."
     assert fake.calls(RAW) == 1  # identical reports are requested once
     assert fake.calls() == 3
     assert stats.n_rows == 6 and stats.count("rejected") == 2 and stats.count("llm") == 3

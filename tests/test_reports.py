@@ -1,12 +1,13 @@
-"""Section parsing and rule cleaning of radiology reports (unixlib.data.reports)."""
+"""Section parsing and rule cleaning of radiology reports (unixlib.data.text.reports)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from unixlib.data.llm_clean import reference_text
-from unixlib.data.reports import (
+from unixlib.data.sources.common import report_problem
+from unixlib.data.text.judge import reference_text
+from unixlib.data.text.reports import (
     SECTION_KEYS,
     clean_section,
     format_report,
@@ -15,7 +16,6 @@ from unixlib.data.reports import (
     rule_clean,
     split_report,
 )
-from unixlib.data.source_common import report_problem
 
 MIMIC = """                                 FINAL REPORT
  EXAMINATION:  CHEST (PA AND LAT)
@@ -85,7 +85,7 @@ def test_paper_fig3_example_and_mimic_report() -> None:
     assert result.ok and result.reason == ""
     assert result.text == (
         "FINDINGS: There is substantial enlargement of the cardiomediastinal silhouette. "
-        "Large left pleural effusion is new. There is no pneumothorax. "
+        "Large left pleural effusion is present. There is no pneumothorax. "
         "IMPRESSION: Large left pleural effusion."
     )
 
@@ -93,7 +93,7 @@ def test_paper_fig3_example_and_mimic_report() -> None:
 def test_iu_report_deid_spans() -> None:
     result = rule_clean(IU)
     assert result.text == (
-        "FINDINGS: The heart, pulmonary vasculature and mediastinum are within normal limits. "
+        "FINDINGS: The heart and mediastinum are within normal limits. "
         "Basilar atelectasis. IMPRESSION: No acute cardiopulmonary abnormality."
     )
 
@@ -113,7 +113,31 @@ def test_iu_report_deid_spans() -> None:
         ("Left pleural effusion is unchanged.", "Left pleural effusion is present."),
         ("Stable enlarged cardiomediastinal silhouette.", "Enlarged cardiomediastinal silhouette."),
         ("Lung volumes remain low.", "Lung volumes are low."),
-        ("Mild edema has improved compared to the prior study.", "Mild edema has improved."),
+        ("Mild edema has improved compared to the prior study.", "Mild edema is present."),
+        # change words and notifications inside a finding sentence: the finding stays
+        ("The small left effusion has increased since ___.", "The small left effusion is present."),
+        (
+            "New large right pneumothorax, discussed with Dr. Smith at 3 p.m.",
+            "Large right pneumothorax.",
+        ),
+        (
+            "Small left pleural effusion, which was discussed with Dr. ___ at ___.",
+            "Small left pleural effusion.",
+        ),
+        (
+            "Moderate pulmonary edema. These findings were telephoned to Dr. ___ on ___.",
+            "Moderate pulmonary edema.",
+        ),
+        ("There is a new right basilar opacity.", "There is a right basilar opacity."),
+        (
+            "There is interval increase in the size of the left pleural effusion.",
+            "There is left pleural effusion.",
+        ),
+        ("The pneumothorax has resolved.", "The pneumothorax has resolved."),
+        # never a word the raw text lacks; an "other finding" survives its span
+        ("Heart and pulmonary XXXX are normal.", "Heart is normal."),
+        ("Pulmonary XXXX are normal.", ""),
+        ("Stable scoliosis XXXX.", "Scoliosis."),
         ("There is stable, mild cardiomegaly.", "There is mild cardiomegaly."),
         ("The chest shows an unchanged large opacity.", "The chest shows a large opacity."),
         ("Left subclavian ICD is unchanged in position.", "Left subclavian ICD is present."),
@@ -164,8 +188,12 @@ def test_clinical_content_kept_verbatim() -> None:
         "1.9 x 1.8 cm nodule in the left upper lobe."
     )
     assert clean_section(text) == text
-    # list enumerators go, the decimal numbers stay
+    # list enumerators go, the decimal numbers stay, also mid-text ("aspiration 2. Suture")
     assert clean_section("1. Small effusion. 2. No edema.") == "Small effusion. No edema."
+    assert clean_section("1. No pneumonia 2. Clips at the left apex 3. Mild cardiomegaly") == (
+        "No pneumonia. Clips at the left apex. Mild cardiomegaly."
+    )
+    assert clean_section("A 1.5 cm nodule. 2. No edema.") == "A 1.5 cm nodule. No edema."
 
 
 @pytest.mark.parametrize(
@@ -192,27 +220,29 @@ def test_report_body_decides_for_every_stage() -> None:
     assert report_body(free) == ("The lungs are clear. No effusion.", "")
     assert report_body("INDICATION: cough. COMPARISON: ___.") == ("", "")
     assert report_body("FINAL REPORT\n INDICATION: x\n IMPRESSION: Normal.") == ("", "Normal.")
-    assert rule_clean(free).text == "FINDINGS: The lungs are clear. No effusion. IMPRESSION:"
+    assert rule_clean(free).text == "FINDINGS: The lungs are clear. No effusion."
     assert report_problem(free) is None
-    assert reference_text(free) == "FINDINGS: The lungs are clear. No effusion. IMPRESSION:"
+    assert reference_text(free) == "FINDINGS: The lungs are clear. No effusion."
     assert report_problem("INDICATION: cough.") == (
         "report has neither FINDINGS nor IMPRESSION content"
     )
     assert not rule_clean("INDICATION: cough.").ok
 
 
-def test_missing_section_keeps_both_keys() -> None:
-    assert rule_clean("IMPRESSION: No acute process.").text == (
-        "FINDINGS: IMPRESSION: No acute process."
-    )
-    assert rule_clean("FINDINGS: Clear lungs.").text == "FINDINGS: Clear lungs. IMPRESSION:"
+def test_missing_section_loses_its_key() -> None:
+    """No "FINDINGS: IMPRESSION:" artefact; the old spelling with an empty key still parses."""
+    assert rule_clean("IMPRESSION: No acute process.").text == "IMPRESSION: No acute process."
+    assert rule_clean("FINDINGS: Clear lungs.").text == "FINDINGS: Clear lungs."
+    assert rule_clean("FINDINGS: IMPRESSION: 1. Clear lungs.").text == "IMPRESSION: Clear lungs."
     assert split_report("FINDINGS: IMPRESSION: No acute process.") == ("", "No acute process.")
     assert split_report("FINDINGS: Clear lungs. IMPRESSION:") == ("Clear lungs.", "")
+    assert split_report("IMPRESSION: No acute process.") == ("", "No acute process.")
+    assert split_report("FINDINGS: Clear lungs.") == ("Clear lungs.", "")
 
 
 @pytest.mark.parametrize(
     ("findings", "impression"),
-    [("Clear lungs. No effusion.", "Normal chest."), ("", "X."), ("Y.", ""), ("", "")],
+    [("Clear lungs. No effusion.", "Normal chest."), ("", "X."), ("Y.", "")],
 )
 def test_format_split_round_trip(findings: str, impression: str) -> None:
     assert split_report(format_report(findings, impression)) == (findings, impression)
@@ -222,7 +252,7 @@ def test_split_rejects_other_formats() -> None:
     with pytest.raises(ValueError, match="FINDINGS"):
         split_report("Clear lungs. IMPRESSION: none")
     with pytest.raises(ValueError, match="FINDINGS"):
-        split_report("FINDINGS: clear lungs only")
+        split_report("")
 
 
 @pytest.mark.shared

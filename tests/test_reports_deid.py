@@ -1,5 +1,5 @@
-"""Fragments the rule cleaner must not leave behind (unixlib.data.reports_deid and the sentence
-rules of unixlib.data.reports): notification pieces, words orphaned by a de-identification or
+"""Fragments the rule cleaner must not leave behind (unixlib.data.text.reports_deid and the sentence
+rules of unixlib.data.text.reports): notification pieces, words orphaned by a de-identification or
 comparison cut, list headings, stray brackets and punctuation."""
 
 from __future__ import annotations
@@ -9,9 +9,15 @@ import re
 import pandas as pd
 import pytest
 
-from unixlib.data.reports import clean_section, rule_clean, split_report, split_sentences
-from unixlib.data.reports_deid import is_broken, is_heading, names_only_anatomy, remove_deid, tidy
-from unixlib.data.synthetic import SynthCXR
+from unixlib.data.synth.synthetic import SynthCXR
+from unixlib.data.text.reports import clean_section, rule_clean, split_report, split_sentences
+from unixlib.data.text.reports_deid import (
+    is_broken,
+    is_heading,
+    names_only_anatomy,
+    remove_deid,
+    tidy,
+)
 
 # What a leftover fragment looks like: a notification piece, a clock time, an empty bracket,
 # punctuation with its word cut away, a sentence that starts with a copula or ends in a

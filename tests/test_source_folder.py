@@ -12,9 +12,9 @@ from PIL import Image
 
 from tests.source_helpers import read_rejects, write_image
 from unixlib.data.schema import LABELS
-from unixlib.data.source_common import hash_split
-from unixlib.data.source_folder import parse_labels
-from unixlib.data.sources import prepare
+from unixlib.data.sources.common import hash_split
+from unixlib.data.sources.folder import parse_labels
+from unixlib.data.sources.prepare import prepare
 
 
 def test_parse_labels_nih_and_chexpert_names() -> None:

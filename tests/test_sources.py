@@ -18,9 +18,9 @@ from PIL import Image
 from tests.source_helpers import read_rejects, write_image
 from unixlib.data.processed import unusable_reason
 from unixlib.data.schema import CHEXPERT_NAMES, LABELS, MANIFEST_COLUMNS
-from unixlib.data.source_common import hash_split, normalize_view, report_problem
-from unixlib.data.sources import TooManyRejectsError, prepare
-from unixlib.data.synthetic import SynthCXR
+from unixlib.data.sources.common import hash_split, normalize_view, report_problem
+from unixlib.data.sources.prepare import TooManyRejectsError, prepare
+from unixlib.data.synth.synthetic import SynthCXR
 
 REPORT = "FINAL REPORT\n EXAMINATION: CHEST (PA AND LAT)\n INDICATION: ___ with cough.\n"
 REPORT += " FINDINGS: The heart is enlarged.\n IMPRESSION: Cardiomegaly.\n"

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unixlib.data.labeler import label_report
-from unixlib.data.reports import rule_clean
 from unixlib.data.schema import LABELS
-from unixlib.data.synthetic import SynthCXR
+from unixlib.data.synth.synthetic import SynthCXR
+from unixlib.data.text.labeler import label_report
+from unixlib.data.text.reports import rule_clean
 
 N_SAMPLES = 300
 

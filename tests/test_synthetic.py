@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from unixlib.data.schema import LABELS
-from unixlib.data.synth_findings import OPACITY_FINDINGS
-from unixlib.data.synth_reports import aggregate
-from unixlib.data.synthetic import FindingSpec, SynthCXR, gallery_rows, sample_findings
+from unixlib.data.synth.findings import OPACITY_FINDINGS
+from unixlib.data.synth.reports import aggregate
+from unixlib.data.synth.synthetic import FindingSpec, SynthCXR, gallery_rows, sample_findings
 from unixlib.viz import synth_gallery
 
 # Words that must appear in a report when the finding is present (any one of them).

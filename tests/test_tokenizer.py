@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from unixlib.data.tokenizer import JANUS_SPECIAL_IDS, SPECIAL_TOKENS, ReportTokenizer, train_bpe
+from unixlib.data.text.tokenizer import (
+    JANUS_SPECIAL_IDS,
+    SPECIAL_TOKENS,
+    ReportTokenizer,
+    train_bpe,
+)
 
 TEXTS = [
     "FINDINGS: The heart is mildly enlarged. No pleural effusion. IMPRESSION: Mild cardiomegaly.",

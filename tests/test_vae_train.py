@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from unixlib.data.images import ImageError, save_png8
+from unixlib.data.sources.images import ImageError, save_png8
 from unixlib.model import vae as vae_mod
 from unixlib.model.vae import VAEWrapper, build_autoencoder, tiny_autoencoder_config
 from unixlib.train.vae_files import (

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 import torch
 
-from unixlib.data import processed, sources
-from unixlib.data.clean import clean_manifest
+from unixlib.data import processed
+from unixlib.data.sources.prepare import prepare
+from unixlib.data.text.clean import clean_manifest
 from unixlib.train.config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +48,7 @@ def data_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     paths = processed.DataPaths.of_run(run)
     if paths.processed.is_file():
         return run
-    sources.prepare(
-        "synth", paths.root, image_size=64, n_train=N_TRAIN, n_validate=4, n_test=4, seed=0
-    )
+    prepare("synth", paths.root, image_size=64, n_train=N_TRAIN, n_validate=4, n_test=4, seed=0)
     clean_manifest(paths.manifest, paths.manifest_clean)
     data = processed.fill_labels(pd.read_parquet(paths.manifest_clean))
     processed.build_tokenizer(data, paths.tokenizer, vocab_size=300)

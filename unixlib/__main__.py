@@ -30,7 +30,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from unixlib.data import sources
+    from unixlib.data.sources.prepare import TooManyRejectsError, prepare
 
     # CLI flag -> source argument, per source (see each source module's ``candidates``).
     per_source = {
@@ -52,9 +52,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         arg: getattr(args, flag) for flag, arg in mapping.items() if getattr(args, flag) is not None
     }
     try:
-        result = sources.prepare(args.source, Path(args.out), image_size=args.image_size,
-                                 max_reject_frac=args.max_reject_frac, **source_args)  # fmt: skip
-    except (sources.TooManyRejectsError, FileNotFoundError, ValueError) as err:
+        result = prepare(args.source, Path(args.out), image_size=args.image_size,
+                         max_reject_frac=args.max_reject_frac, **source_args)  # fmt: skip
+    except (TooManyRejectsError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(
@@ -64,8 +64,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from unixlib.data.clean import clean_manifest
-    from unixlib.data.llm_clean import LLMConfig, LLMError
+    from unixlib.data.text.clean import clean_manifest
+    from unixlib.data.text.llm_clean import LLMConfig, LLMError
 
     llm = None
     if args.llm_base_url or args.llm_model:
@@ -89,7 +89,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from unixlib.data.labeler import label_csv
+    from unixlib.data.text.labeler import label_csv
 
     frame = label_csv(Path(args.inp), args.text_cols, Path(args.out))
     print(f"labelled {len(frame)} rows -> {args.out}")

@@ -18,9 +18,9 @@ from PIL import Image
 from torch import Tensor
 
 from unixlib.data.processed import unusable_reason
-from unixlib.data.prompts import training_prompt
 from unixlib.data.schema import LABELS
-from unixlib.data.tokenizer import ReportTokenizer
+from unixlib.data.text.prompts import training_prompt
+from unixlib.data.text.tokenizer import ReportTokenizer
 
 
 @dataclass

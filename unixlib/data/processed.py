@@ -5,7 +5,7 @@ Layout under ``<run_dir>/data/``::
     manifest.parquet         from a source (`unixlib prepare`): one row per image-report pair
     rejects.csv              rows that could not be used, with the reason
     images/<id>.png          square 8-bit cache at the profile's resolution
-    manifest_clean.parquet   + report_clean, clean_status (`unixlib clean`)
+    manifest_clean.parquet   + report_clean, clean_status, clean_check (`unixlib clean`)
     processed.parquet        + labels filled by the labeler where the source had none,
                                label_source; the table every later notebook reads
     tokenizer/               tokenizer.json + special_tokens.json
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unixlib.data.labeler import label_texts
 from unixlib.data.schema import FRONTAL_VIEWS, LABELS
-from unixlib.data.tokenizer import ReportTokenizer, train_bpe
+from unixlib.data.text.labeler import label_texts
+from unixlib.data.text.tokenizer import ReportTokenizer, train_bpe
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ A *manifest* is one table (Parquet) with one row per image-report pair:
 | ``split``       | str   | ``train`` / ``validate`` / ``test``                            |
 | ``report_raw``  | str   | the report as the source gives it ("" = none)                  |
 | ``report_clean``| str   | written by ``unixlib clean``                                   |
-| ``clean_status``| str   | ``llm`` / ``rules`` / ``fallback:<reason>`` / ``rejected:<r>``  |
+| ``clean_status``| str   | ``llm`` / ``rules`` / ``relaxed:<r>`` / ``unverified:<r>`` /     |
+|                 |       | ``fallback:<r>`` / ``rejected:<r>`` (``unixlib.data.text.clean``)     |
+| ``clean_check`` | str   | the judge check that caught the rule result ("" = passed)       |
 | 14 label cols   | float | 1 positive, 0 negative, -1 uncertain, NaN not mentioned        |
 """
 

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from unixlib.data.datasets import label_targets
 from unixlib.data.schema import LABELS
-from unixlib.data.tokenizer import ReportTokenizer
+from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.eval.encoder_nets import (
     ContrastiveModel,
     EncoderConfig,

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from unixlib.data.reports import rule_clean
-from unixlib.data.synthetic import FindingSpec, SynthCXR
-from unixlib.data.tokenizer import ReportTokenizer
+from unixlib.data.synth.synthetic import FindingSpec, SynthCXR
+from unixlib.data.text.reports import rule_clean
+from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.eval.samples import generate_images
 from unixlib.model.unix import UniX
 

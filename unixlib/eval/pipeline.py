@@ -27,7 +27,7 @@ from unixlib.config import project_path
 from unixlib.data.datasets import ReportImageDataset, load_image
 from unixlib.data.processed import load_processed
 from unixlib.data.schema import LABELS
-from unixlib.data.tokenizer import ReportTokenizer
+from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.eval import baselines, image_eval, report_eval
 from unixlib.eval.encoders import (
     EncoderConfig,

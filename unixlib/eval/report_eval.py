@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from unixlib.data.labeler import label_texts
 from unixlib.data.schema import LABELS
+from unixlib.data.text.labeler import label_texts
 from unixlib.eval import paper_rows
 from unixlib.eval.understanding import (
     Labeler,

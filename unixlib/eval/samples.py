@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from unixlib.data.labeler import label_texts
-from unixlib.data.prompts import EVAL_PROMPT
 from unixlib.data.schema import LABELS
-from unixlib.data.tokenizer import ReportTokenizer
+from unixlib.data.text.labeler import label_texts
+from unixlib.data.text.prompts import EVAL_PROMPT
+from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.model.unix import UniX
 
 

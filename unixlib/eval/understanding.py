@@ -44,8 +44,8 @@ from pycocoevalcap.cider.cider import Cider
 from rouge_score.rouge_scorer import RougeScorer
 from sklearn.metrics import precision_recall_fscore_support
 
-from unixlib.data.labeler import label_texts
 from unixlib.data.schema import LABELS, LABELS_5
+from unixlib.data.text.labeler import label_texts
 
 MAX_CHARS = 512  # texts are cut to 512 characters before labelling (PAPER.md)
 Labeler = Callable[[Sequence[str]], pd.DataFrame]  # texts -> DataFrame with the LABELS columns

@@ -17,7 +17,7 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
-# Our byte-level BPE puts its specials at ids 0..4 (unixlib/data/tokenizer.py); the paper uses
+# Our byte-level BPE puts its specials at ids 0..4 (unixlib/data/text/tokenizer.py); the paper uses
 # the DeepSeek tokenizer of Janus-Pro, which has no pad token (eos doubles as pad).
 BPE_SPECIAL_IDS = {"pad": 0, "bos": 1, "eos": 2, "boi": 3, "eoi": 4}
 JANUS_SPECIAL_IDS = {"bos": 100000, "eos": 100001, "pad": 100001, "boi": 100003, "eoi": 100580}

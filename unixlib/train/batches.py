@@ -34,7 +34,7 @@ from unixlib.data.packing import (
     understanding_plan,
 )
 from unixlib.data.processed import DataPaths, load_data
-from unixlib.data.tokenizer import ReportTokenizer
+from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.model.config import UniXConfig
 from unixlib.model.flow import sample_train_timesteps
 from unixlib.model.vision import preprocess_for_vit

@@ -12,7 +12,7 @@ from diffusers import AutoencoderKL
 from torch import nn
 
 from unixlib.config import project_path
-from unixlib.data.tokenizer import ReportTokenizer
+from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.model.config import preset
 from unixlib.model.saving import from_pretrained
 from unixlib.model.unix import UniX

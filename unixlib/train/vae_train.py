@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from unixlib.data.images import load_image
+from unixlib.data.sources.images import load_image
 from unixlib.model.vae import VAEWrapper, build_autoencoder, latent_stats, vae_loss
 from unixlib.model.vae import tiny_autoencoder_config as default_autoencoder_config
 from unixlib.train.distributed import resolve_device
@@ -117,7 +117,7 @@ def load_image_stack(paths: Sequence[str | os.PathLike], size: int | None = None
         paths: image files (the manifest's ``image_path`` joined to its data directory).
         size: when given, every image must be ``size x size`` (the cache is already square).
     Raises:
-        ``unixlib.data.images.ImageError`` for an unreadable file; ValueError naming the first
+        ``unixlib.data.sources.images.ImageError`` for an unreadable file; ValueError naming the first
         file whose shape differs from the first image's (or from ``size``).
     """
     if not paths:

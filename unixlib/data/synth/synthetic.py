@@ -1,8 +1,8 @@
 """SynthCXR: the built-in synthetic chest X-ray dataset (procedural images + raw reports + labels).
 
 ``SynthCXR(seed, size).sample(i)`` gives image ``i``: a frontal (PA or AP) radiograph drawn
-procedurally at ``size`` x ``size`` (:mod:`unixlib.data.synth_render`), the findings drawn on
-it, a raw MIMIC-style report (:mod:`unixlib.data.synth_reports`) and the 14 CheXpert labels
+procedurally at ``size`` x ``size`` (:mod:`unixlib.data.synth.render`), the findings drawn on
+it, a raw MIMIC-style report (:mod:`unixlib.data.synth.reports`) and the 14 CheXpert labels
 stated by that report. Everything is deterministic in ``(seed, index, size)`` and uses only
 local generators seeded by ``np.random.default_rng((seed, index, stream))``; the streams are
 0 findings + view, 1 anatomy, 2 texture + noise, 3 report, and one per finding identity, so
@@ -15,7 +15,7 @@ ICU (tubes and lines, basal atelectasis, effusion, edema, sometimes pneumothorax
 thoracic (a nodule/mass, rib fractures with pneumothorax, pleural thickening, ...).
 Pneumonia is drawn as an opacity (it implies ``lung_opacity``, not ``consolidation``); any
 opacity-type finding makes ``lung_opacity`` positive; cardiomegaly does not by itself make
-``enlarged_cardiomediastinum`` positive. Findings and severities: :mod:`unixlib.data.synth_findings`.
+``enlarged_cardiomediastinum`` positive. Findings and severities: :mod:`unixlib.data.synth.findings`.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from unixlib.data.schema import LABELS
-from unixlib.data.synth_anatomy import sample_anatomy
-from unixlib.data.synth_findings import REGIONS, SEVERITIES, SIDES, FindingSpec
-from unixlib.data.synth_phrases import pick
-from unixlib.data.synth_render import render_image
-from unixlib.data.synth_reports import write_report
+from unixlib.data.synth.anatomy import sample_anatomy
+from unixlib.data.synth.findings import REGIONS, SEVERITIES, SIDES, FindingSpec
+from unixlib.data.synth.phrases import pick
+from unixlib.data.synth.render import render_image
+from unixlib.data.synth.reports import write_report
 
 __all__ = ["FindingSpec", "SynthCXR", "SynthSample", "gallery_rows", "sample_findings"]
 
@@ -52,9 +52,10 @@ class SynthSample:
     index: int
     image: np.ndarray  # (size, size) float32 in [0, 1]; 1 = bright (bone), 0 = air
     findings: tuple[FindingSpec, ...]
-    labels: dict[str, float]  # over LABELS: 1 / 0 / -1 / NaN (see synth_reports)
+    labels: dict[str, float]  # over LABELS: 1 / 0 / -1 / NaN (see synth.reports)
     report_raw: str
     view: str  # "PA" or "AP"
+    report_truth: str = ""  # the noise-free report a cleaner's output must agree with
 
 
 def _severity(rng: np.random.Generator) -> str:
@@ -171,9 +172,15 @@ class SynthCXR:
     def sample(self, index: int) -> SynthSample:
         """Study ``index``: image, findings, labels, raw report and view."""
         findings, view = sample_findings(self._rng(index, _STREAM_FINDINGS))
-        report, labels = write_report(findings, self._rng(index, _STREAM_REPORT), view)
+        report, labels, truth = write_report(findings, self._rng(index, _STREAM_REPORT), view)
         image = self.render(findings, index, view)
-        return SynthSample(index, image, findings, labels, report, view)
+        return SynthSample(index, image, findings, labels, report, view, truth)
+
+    def text(self, index: int) -> tuple[str, dict[str, float], str]:
+        """Study ``index``'s ``(report_raw, labels, report_truth)`` without drawing the image
+        (what text tests and the cleaning checks need, thousands at a time)."""
+        findings, view = sample_findings(self._rng(index, _STREAM_FINDINGS))
+        return write_report(findings, self._rng(index, _STREAM_REPORT), view)
 
     def render(
         self, findings: Sequence[FindingSpec], index: int = 0, view: str = "PA"

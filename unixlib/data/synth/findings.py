@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from unixlib.data import synth_anatomy as an
 from unixlib.data.schema import LABELS
+from unixlib.data.synth import anatomy as an
 
 SEVERITIES = ("mild", "moderate", "severe")
 _SEVERITY_ALIASES = {"small": "mild", "large": "severe"}

@@ -6,17 +6,12 @@ published, so :data:`CLEAN_PROMPT` is ours. Any OpenAI-compatible chat endpoint 
 comes only from the environment variable named by :class:`LLMConfig` and is never logged,
 cached or written.
 
-Self-judgment (:func:`judge_rewrite`): a rewrite is accepted only if
-
-1. it is in ``FINDINGS: ... IMPRESSION: ...`` format with some text;
-2. no de-identification span (``___``, ``XXXX``) is left;
-3. the labeler gives it exactly the same 14 labels as the *raw* FINDINGS + IMPRESSION text
-   (the whole raw text when it has neither section). Raw, not rule-cleaned, text is the
-   reference because hedges and comparisons in the raw wording are part of the signal.
-   Agreement is exact over {1, 0, -1, NaN}: a positive or uncertain finding must keep its
-   value (nothing dropped, no hedge removed or added), nothing new may appear, and a negative
-   that becomes "not mentioned" (0 -> NaN, e.g. "no pneumothorax" deleted) is a dropped
-   finding too - negatives are clinical statements the paper keeps.
+Self-judgment (:func:`unixlib.data.text.judge.judge_rewrite`, the same judgment every rule-cleaned
+row gets): a rewrite is accepted only if it is in ``FINDINGS: ... IMPRESSION: ...`` format,
+keeps no de-identification span, and states the same 14 labels, and for each positive or
+uncertain finding the same side and severity, as the *raw* FINDINGS + IMPRESSION text.
+Raw, not rule-cleaned, text is the reference because hedges and comparisons in the raw
+wording are part of the signal.
 
 A rejected rewrite is retried with the judge's reason appended to the conversation; after
 ``max_attempts`` the caller falls back to the rule-cleaned text. Every attempt is one request;
@@ -30,7 +25,6 @@ import hashlib
 import http.client
 import json
 import logging
-import math
 import os
 import re
 import threading
@@ -42,14 +36,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from unixlib.data.labeler import label_report
-from unixlib.data.reports import DEID, format_report, report_body, split_report
-from unixlib.data.schema import LABELS
+from unixlib.data.text.judge import judge_rewrite
+from unixlib.data.text.reports import format_report, split_report
 
 log = logging.getLogger(__name__)
 
 # Bump whenever CLEAN_PROMPT or the judge changes: it is part of every cache key.
-PROMPT_VERSION = "clean-v1"
+PROMPT_VERSION = "clean-v2"
 CLEAN_PROMPT = """\
 You clean chest X-ray radiology reports for training a report-generation model.
 Rewrite the report the user sends into exactly this one-line format:
@@ -75,7 +68,7 @@ Rules:
   correlation is recommended").
 - Put the findings under FINDINGS and the conclusions under IMPRESSION. If the report has no
   impression, summarise nothing new: repeat its main findings briefly. If it has no findings
-  section, leave FINDINGS empty ("FINDINGS: IMPRESSION: ...").
+  section, write only the impression ("IMPRESSION: ...").
 - Output only the rewritten report: no preamble, no markdown, no explanations."""
 RETRY_MESSAGE = (
     "That rewrite was rejected: {reason}. Rewrite the original report again, following every "
@@ -124,35 +117,6 @@ def api_key(cfg: LLMConfig) -> str:
             f"variable {cfg.api_key_env} holding its API key is not set"
         )
     return key
-
-
-def reference_text(raw: str) -> str:
-    """What the judge labels on the raw side: the report's content (:func:`report_body`), the
-    same text the rule cleaner starts from."""
-    return format_report(*report_body(raw))
-
-
-def judge_rewrite(raw: str, cleaned: str) -> str:
-    """Self-judgment of one rewrite: ``""`` when accepted, else the reason (see module doc)."""
-    try:
-        findings, impression = split_report(cleaned)
-    except ValueError:
-        return "not in 'FINDINGS: ... IMPRESSION: ...' format"
-    if not (findings or impression):
-        return "empty findings and impression"
-    if DEID.search(cleaned):
-        return "de-identification span (___ or XXXX) left in the text"
-    ref, new = label_report(reference_text(raw)), label_report(cleaned)
-    diffs = [f"{n} {_word(ref[n])}->{_word(new[n])}" for n in LABELS if not _same(ref[n], new[n])]
-    return f"labels differ: {', '.join(diffs)}" if diffs else ""
-
-
-def _same(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or a == b
-
-
-def _word(v: float) -> str:
-    return "not mentioned" if math.isnan(v) else {1: "positive", 0: "negative", -1: "uncertain"}[v]
 
 
 def cache_key(model: str, raw: str) -> str:

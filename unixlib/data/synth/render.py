@@ -1,9 +1,9 @@
 """SynthCXR rendering: normal anatomy + findings -> one (size, size) float32 image in [0, 1].
 
-The anatomy (:mod:`unixlib.data.synth_anatomy`) and every finding add densities to an
+The anatomy (:mod:`unixlib.data.synth.anatomy`) and every finding add densities to an
 attenuation map ``A``; brightness is ``1 - exp(-gain * A)`` followed by a display gamma and
 quantum noise, so overlapping structures combine the way they do on a radiograph (a rib over
-lung shows, a rib over the heart barely does). Findings (see :mod:`unixlib.data.synth_findings`)
+lung shows, a rib over the heart barely does). Findings (see :mod:`unixlib.data.synth.findings`)
 either change the anatomy (cardiomegaly, widened mediastinum) or add/remove density.
 
 Randomness comes from separate generators (anatomy, texture, one per finding), so adding a
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from unixlib.data import synth_anatomy as an
-from unixlib.data import synth_findings as fi
+from unixlib.data.synth import anatomy as an
+from unixlib.data.synth import findings as fi
 
 
 def lung_markings(rng: np.random.Generator, f: an.Frame, size: int) -> np.ndarray:

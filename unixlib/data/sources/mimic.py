@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from unixlib.data.schema import CHEXPERT_NAMES, FRONTAL_VIEWS, LABELS
-from unixlib.data.source_common import (
+from unixlib.data.sources.common import (
     STAGE_LABELS,
     STAGE_METADATA,
     STAGE_REPORT,

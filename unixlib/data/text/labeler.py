@@ -38,6 +38,7 @@ applied: each label reflects what the report says about that observation.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -46,8 +47,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from unixlib.data import labeler_rules as R
 from unixlib.data.schema import LABELS, NEGATIVE, POSITIVE, UNCERTAIN
+from unixlib.data.text import labeler_rules as R
 
 # A pre-mention cue reaches at most this many words ahead: long negated lists ("no evidence
 # of acute airspace disease, large pleural effusion or pneumothorax" needs 10) are common;
@@ -91,6 +92,9 @@ _HARD_BREAK = _alt(R.HARD_BREAKS)
 # Sentence ends: . not between digits, ; : ? ! and line breaks.
 _SENTENCE_END = re.compile(r"(?<!\d)\.|\.(?!\d)|[;:?!\n]")
 _WORD = re.compile(r"\S+")
+_DEID_DEVICE = re.compile(r"\bx{3,}-a-x{3,}\b")
+_DEID_SPAN = re.compile(r"_{2,}|\bx{3,}\b")
+_DOUBLED = re.compile(r"\b(the|a|an|of|and|or|is|are|in|on|with|to|at)\s+\1\b")
 # CheXpert: "heart failure" / "CHF" (positive or uncertain) also mean uncertain cardiomegaly.
 _HEART_FAILURE = re.compile(r"\b(?:heart failure|chf)\b")
 # CheXpert: vascular congestion is at most an uncertain sign of edema.
@@ -107,9 +111,19 @@ class Mention:
     label: float
 
 
-def _split_sentences(text: str) -> list[str]:
-    """Lower-cased sentences with normalised whitespace (empty pieces dropped)."""
-    text = re.sub(r"\s+", " ", text.lower())
+def split_label_sentences(text: str) -> list[str]:
+    """Lower-cased sentences with normalised whitespace (empty pieces dropped), as the labeler
+    reads them; :func:`find_mentions` of one of them returns offsets into it.
+
+    De-identification spans (``___``, ``XXXX``) are read as absent words, so that a span
+    neither hides a qualifier from its anchor ("the heart, pulmonary XXXX and mediastinum are
+    normal") nor reads as a word; a raw and a cleaned report then label alike. IU's redacted
+    "XXXX-A-XXXX" is a Port-A-Cath. A doubled short word ("the the") is read once.
+    """
+    text = _DEID_DEVICE.sub("port-a-cath", text.lower())
+    text = re.sub(r"\s+", " ", _DEID_SPAN.sub(" ", text))
+    text = re.sub(r"\s*,(?:\s*,)*", ",", text)  # "heart , , mediastinum" -> "heart, mediastinum"
+    text = _DOUBLED.sub(r"\1", text)  # a dictation slip: "the the", "and and"
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
@@ -216,17 +230,25 @@ def _anchor_mentions(sentence: str, direct: list[Mention]) -> list[Mention]:
 def find_mentions(text: str) -> list[Mention]:
     """All classified mentions in ``text`` (including the internal "other finding" ones)."""
     mentions: list[Mention] = []
-    for sentence in _split_sentences(text):
-        direct = _direct_mentions(sentence)
-        mentions += direct + _anchor_mentions(sentence, direct)
-        for m in direct:
-            if (
-                m.name == "edema"
-                and m.label != NEGATIVE
-                and _HEART_FAILURE.search(sentence[m.start : m.end])
-            ):
-                mentions.append(Mention("cardiomegaly", m.start, m.end, UNCERTAIN))
+    for sentence in split_label_sentences(text):
+        mentions += _sentence_mentions(sentence)
     return mentions
+
+
+# Reports repeat sentences ("No pneumothorax.", "The heart is normal in size."): each distinct
+# sentence is classified once per process. Pure function of the sentence, so the cache is safe.
+@functools.lru_cache(maxsize=1 << 16)
+def _sentence_mentions(sentence: str) -> tuple[Mention, ...]:
+    direct = _direct_mentions(sentence)
+    mentions = direct + _anchor_mentions(sentence, direct)
+    for m in direct:
+        if (
+            m.name == "edema"
+            and m.label != NEGATIVE
+            and _HEART_FAILURE.search(sentence[m.start : m.end])
+        ):
+            mentions.append(Mention("cardiomegaly", m.start, m.end, UNCERTAIN))
+    return tuple(mentions)
 
 
 def _aggregate(labels: list[float]) -> float:
@@ -246,8 +268,14 @@ def label_report(text: str) -> dict[str, float]:
     """
     if not isinstance(text, str):
         raise TypeError(f"label_report expects a str, got {type(text).__name__}")
+    return labels_of(find_mentions(text))
+
+
+def labels_of(mentions: Iterable[Mention]) -> dict[str, float]:
+    """:func:`label_report`'s aggregation of already found mentions (one pass for callers
+    that also read the mentions, such as the cleaning judge)."""
     by_name: dict[str, list[float]] = {}
-    for m in find_mentions(text):
+    for m in mentions:
         by_name.setdefault(m.name, []).append(m.label)
     out = {name: _aggregate(by_name.get(name, [])) for name in LABELS if name != "no_finding"}
     finding = any(

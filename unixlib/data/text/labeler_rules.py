@@ -105,7 +105,6 @@ MENTIONS: dict[str, tuple[str, ...]] = {
         r"tips?",
         r"tubing",
         r"(?:\w+ )?valve prosthes\w*",
-        r"xxxx[- ]a[- ]xxxx",
         r"(?:internal )?fixation",
         r"arthroplast\w*",
         r"(?:surgical )?(?:plates?|screws?)",
@@ -144,7 +143,13 @@ UNMENTIONS: dict[str, tuple[str, ...]] = {
         r"(?:sternotomy|surgical) (?:wires?|clips?)",
         r"tube(?:rcul\w+|rosit\w+)",
         r"drainage",
-        r"plate[- ]?like",  # the shape of discoid atelectasis, not an orthopaedic plate
+        # the shape of discoid atelectasis, not an orthopaedic plate: "plate-like", "plate
+        # atelectasis"; Kerley B lines are interstitial lines; "leads to" is a verb
+        r"plate[- ]?(?:like|atelecta\w*|opacit\w*|scar\w*)",
+        r"kerley (?:b )?lines?",
+        r"scapular? tips?",
+        r"(?:b|septal|interstitial)[- ]lines?",
+        r"(?<!pacer )(?<!pacing )(?<!pacemaker )leads? to",
     ),
 }
 

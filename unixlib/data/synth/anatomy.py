@@ -4,7 +4,7 @@ Every structure is a closed-form function of normalised image coordinates ``(x, 
 ``[-1, 1]`` (x to the image right = the patient's LEFT, y downwards), so one code path
 renders any square size and all edges are anti-aliased by a smoothstep whose width is at
 least about one pixel. Densities add up in an *attenuation* map ``A`` (0 = air); the caller
-turns it into brightness with ``1 - exp(-A)`` (see :mod:`unixlib.data.synth_render`).
+turns it into brightness with ``1 - exp(-A)`` (see :mod:`unixlib.data.synth.render`).
 
 Sides: a per-pixel side parameter is ``np.where(x > 0, left_value, right_value)`` because the
 patient's left lung lies on the image right.

@@ -3,7 +3,8 @@ that cuts leave behind, and punctuation.
 
 Two vocabularies decide what must survive a cut: :data:`FINDING` (any clinical statement,
 normal ones included: "lungs are clear") and the narrower :data:`PATHOLOGY` (a named
-abnormality or device). A sentence that names a pathology is never dropped, however broken;
+abnormality or device). A sentence that names a pathology (or one of the labeler's
+"other findings": scoliosis, granuloma, ...) is never dropped, however broken;
 anything else that a cut leaves without a subject, a complement or a predicate is dropped,
 because a fragment such as "Are normal." or "On, time of discovery." says nothing a reader
 or a labeler can use.
@@ -27,29 +28,41 @@ FINDING = re.compile(
     re.IGNORECASE,
 )
 # Named abnormalities: the narrower test used where a sentence is otherwise dropped (a
-# recommendation, a comparison, a sentence broken by a removed span).
+# recommendation, a comparison, a sentence broken by a removed span). Besides the 14
+# observations it names the "other findings" of the labeler (scoliosis, granuloma, hernia, ...):
+# "Stable scoliosis XXXX." must keep "Scoliosis.", or No Finding flips.
 PATHOLOGY = re.compile(
     r"cardiomegal|enlarge|effusion|pneumothora|opaci|consolidat|atelecta|edema|pneumon|"
     r"infiltrat|nodul|mass\b|lesion|fractur|tube|catheter|pacemaker|line\b|granulom|scar|"
     r"thicken|hernia|emphysema|congest|malignan|\bicd\b|\bpicc|\bport\b|\bdrain|\bleads?\b|"
-    r"electrode|hardware|prosthe|generator|sternotomy|clip",
+    r"electrode|hardware|prosthe|generator|sternotomy|clip|scolio|kyphos|degenerat|spondyl|"
+    r"osteophyt|calcifi|deformit|tortu|hyperinfl|hyperexpan|osteopen|metasta|adenopathy|"
+    r"blunt|elevat|widen|prominen|engorge|densit|fibros|cardiomediastinal enlargement",
     re.IGNORECASE,
 )
 
-# IU X-ray over-redacts a few common words; where the neighbouring word fixes the meaning the
-# word is restored rather than guessed at by deletion (which would leave "pulmonary are normal").
+# IU X-ray over-redacts a few common words. Only words that carry no finding are restored
+# (the word is fixed by its neighbour and states nothing clinical on its own); a redacted
+# word that could be clinical is never guessed: "pulmonary XXXX" is not "pulmonary
+# vasculature", which would state a normal-vessels finding no radiologist wrote.
+# "XXXX-A-XXXX" is the one device name restored: the labeler already reads the redacted
+# spelling as a support device, so the restoration adds nothing the raw text did not state.
 _RESTORE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(p, re.IGNORECASE), r)
     for p, r in (
         (r"\bx-X{3,}", "x-ray"),
         (r"\bX{3,}-a-X{3,}", "Port-A-Cath"),
-        (r"\b(is|are|remains?) in X{3,}", r"\1 in place"),
-        (r"\bpulmonary X{3,}", "pulmonary vasculature"),
-        (r"\bcostophrenic X{3,}", "costophrenic angle"),
-        (r"\blymph X{3,}", "lymph nodes"),
+        (r"\b(is|are|remains?) in X{3,}", r"\1 in place"),  # a device's position, no finding
         (r"\bmost X{3,}", "most likely"),
         (r"\b(no|without) X{3,} of\b", r"\1 signs of"),
     )
+)
+# "<word> XXXX" as one item of a list loses the whole item with its comma or "and": "The
+# heart, pulmonary XXXX and mediastinum are normal" -> "The heart and mediastinum are normal".
+_ITEM = r"(?:[A-Za-z]+\s+)?X{3,}"
+_LIST_ITEM = re.compile(
+    rf",\s*{_ITEM}(?=\s*(?:,|\band\b))"  # a middle item: "heart, pulmonary XXXX and ..."
+    rf"|,?\s+and\s+{_ITEM}(?=\s+(?:is|are|appears?|within)\b)"  # the last item
 )
 _SPAN = r"(?:___|X{3,})"
 # A run of spans with the glue between them, date pieces ("XXXX/11") and wrapping brackets.
@@ -67,6 +80,7 @@ _BROKEN = re.compile(
     rf"^{_VERB}\b"  # subject cut: "___ are normal." -> "Are normal."
     rf"|^(?:the|a|an|of|and|with|or|in|on|at|to|by|for|from)\s+(?:{_VERB}\b|[.,])"
     r"|^(?:of|and|or|nor|but|for)\b"  # a cut took the head of the sentence: "___ of the spine"
+    rf"|^(?:pulmonary|lymph|costophrenic|aortic|sternotomy|lung)\s+{_VERB}\b"  # its noun was cut
     r"|\b(?:of|and|or|with|the|a|an|to|by|at|on|in|from|is|are|was|were|be|been|remains?|appears?"
     r"|grossly|relatively|essentially)\s*\.?$",
     re.IGNORECASE,
@@ -104,10 +118,23 @@ def remove_deid(s: str) -> str:
         return s
     for pattern, word in _RESTORE:
         s = pattern.sub(word, s)
+    s, n_items = _LIST_ITEM.subn("", s)
+    if n_items:  # "Heart and pulmonary XXXX are normal" -> "Heart is normal"
+        s = re.sub(r"^((?:the\s+)?[A-Za-z]+)\s+are\b", r"\1 is", s)
     s = _TAIL.sub("", s)
     s = tidy(re.sub(_SPANS, " ", s))
     said_nothing = is_broken(s) or names_only_anatomy(s)
     return "" if said_nothing and not PATHOLOGY.search(s) else s
+
+
+def strip_deid(s: str) -> str:
+    """The least edit that removes every span: spans (and the glue between them) cut, nothing
+    else dropped; the restorations of :func:`remove_deid` apply, and a span that ends the
+    sentence takes its preposition along ("at ___."). "" when no word is left."""
+    for pattern, word in _RESTORE:
+        s = pattern.sub(word, s)
+    s = _TAIL.sub("", s)
+    return tidy(re.sub(_SPANS, " ", s))
 
 
 def is_broken(s: str, min_words: int = 2) -> bool:
@@ -151,6 +178,9 @@ def _strip_unbalanced(s: str) -> str:
     return "".join(ch for i, ch in enumerate(s) if i not in drop)
 
 
+_DOUBLED = re.compile(r"\b(the|a|an|of|and|or|is|are|in|on|with|to|at)\s+\1\b", re.IGNORECASE)
+
+
 def tidy(s: str) -> str:
     """Whitespace, punctuation and capitalisation after spans were cut out ("" when no word
     is left): unbalanced brackets and empty parentheses go, a comma before the full stop goes,
@@ -166,6 +196,7 @@ def tidy(s: str) -> str:
     s = re.sub(r"[,;:]+(?=\.)", "", s)
     s = re.sub(r"^[\s,;:./-]+|[\s,;:/-]+$", "", s)
     s = re.sub(r"\.{2,}", ".", s)
+    s = _DOUBLED.sub(r"\1", s)  # a dictation slip: "the the", "of of"
     if not re.search(r"[A-Za-z]", s):
         return ""
     s = s[0].upper() + s[1:]

@@ -2,7 +2,7 @@
 
 A source yields one :class:`Candidate` per input row (per image for image datasets). A
 candidate either carries a rejection found by the source itself (a lateral view, a missing
-report file, a bad label) or is checked and cached by ``sources.prepare``.
+report file, a bad label) or is checked and cached by ``prepare.prepare``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unixlib.data.reports import report_body
 from unixlib.data.schema import LABELS, SPLITS
+from unixlib.data.text.reports import report_body
 
 # Reject stages. "view" rows are deliberate filtering (frontal views only, as the paper),
 # not data errors: they are recorded in rejects.csv but do not count towards max_reject_frac.

@@ -6,7 +6,7 @@ Output, in ``out_dir``:
   ``image_path`` is relative to ``out_dir`` (``images/<id>.png``) or ``""`` for a text-only
   row (IU reports whose images are absent);
 - ``images/<id>.png``: the image cache, 8-bit grayscale, ``image_size`` square, aspect kept by
-  padding with black (``images.DEFAULT_PAD_VALUE``; see ``unixlib.data.images``);
+  padding with black (``images.DEFAULT_PAD_VALUE``; see ``unixlib.data.sources.images``);
 - ``rejects.csv``: every input row not in the manifest, columns ``id, ref, stage, reason``.
 
 Nothing is dropped silently: every input row is in exactly one of the two tables. Stage
@@ -16,8 +16,7 @@ rows that survive the view filter are errors, :class:`TooManyRejectsError` is ra
 rejects.csv is written, so the user can read why).
 
 Sources (their arguments are documented on each ``candidates`` function):
-``synth`` (``source_synth``), ``mimic`` (``source_mimic``), ``iuxray`` (``source_iuxray``),
-``folder`` (``source_folder``).
+``synth``, ``mimic``, ``iuxray``, ``folder``: the modules of the same name in this package.
 """
 
 from __future__ import annotations
@@ -32,17 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unixlib.data import source_folder, source_iuxray, source_mimic, source_synth
-from unixlib.data.dicom import DicomError
-from unixlib.data.images import (
-    DEFAULT_PAD_VALUE,
-    ImageError,
-    cache_square_png,
-    save_png8,
-    to_square,
-)
 from unixlib.data.schema import LABELS, MANIFEST_COLUMNS, SPLITS
-from unixlib.data.source_common import (
+from unixlib.data.sources import folder, iuxray, mimic, synth
+from unixlib.data.sources.common import (
     FILTER_STAGES,
     STAGE_IMAGE,
     STAGE_METADATA,
@@ -50,12 +41,20 @@ from unixlib.data.source_common import (
     Candidate,
     report_problem,
 )
+from unixlib.data.sources.dicom import DicomError
+from unixlib.data.sources.images import (
+    DEFAULT_PAD_VALUE,
+    ImageError,
+    cache_square_png,
+    save_png8,
+    to_square,
+)
 
 SOURCES: dict[str, Callable[..., Iterable[Candidate]]] = {
-    "synth": source_synth.candidates,
-    "mimic": source_mimic.candidates,
-    "iuxray": source_iuxray.candidates,
-    "folder": source_folder.candidates,
+    "synth": synth.candidates,
+    "mimic": mimic.candidates,
+    "iuxray": iuxray.candidates,
+    "folder": folder.candidates,
 }
 REJECT_COLUMNS = ("id", "ref", "stage", "reason")
 # Ids become file names in the image cache; anything outside this set is replaced by "_".

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from unixlib.data.synth_findings import FindingSpec
+from unixlib.data.synth.findings import FindingSpec
 
 Said = tuple[str, dict[str, float]]  # (sentence(s), {label: 1 / -1 / 0})
 

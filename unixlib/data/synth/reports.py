@@ -5,9 +5,13 @@ COMPARISON headers, a FINDINGS section (missing in ~10% of reports, as in MIMIC)
 IMPRESSION, wrapped at a random width with a leading space per line. Noise that a cleaner
 must remove: ``___`` de-identification spans, prior-study comparisons ("In comparison with
 the study of ___, ..."), technique sentences and notification sentences ("Dr. ___ was
-notified ...").
+notified ..."), and, inside the finding sentences themselves (:mod:`unixlib.data.synth.noise`),
+comparison tails, change words, notification clauses, numbered IMPRESSION lists, an empty
+FINDINGS header and dictation slips.
 
-Labels (:func:`write_report`) are aggregated over the FINDINGS and IMPRESSION sentences the
+:func:`write_report` returns the ground truth with the text: the noise-free report
+(``FINDINGS: ... IMPRESSION: ...``, what a cleaner's output must state: the same labels, and
+for each finding the same side and severity) and the labels. Labels are aggregated over the FINDINGS and IMPRESSION sentences the
 writer chose, CheXpert style (1 beats -1 beats 0; NaN = not mentioned); every positive or
 hedged finding appears in the IMPRESSION too. Headers and noise sentences never name an
 observation. ``no_finding`` is 1 when no label other than ``support_devices`` is 1 or -1.
@@ -21,8 +25,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from unixlib.data.schema import LABELS
-from unixlib.data.synth_findings import OPACITY_FINDINGS, FindingSpec
-from unixlib.data.synth_phrases import NEGATIVES, Said, describe, pick
+from unixlib.data.synth.findings import OPACITY_FINDINGS, FindingSpec
+from unixlib.data.synth.noise import dictation_slips, noisy_sentence, numbered
+from unixlib.data.synth.phrases import NEGATIVES, Said, describe, pick
+from unixlib.data.text.reports import format_report
 
 _EXAM = {
     "PA": [
@@ -145,10 +151,20 @@ def _wrap(text: str, rng: np.random.Generator) -> str:
     )
 
 
+def _noisy(said: Said, rng: np.random.Generator) -> str:
+    """A sentence that states a finding gets in-sentence noise; negatives stay as written."""
+    text, labels = said
+    if not any(v in (1.0, -1.0) for v in labels.values()):
+        return text
+    urgent = any(n in _URGENT and v == 1.0 for n, v in labels.items())
+    return noisy_sentence(text, rng, urgent)
+
+
 def write_report(
     findings: Sequence[FindingSpec], rng: np.random.Generator, view: str
-) -> tuple[str, dict[str, float]]:
-    """Write a raw MIMIC-style report for ``findings`` and return (text, labels over LABELS)."""
+) -> tuple[str, dict[str, float], str]:
+    """A raw MIMIC-style report for ``findings``: ``(text, labels over LABELS, truth)``, where
+    ``truth`` is the noise-free ``FINDINGS: ... IMPRESSION: ...`` text (module docstring)."""
     ordered = sorted(findings, key=lambda s: _ORDER.index(s.name))
     body: list[Said] = []
     impression: list[Said] = []
@@ -178,6 +194,13 @@ def write_report(
         findings_part = []
         impression_part = body + negatives + ([impression[-1]] if not abnormal else [])
     labels = aggregate([lab for _, lab in findings_part + impression_part])
+    truth = format_report(
+        " ".join(t for t, _ in findings_part), " ".join(t for t, _ in impression_part)
+    )
+
+    # the raw wording of each finding sentence: noise inside it, the finding unchanged
+    raw_find = [_noisy(said, rng) for said in findings_part]
+    raw_imp = [_noisy(said, rng) for said in impression_part]
 
     lines: list[str] = []
     if rng.random() < 0.7:
@@ -193,13 +216,19 @@ def write_report(
     lines += [f" TECHNIQUE:  {pick(rng, _TECHNIQUE[view])}", ""]
     lines += [f" COMPARISON:  {pick(rng, _COMPARISON)}", ""]
     if has_findings:
-        text = " ".join(t for t, _ in findings_part)
+        text = " ".join(raw_find)
         if rng.random() < 0.35:
             text = f"{pick(rng, _OPENERS)} {text}"
-        lines += [" FINDINGS:", "", _wrap(text, rng), ""]
-    imp_text = " ".join(t for t, _ in impression_part)
+        lines += [" FINDINGS:", "", _wrap(dictation_slips(text, rng), rng), ""]
+    elif rng.random() < 0.5:  # an empty section, as MIMIC writes it
+        lines += [" FINDINGS:", ""]
+    if len(raw_imp) > 1 and rng.random() < 0.25:
+        imp_text = numbered(raw_imp, rng)
+    else:
+        imp_text = " ".join(raw_imp)
     urgent = {s.name for s in ordered if not s.hedged} & _URGENT
+    imp_text = imp_text if imp_text.endswith(".") else imp_text + "."
     if rng.random() < (0.5 if urgent else 0.05):
         imp_text += f" {pick(rng, _NOTIFY)}"
-    lines += [" IMPRESSION:", "", _wrap(imp_text, rng)]
-    return "\n".join(lines) + "\n", labels
+    lines += [" IMPRESSION:", "", _wrap(dictation_slips(imp_text, rng), rng)]
+    return "\n".join(lines) + "\n", labels, truth

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from unixlib.data.schema import CHEXPERT_NAMES, LABELS, NEGATIVE, POSITIVE
-from unixlib.data.source_common import (
+from unixlib.data.sources.common import (
     DEFAULT_SPLIT_FRACTIONS,
     STAGE_IMAGE,
     STAGE_LABELS,

@@ -26,7 +26,7 @@ Decisions (IU has neither a view tag nor an official split):
 - Split: :func:`hash_split` of the study uId with ``split_fractions`` (default 0.8/0.1/0.1), so
   all images of one study share a split.
 - Labels: the human MeSH annotation (``<MeSH><major>`` terms joined by ``|``) through
-  :func:`unixlib.data.iu_mesh.mesh_to_labels` (1 for a mapped finding, 0 for the others); a
+  :func:`unixlib.data.text.iu_mesh.mesh_to_labels` (1 for a mapped finding, 0 for the others); a
   study without MeSH terms or indexed "No Indexing" gets all-NaN labels, which the labeler
   fills from the report text later.
 """
@@ -39,9 +39,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from unixlib.data.iu_mesh import NO_INDEXING, mesh_terms, mesh_to_labels
 from unixlib.data.schema import LABELS
-from unixlib.data.source_common import (
+from unixlib.data.sources.common import (
     DEFAULT_SPLIT_FRACTIONS,
     STAGE_METADATA,
     STAGE_VIEW,
@@ -50,6 +49,7 @@ from unixlib.data.source_common import (
     no_labels,
     normalize_view,
 )
+from unixlib.data.text.iu_mesh import NO_INDEXING, mesh_terms, mesh_to_labels
 
 # Sections copied into report_raw, in this order.
 SECTIONS: tuple[str, ...] = ("COMPARISON", "INDICATION", "FINDINGS", "IMPRESSION")

@@ -12,12 +12,13 @@ PIL and numpy only.
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from unixlib.data.dicom import read_dicom
+from unixlib.data.sources.dicom import read_dicom
 
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
 DEFAULT_PAD_VALUE = 0.0
@@ -25,6 +26,10 @@ DEFAULT_PAD_VALUE = 0.0
 # PIL mode -> the value that maps to 1.0. 16-bit PNGs open as "I;16*" (or "I" in some
 # Pillow versions: those values are still 16-bit, checked below).
 _FULL_SCALE = {"L": 255.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0}
+# Detectors store 10/12/14 bits in a 16-bit container; dividing a 12-bit image by 65535
+# leaves it at most 1/16 bright. The bit depth actually used comes from the PNG's sBIT chunk
+# when written, else from the largest value: the smallest of these depths that holds it.
+_STORED_BITS = (10, 12, 14, 16)
 # Modes converted to 8-bit luma first (ITU-R 601-2: L = 0.299 R + 0.587 G + 0.114 B);
 # alpha is dropped, since radiographs carry no meaningful transparency.
 _TO_LUMA = frozenset({"1", "P", "RGB", "RGBA", "RGBX", "LA", "La", "PA", "YCbCr"})
@@ -55,8 +60,10 @@ def is_dicom(path: str | os.PathLike) -> bool:
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Load a radiograph as float32 (H, W) in [0, 1], 1 = white.
 
-    PNG/JPG/other PIL formats: 8-bit divided by 255, 16-bit by 65535, colour converted to luma.
-    DICOM: :func:`unixlib.data.dicom.read_dicom` (raises ``DicomError``).
+    PNG/JPG/other PIL formats: 8-bit divided by 255, colour converted to luma; 16-bit by
+    ``2 ** bits - 1`` for the bit depth actually used (:func:`_bits_used`: a 12-bit image in
+    a 16-bit PNG is divided by 4095, not 65535).
+    DICOM: :func:`unixlib.data.sources.dicom.read_dicom` (raises ``DicomError``).
     Raises :class:`ImageError` for a missing, unreadable, truncated or unsupported file.
     """
     path = Path(path)
@@ -73,13 +80,42 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
                 raise ImageError(path, f"unsupported image mode {img.mode!r}")
             array = np.asarray(img, dtype=np.float64)
             full_scale = _FULL_SCALE[img.mode]
+            if full_scale > 255.0:
+                full_scale = 2.0 ** _bits_used(path, img.format, array) - 1.0
     except (OSError, SyntaxError, Image.DecompressionBombError) as err:
         raise ImageError(path, f"unreadable or truncated image ({err})") from err
     if array.ndim != 2:
         raise ImageError(path, f"decoded to shape {array.shape}; expected (H, W)")
     if array.min() < 0 or array.max() > full_scale:
-        raise ImageError(path, f"pixel values outside [0, {full_scale:.0f}] for 16-bit data")
+        raise ImageError(path, f"pixel values outside [0, {full_scale:.0f}] for its bit depth")
     return (array / full_scale).astype(np.float32)
+
+
+def png_significant_bits(path: str | os.PathLike) -> int | None:
+    """The gray channel's significant bits from a PNG's ``sBIT`` chunk (None when absent)."""
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while header := f.read(8):
+            if len(header) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"sBIT":
+                return f.read(length)[0] or None
+            if kind in (b"IDAT", b"IEND"):
+                return None  # sBIT must come before the image data
+            f.seek(length + 4, os.SEEK_CUR)  # the chunk's data and CRC
+    return None
+
+
+def _bits_used(path: Path, fmt: str | None, array: np.ndarray) -> int:
+    """Bit depth of a 16-bit image: the PNG's sBIT when given, else the smallest of
+    :data:`_STORED_BITS` that holds the largest value."""
+    bits = png_significant_bits(path) if fmt == "PNG" else None
+    if bits is not None and 8 < bits <= 16:
+        return bits
+    top = float(array.max()) if array.size else 0.0
+    return next(b for b in _STORED_BITS if top <= 2**b - 1 or b == 16)
 
 
 def to_square(img: np.ndarray, size: int, pad_value: float = DEFAULT_PAD_VALUE) -> np.ndarray:

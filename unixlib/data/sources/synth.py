@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from unixlib.data.source_common import Candidate
-from unixlib.data.synthetic import SynthCXR
+from unixlib.data.sources.common import Candidate
+from unixlib.data.synth.synthetic import SynthCXR
 
 
 def candidates(

@@ -1,0 +1,5 @@
+"""SynthCXR: procedural chest radiographs with MIMIC-style raw reports and ground-truth labels.
+
+``synthetic`` (the dataset), ``findings`` / ``anatomy`` / ``render`` (the image),
+``phrases`` / ``reports`` / ``noise`` (the raw report and its noise-free truth).
+"""
