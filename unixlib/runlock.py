@@ -58,9 +58,12 @@ def _inherited() -> set[str]:
 
 
 def _stale(holder: dict[str, Any]) -> bool:
-    """A lock whose holder is known dead: same host and the pid is gone."""
+    """A lock whose holder is known dead (same host, pid gone), or one this very process left
+    behind (an exception between acquire and release)."""
     pid = holder.get("pid")
-    return holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _alive(pid)
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    return pid == os.getpid() or not _alive(pid)
 
 
 class RunLock:
@@ -79,7 +82,7 @@ class RunLock:
             if not lock.is_file() or str(lock) in _inherited():
                 continue
             holder = _read(lock)
-            if holder.get("pid") != os.getpid() and not _stale(holder):
+            if not _stale(holder):
                 raise RunLockedError(f"{parent} (which holds {self.run_dir}) is in use by "
                                      f"{describe(holder)}; remove {lock} if that run is gone")  # fmt: skip
 
@@ -98,8 +101,9 @@ class RunLock:
                         f"{self.run_dir} is in use by {describe(holder)}; wait for it, or use "
                         f"another run directory (remove {self.path} if that run is gone)"
                     ) from None
-                print(f"taking over the stale lock of {self.run_dir} ({describe(holder)}: "
-                      "that process has ended)", file=sys.stderr)  # fmt: skip
+                if holder.get("pid") != os.getpid():
+                    print(f"taking over the stale lock of {self.run_dir} ({describe(holder)}: "
+                          "that process has ended)", file=sys.stderr)  # fmt: skip
                 self.path.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as f:
