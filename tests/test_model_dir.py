@@ -120,7 +120,7 @@ def test_vae_dir_carries_the_latent_norm_for_diffusers(saved) -> None:
 
 
 def test_bad_model_directories(saved, tmp_path) -> None:
-    model, path = saved
+    model, _ = saved
     with pytest.raises(FileNotFoundError, match="does not exist"):
         UniX.from_pretrained(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
