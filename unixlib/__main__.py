@@ -20,13 +20,13 @@ from unixlib.runlock import RunLockedError
 
 DESCRIPTION = "UniX reproduction: chest X-ray report generation and image generation in one model."
 EXAMPLES = """examples:
-  python -m unixlib reproduce --profile smoke            run the notebook series (CPU, minutes)
-  python -m unixlib train --stage 1 --max-steps 20         train one stage of the smoke profile
-  python -m unixlib train --stage 1 --resume             continue from the newest intact checkpoint
+  python -m unixlib reproduce --profile smoke           run the notebook series (CPU, minutes)
+  python -m unixlib train --stage 1 --max-steps 20      train one stage of the smoke profile
+  python -m unixlib train --stage 1 --resume            continue from the newest intact checkpoint
   python -m unixlib describe --model papermill_runs/smoke/stage3/final chest.png scan.dcm
   python -m unixlib draw --model papermill_runs/smoke/stage3/final \\
       --report "Moderate cardiomegaly. Small left pleural effusion." --out drawn/
-  python -m unixlib model-info --preset paper            parameter counts, no weights allocated
+  python -m unixlib model-info --preset paper           parameter counts, no weights allocated
 
 "python -m unixlib COMMAND --help" lists a command's flags.
 """
