@@ -271,3 +271,23 @@ def test_export_of_a_run_adds_tokenizer_and_metrics(saved, data, tmp_path) -> No
     assert _same_weights(model, UniX.from_pretrained(out))
     with pytest.raises(FileNotFoundError, match="stage2"):
         export_run(run, 2, tmp_path / "x")
+
+
+def test_training_writes_final_as_a_complete_model_directory(data, tmp_path) -> None:
+    from unixlib.inference import load_model_dir
+    from unixlib.train.loop import train
+
+    result = train(tiny_config(data, tmp_path / "run", 1, steps=1), progress=False)
+    names = {p.name for p in result.final_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "vae", "tokenizer.json", "README.md"} <= names
+    card = (result.final_dir / "README.md").read_text()
+    assert "- stage: 1" in card and "- train_rows: 48" in card and "- steps: 1" in card
+    model, tokenizer = load_model_dir(result.final_dir, "cpu")
+    assert tokenizer.vocab_size == model.config.vocab_size
+    assert not (tmp_path / "run" / ".unixlib.lock").exists()  # released after the run
+
+
+def test_traceback_on_request(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("UNIXLIB_TRACEBACK", "1")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        main(["describe", "--model", str(tmp_path / "missing"), str(tmp_path / "x.png")])

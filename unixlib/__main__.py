@@ -2,7 +2,8 @@
 
 Each command parses its flags here and calls one library function; heavy modules are imported
 only by the command that needs them. A user error (a missing path, an unknown profile, an
-unreadable file, a locked run directory) prints one line "error: ..." and exits with 2.
+unreadable file, a locked run directory) prints one line "error: ..." and exits with 2
+(UNIXLIB_TRACEBACK=1 shows the traceback instead).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -307,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except USER_ERRORS as err:
+        if os.environ.get("UNIXLIB_TRACEBACK"):  # debugging: the full traceback instead
+            raise
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return USER_ERROR_STATUS
 
