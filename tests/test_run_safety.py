@@ -133,3 +133,39 @@ def test_checkpoints_written_before_checksums_still_resume(data, tmp_path) -> No
     (path / "rng.pt").unlink()
     with pytest.raises(ckpt.CheckpointError, match=r"rng\.pt missing"):
         ckpt.latest_intact_checkpoint(run / "checkpoints")
+
+
+@pytest.mark.slow
+def test_a_series_locks_its_run_dir_and_its_notebooks_may_lock_stages(tmp_path) -> None:
+    """The notebook kernel (a child of the runner) trains into a stage folder of the locked run;
+    a second series on the same run directory stops at once."""
+    from test_runs import _write_nb
+
+    from unixlib import runs
+
+    nbs, profiles, run_dir = tmp_path / "nbs", tmp_path / "profiles", tmp_path / "run"
+    nbs.mkdir()
+    profiles.mkdir()
+    body = ("import os\nfrom pathlib import Path\nfrom unixlib.runlock import RunLock\n"
+            "with RunLock(Path(run_dir) / 'stage1'):\n"
+            "    Path(run_dir, 'held_by').write_text(os.environ['UNIXLIB_RUN_LOCKS'])")  # fmt: skip
+    _write_nb(
+        nbs / "01_stage.ipynb",
+        f'run_dir = "{run_dir}"\nfigures_dir = "{tmp_path / "fig"}"\nseed = 0\n',
+        body,
+    )
+    (profiles / "t.yaml").write_text(f"parameters: {{run_dir: '{run_dir}'}}\n")
+    runs.reproduce("t", notebook_dir=nbs, profile_dir=profiles, progress=False)
+    assert str(run_dir.resolve() / LOCK_FILE) in (run_dir / "held_by").read_text()
+    assert not (run_dir / LOCK_FILE).exists()
+
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], cwd=REPO_ROOT,
+                            env=subprocess_env(), stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(RunLockedError, match=f"is in use by pid {proc.pid} "):
+            runs.reproduce("t", notebook_dir=nbs, profile_dir=profiles, progress=False)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
