@@ -63,7 +63,8 @@ def test_rotation_keeps_the_newest_and_ignores_temporaries(tmp_path) -> None:
     assert _names(root) == ["step_0000002", "step_0000003", "step_0000010"]
     assert ckpt.latest_checkpoint(root) == root / "step_0000010"  # numeric, not mtime order
     assert sorted(p.name for p in (root / "step_0000010").iterdir()) == [
-        "config.json", "model.safetensors", "optimizer.pt", "rng.pt", "scheduler.pt", "state.json"
+        "checksums.json", "config.json", "model.safetensors", "optimizer.pt", "rng.pt",
+        "scheduler.pt", "state.json"
     ]  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from train_helpers import REPO_ROOT, data_run, losses, subprocess_env, tiny_conf
 
 from unixlib.data.processed import load_processed
 from unixlib.model.config import preset
+from unixlib.model.saving import from_pretrained
 from unixlib.train.batches import build_source, example_seed, stream_index, task_counts
 from unixlib.train.config import TrainConfig
 from unixlib.train.loop import train
@@ -111,7 +112,11 @@ def _torchrun(cfg: TrainConfig, resume: bool = False) -> str:
     return done.stdout
 
 
-def _weights(run_dir: Path, file: str = "final/model.safetensors") -> dict[str, torch.Tensor]:
+def _weights(run_dir: Path, file: str = "final") -> dict[str, torch.Tensor]:
+    """A checkpoint's ``.safetensors`` file, or (``final``) the exported model's whole state
+    (its VAE lives in ``final/vae/``)."""
+    if file == "final":
+        return from_pretrained(run_dir / "final").state_dict()
     return load_file(str(run_dir / file))
 
 
@@ -181,7 +186,7 @@ def test_fsdp_two_gloo_processes_match_one_process_with_double_batch(data, tmp_p
         assert losses(tmp_path / "fsdp", key) == pytest.approx(losses(ref.run_dir, key), rel=1e-5)
     init = _initial_model(data, ref_cfg)
     step = "checkpoints/step_0000003/"
-    for file in (step + "model.safetensors", "final/model.safetensors"):  # raw, EMA
+    for file in (step + "model.safetensors", "final"):  # raw, EMA
         _assert_same_weights(_weights(tmp_path / "fsdp", file), _weights(ref.run_dir, file),
                              init.state_dict(), ref_cfg)  # fmt: skip
     raw, ema = _weights(tmp_path / "fsdp", step + "model.safetensors"), _weights(tmp_path / "fsdp")

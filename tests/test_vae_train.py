@@ -184,6 +184,12 @@ def test_load_vae_missing_files_are_named(trained, tmp_path: Path) -> None:
     copy.mkdir()
     for name in ("config.json", "diffusion_pytorch_model.safetensors"):
         (copy / name).write_bytes((result.out_dir / name).read_bytes())
+    # train_vae also writes the norm as diffusers' scaling_factor / shift_factor
+    config = json.loads((copy / "config.json").read_text())
+    assert (config["scaling_factor"], config["shift_factor"]) == (result.scale, result.shift)
+    assert (load_vae(copy).scale, load_vae(copy).shift) == (result.scale, result.shift)
+    foreign = {**config, "scaling_factor": 0.18215, "shift_factor": None}  # diffusers' defaults
+    (copy / "config.json").write_text(json.dumps(foreign))
     with pytest.raises(FileNotFoundError, match=LATENT_NORM_FILE):
         load_vae(copy)
     assert load_vae(copy, scale=1.5, shift=0.0).scale == 1.5

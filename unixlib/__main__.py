@@ -1,7 +1,9 @@
-"""Command line: ``python -m unixlib <command>`` (also installed as ``unixlib``).
+"""Command line of the UniX reproduction: python -m unixlib <command> (also installed as unixlib).
 
-Commands: reproduce, prepare, clean, label, train, evaluate, model-info. Each parses its flags here and calls one
-library function; heavy modules are imported only by the command that needs them.
+Each command parses its flags here and calls one library function; heavy modules are imported
+only by the command that needs them. A user error (a missing path, an unknown profile, an
+unreadable file, a locked run directory) prints one line "error: ..." and exits with 2
+(UNIXLIB_TRACEBACK=1 shows the traceback instead).
 """
 
 from __future__ import annotations
@@ -9,9 +11,66 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+from unixlib import __version__
+from unixlib.cli_model import add_model_commands
+from unixlib.runlock import RunLockedError
+
+DESCRIPTION = "UniX reproduction: chest X-ray report generation and image generation in one model."
+EXAMPLES = """examples:
+  python -m unixlib reproduce --profile smoke           run the notebook series (CPU, minutes)
+  python -m unixlib train --stage 1 --max-steps 20      train one stage of the smoke profile
+  python -m unixlib train --stage 1 --resume            continue from the newest intact checkpoint
+  python -m unixlib describe --model papermill_runs/smoke/stage3/final chest.png scan.dcm
+  python -m unixlib draw --model papermill_runs/smoke/stage3/final \\
+      --report "Moderate cardiomegaly. Small left pleural effusion." --out drawn/
+  python -m unixlib model-info --preset paper           parameter counts, no weights allocated
+
+"python -m unixlib COMMAND --help" lists a command's flags.
+"""
+# A user error: the command's input is wrong, not the code. One line, exit status 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RunLockedError)
+USER_ERROR_STATUS = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line error style."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {self.prog.split()[-1]}: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(USER_ERROR_STATUS)
+
+
+class _LazyChoices:
+    """Choices computed on first use, so ``--help`` of other commands imports nothing heavy."""
+
+    def __init__(self, load: Callable[[], list[str]]) -> None:
+        self._load = load
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._load()
+
+
+def _profiles() -> list[str]:
+    from unixlib.config import PROFILE_DIR
+
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def _presets() -> list[str]:
+    from unixlib.model.config import PRESETS
+
+    return sorted(PRESETS)
+
+
+PROFILES, PRESETS = _LazyChoices(_profiles), _LazyChoices(_presets)
 
 
 def _csv_list(text: str) -> list[str]:
@@ -23,7 +82,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     try:
         runs.reproduce(args.profile, only=args.only, start=args.start, overrides=args.set)
-    except (runs.SeriesError, ValueError) as err:
+    except runs.SeriesError as err:  # a notebook failed: not a user error
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
@@ -54,7 +113,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     try:
         result = prepare(args.source, Path(args.out), image_size=args.image_size,
                          max_reject_frac=args.max_reject_frac, **source_args)  # fmt: skip
-    except (TooManyRejectsError, FileNotFoundError, ValueError) as err:
+    except TooManyRejectsError as err:  # the data failed its checks (rejects.csv)
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(
@@ -104,9 +163,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.config:
         cfg = TrainConfig.from_dict(json.loads(Path(args.config).read_text()))
     elif args.stage is None:
-        print("train: give --stage 1|2|3 (with --profile) or --config a run's config.json",
-              file=sys.stderr)  # fmt: skip
-        return 2
+        raise ValueError(
+            "train: give --stage 1|2|3 (with --profile) or --config a run's config.json"
+        )
     else:
         params = config.load(args.profile).for_notebook(STAGE_NOTEBOOKS[args.stage])
         cfg = stage_config(args.stage, params)
@@ -124,15 +183,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from unixlib.eval.outputs import evaluate_run
     from unixlib.eval.pipeline import EvalSettings
 
-    try:
-        overrides = [f"05_evaluate.{item}" for item in args.set or []]
-        params = config.load(args.profile, overrides).for_notebook("05_evaluate")
-        params.update(run_dir=args.run_dir, stage=args.stage)
-        settings = EvalSettings.from_params(params)
-        summary = evaluate_run(settings, Path(args.out), device=params.get("device", "auto"))
-    except (FileNotFoundError, ValueError) as err:  # ProfileError is a ValueError
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    overrides = [f"05_evaluate.{item}" for item in args.set or []]
+    params = config.load(args.profile, overrides).for_notebook("05_evaluate")
+    params.update(run_dir=args.run_dir, stage=args.stage)
+    settings = EvalSettings.from_params(params)
+    summary = evaluate_run(settings, Path(args.out), device=params.get("device", "auto"))
     print("\n".join(summary["verdicts"]))
     print(f"tables, figures and generated samples -> {args.out} ({summary['seconds']} s)")
     return 0
@@ -147,20 +202,23 @@ def cmd_model_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unixlib", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="unixlib", description=DESCRIPTION, epilog=EXAMPLES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"unixlib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands: dict[str, Callable[[argparse.Namespace], int]] = {}
 
     def add(
         name: str, func: Callable[[argparse.Namespace], int], help_: str
     ) -> argparse.ArgumentParser:
         commands[name] = func
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_)  # a _Parser, as the parent
         p.set_defaults(func=func)
         return p
 
     p = add("reproduce", cmd_reproduce, "run the notebook series with a profile (papermill)")
-    p.add_argument("--profile", default="smoke", help="papermill_runs/profiles/<name>.yaml")
+    p.add_argument("--profile", default="smoke", choices=PROFILES,
+                   help="papermill_runs/profiles/<name>.yaml")  # fmt: skip
     p.add_argument("--only", type=_csv_list, help="comma-separated notebooks, e.g. 01,03")
     p.add_argument("--from", dest="start", help="start at this notebook, e.g. 02")
     p.add_argument("--set", action="append", metavar="[NB.]KEY=VALUE", help="override a parameter")
@@ -203,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output CSV")
 
     p = add("train", cmd_train, "train one stage (1 und SFT, 2 gen PT, 3 gen FT); torchrun-able")
-    p.add_argument("--profile", default="smoke", help="take the stage's parameters from a profile")
+    p.add_argument("--profile", default="smoke", choices=PROFILES,
+                   help="take the stage's parameters from a profile")  # fmt: skip
     p.add_argument("--stage", type=int, choices=[1, 2, 3], help="required unless --config")
     p.add_argument("--config", help="a TrainConfig JSON (e.g. a run's config.json) instead")
     p.add_argument("--max-steps", type=int, help="override the number of steps")
@@ -222,18 +281,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", type=int, default=3, choices=[2, 3],
                    help="evaluate stage 3 (and stage 2's generations) or stage 2 alone")  # fmt: skip
     p.add_argument("--out", required=True, help="folder for the tables, figures and samples")
-    p.add_argument("--profile", default="smoke", help="take notebook 05's parameters from it")
+    p.add_argument("--profile", default="smoke", choices=PROFILES,
+                   help="take notebook 05's parameters from it")  # fmt: skip
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a parameter of notebook 05, e.g. n_test=50")  # fmt: skip
 
     p = add("model-info", cmd_model_info, "parameter counts of a preset (no weights allocated)")
-    p.add_argument("--preset", default="tiny", help="tiny | small | paper")
+    p.add_argument("--preset", default="tiny", choices=PRESETS, help="model size preset")
+    add_model_commands(add)
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    """The error as one line; an OSError as ``path: reason``."""
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        text = f"{err.filename}: {err.strerror}"
+    else:
+        text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, FileNotFoundError) and " " not in text:  # pyarrow: just the path
+        text += ": no such file or directory"
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; user errors print ``error: ...`` on one line and return 2."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        if os.environ.get("UNIXLIB_TRACEBACK"):  # debugging: the full traceback instead
+            raise
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return USER_ERROR_STATUS
 
 
 if __name__ == "__main__":

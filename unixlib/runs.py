@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from unixlib import config
+from unixlib.runlock import RunLock
 
 # Packages whose versions every manifest records.
 TRACKED_PACKAGES = (
@@ -166,6 +167,7 @@ def reproduce(
     first = profile.params[stems[0]] if stems else {}
     out_dir = config.project_path(first.get(config.RUN_DIR_KEY, f"papermill_runs/{profile_name}"))
     out_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out_dir).acquire()  # a second series (or train) on out_dir stops here
     profile.save(out_dir / "profile_resolved.json")
     manifest = out_dir / "manifest.json"
     t0, runs = time.time(), []
@@ -194,9 +196,11 @@ def reproduce(
             )
             runs.append(NotebookRun(stem, "failed", round(time.time() - t1, 2), str(output), msg))
             _write_manifest(manifest, profile, runs, t0)
+            lock.release()
             raise SeriesError(msg) from err
         runs.append(NotebookRun(stem, "ok", round(time.time() - t1, 2), str(output)))
         print(f"    ok in {runs[-1].wall_s:.1f} s", flush=True)
         _write_manifest(manifest, profile, runs, t0)
+    lock.release()
     print(f"done in {time.time() - t0:.1f} s; manifest: {_rel(manifest)}")
     return runs

@@ -103,6 +103,21 @@ class UniX(nn.Module):
         table = sincos_2d_table(self.config.hidden_size, self.config.max_latent_size)
         self.latent_pos_embed = table.to(self.latent_pos_embed.device)
 
+    # ------------------------------------------------------------- model directory (saving.py)
+    @classmethod
+    def from_pretrained(cls, path, device="cpu", **overrides) -> UniX:
+        """Load a model directory (Hugging Face layout); see ``saving.from_pretrained``."""
+        from unixlib.model.saving import from_pretrained
+
+        return from_pretrained(path, device, **overrides)
+
+    def save_pretrained(self, path, **kwargs):
+        """Write a model directory (config, safetensors, ``vae/``, tokenizer, card); see
+        ``saving.save_pretrained``."""
+        from unixlib.model.saving import save_pretrained
+
+        return save_pretrained(self, path, **kwargs)
+
     # ----------------------------------------------------------------------- building blocks
     def embed_vit(self, pixels: Tensor) -> Tensor:
         """(Nv, 3, S, S) preprocessed pixels -> (Nv, N, D) connector outputs."""

@@ -59,6 +59,9 @@ class VAEWrapper(nn.Module):
         if scale <= 0:
             raise ValueError(f"latent scale must be > 0, got {scale}")
         self.autoencoder = autoencoder.eval().requires_grad_(False)
+        # diffusers' names for the same normalisation, so a saved vae/ config.json carries it
+        # (a diffusers user would otherwise get the default 0.18215 and no shift).
+        autoencoder.register_to_config(scaling_factor=float(scale), shift_factor=float(shift))
         self.scale = float(scale)
         self.shift = float(shift)
         self.sample_posterior = sample_posterior

@@ -9,10 +9,13 @@ A checkpoint directory ``<run>/checkpoints/step_0000100/`` holds::
     rng.pt                  torch CPU (+ CUDA) generator states
     state.json              step, data position, python/numpy RNG, metrics so far
     config.json             the resolved training config
+    checksums.json          size and SHA-256 of each file above (verified by ``--resume``)
 
 It is first written to ``.tmp-step_...`` and then renamed: a crash mid-write leaves only a
 temporary folder that is ignored (and cleaned) later, never a broken checkpoint. The newest
-complete directory is "latest". Rotation keeps the newest ``limit`` directories.
+complete directory is "latest". Rotation keeps the newest ``limit`` directories. A checkpoint
+damaged later (a truncated copy, a full disk during a sync) fails its checksums:
+:func:`latest_intact_checkpoint` then names it and falls back to the one before.
 
 The format is the same whether the run was one process, DDP or FSDP (whose sharded state is
 gathered into full tensors first, see fsdp.py), so any of them resumes from any other.
@@ -20,6 +23,7 @@ gathered into full tensors first, see fsdp.py), so any of them resumes from any 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -35,6 +39,12 @@ from safetensors.torch import load_file, save_file
 from unixlib.train import fsdp
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
+CHECKSUMS = "checksums.json"
+REQUIRED = ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", "state.json")
+
+
+class CheckpointError(ValueError):
+    """No intact checkpoint to resume from (each damaged one is named with its reason)."""
 
 
 def step_dir_name(step: int) -> str:
@@ -54,6 +64,70 @@ def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(root: Path) -> Path | None:
     found = list_checkpoints(root)
     return found[-1][1] if found else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_checksums(directory: Path) -> dict[str, dict[str, Any]]:
+    """``checksums.json``: {file: {"bytes": n, "sha256": hex}} for every file of ``directory``."""
+    sums = {
+        p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        for p in sorted(directory.iterdir())
+        if p.is_file() and p.name != CHECKSUMS
+    }
+    (directory / CHECKSUMS).write_text(json.dumps(sums, indent=1) + "\n")
+    return sums
+
+
+def verify_checkpoint(path: Path) -> str | None:
+    """Why ``path`` cannot be resumed from (a missing, truncated or altered file), else None.
+
+    Checkpoints written before checksums were recorded pass when their files are all there."""
+    missing = [name for name in REQUIRED if not (path / name).is_file()]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    if not (path / CHECKSUMS).is_file():
+        return None  # an older checkpoint: nothing recorded to check against
+    try:
+        recorded = json.loads((path / CHECKSUMS).read_text())
+    except ValueError as err:
+        return f"{CHECKSUMS} unreadable ({err})"
+    for name, want in recorded.items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} missing"
+        size = file.stat().st_size
+        if size != want["bytes"]:
+            return f"{name} has {size} bytes, {want['bytes']} were written (truncated?)"
+        if _sha256(file) != want["sha256"]:
+            return f"{name} differs from what was written (SHA-256 mismatch)"
+    return None
+
+
+def latest_intact_checkpoint(root: Path, log=print) -> Path | None:
+    """The newest checkpoint under ``root`` that passes :func:`verify_checkpoint`.
+
+    Each newer damaged one is reported through ``log``. None when there are no checkpoints;
+    :class:`CheckpointError` when there are some and none is intact."""
+    found = list_checkpoints(root)
+    skipped = []
+    for _, path in reversed(found):
+        reason = verify_checkpoint(path)
+        if reason is None:
+            if skipped:
+                log(f"resuming from {path.name} instead")
+            return path
+        skipped.append(f"{path.name} ({reason})")
+        log(f"skipping checkpoint {path}: {reason}")
+    if skipped:
+        raise CheckpointError(f"no intact checkpoint under {root}: {'; '.join(skipped)}")
+    return None
 
 
 def _state_dict_for_safetensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -153,6 +227,7 @@ def save_checkpoint(
     (tmp / "config.json").write_text(
         json.dumps(config, indent=2, sort_keys=True, default=str) + "\n"
     )
+    write_checksums(tmp)
     if final.exists():  # re-saving the same step (e.g. after a resume): replace it whole
         shutil.rmtree(final)
     tmp.rename(final)

@@ -24,9 +24,11 @@ import torch
 from torch import nn
 
 from unixlib.config import project_path
+from unixlib.model.card import model_card
 from unixlib.model.repa import SiglipTarget
 from unixlib.model.saving import save_pretrained
 from unixlib.model.unix import UniX
+from unixlib.runlock import RunLock
 from unixlib.train import checkpoint as ckpt
 from unixlib.train import distributed as dist_utils
 from unixlib.train import fsdp
@@ -174,9 +176,23 @@ def _pretrain_tower(cfg: TrainConfig, model: UniX, source, device, run_dir: Path
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Train one stage as configured; ``resume`` continues from the newest checkpoint exactly
-    (same global batch required). A fresh run starts over: it rewrites ``metrics.jsonl`` and
-    removes an earlier run's ``checkpoints/`` in ``run_dir``."""
+    """Train one stage as configured; ``resume`` continues from the newest intact checkpoint
+    exactly (same global batch required). A fresh run starts over: it rewrites ``metrics.jsonl``
+    and removes an earlier run's ``checkpoints/`` in ``run_dir``. The run directory is locked
+    for the duration (``unixlib.runlock``): a second run on it stops at once."""
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the lock for all
+        return _train(cfg, resume, progress)
+    with RunLock(project_path(cfg.run_dir)):
+        return _train(cfg, resume, progress)
+
+
+def _export_card(cfg: TrainConfig, model: UniX, train_rows: int) -> str:
+    """The final model's card: this stage's training settings (no metrics yet: notebook 05)."""
+    training = {**cfg.to_dict(), "train_rows": train_rows}
+    return model_card(model.config, training)
+
+
+def _train(cfg: TrainConfig, resume: bool, progress: bool) -> TrainResult:
     device = dist_utils.resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     info = dist_utils.init_from_env(device)
     run_dir = project_path(cfg.run_dir)
@@ -189,7 +205,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     model.language_model.freeze_und = not {"vision", "connector", "und"} & set(cfg.trainable)
     repa_target = _repa_target(cfg, model, device)
     source = build_source(cfg, model.config, info.world_size, info.rank, data)
-    latest = ckpt.latest_checkpoint(run_dir / "checkpoints") if resume else None
+    latest = ckpt.latest_intact_checkpoint(run_dir / "checkpoints") if resume else None
     if cfg.vision_pretrain_steps and latest is None:  # before sharding, EMA and the optimizer
         _pretrain_tower(cfg, model, source, device, run_dir, info.is_main)
     latent_cache = None
@@ -333,7 +349,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         ema.copy_to(model)
     export = fsdp.gather_model(model) if fsdp.is_sharded(model) else model
     if info.is_main:
-        save_pretrained(export, final)
+        train_rows = int((data[0]["split"] == "train").sum())
+        save_pretrained(export, final, tokenizer=tokenizer,
+                        card=_export_card(cfg, export, train_rows))  # fmt: skip
     dist_utils.barrier(info)
     dist_utils.shutdown(info)
     return TrainResult(run_dir, final, cfg.steps, metrics)

@@ -4,7 +4,9 @@
 
 1. a directory written by :func:`unixlib.train.vae_train.train_vae`, or any diffusers
    ``AutoencoderKL`` directory (``config.json`` + ``diffusion_pytorch_model.safetensors``)
-   with a ``latent_norm.json`` beside it (or explicit ``scale``/``shift``);
+   with a ``latent_norm.json`` beside it, or a model directory's ``vae/`` (whose
+   ``config.json`` sets ``shift_factor``: its ``scaling_factor``/``shift_factor`` are the norm),
+   or explicit ``scale``/``shift``;
 2. a latent-diffusion (CompVis LDM) autoencoder checkpoint (``.ckpt``/``.pt``/``.pth``/
    ``.safetensors``) with its yaml - the paper's kl-f16 - or a directory holding exactly one
    such checkpoint and one yaml (the layout of the LDM model zoo's ``kl-f16.zip``);
@@ -137,6 +139,11 @@ def _load_diffusers(
     missing = [name for name in DIFFUSERS_FILES if not (path / name).is_file()]
     if missing:
         raise FileNotFoundError(f"diffusers VAE directory {path} lacks {missing}")
+    if scale is None and not (path / LATENT_NORM_FILE).is_file():
+        # A model directory's vae/ (saving.py) keeps the norm in diffusers' own config keys.
+        config = json.loads((path / DIFFUSERS_FILES[0]).read_text())
+        if config.get("shift_factor") is not None:
+            scale, shift = float(config["scaling_factor"]), float(config["shift_factor"])
     norm = read_latent_norm(path) if scale is None else None  # fail before loading weights
     autoencoder = AutoencoderKL.from_pretrained(path, local_files_only=True, use_safetensors=True)
     if norm is not None:

@@ -232,10 +232,10 @@ def train_vae(
     stats_idx = torch.randperm(len(x), generator=generator)[: cfg.stats_images]
     scale, shift = latent_stats(encode_dataset(raw, x[stats_idx], batch_size=64))
 
+    vae = VAEWrapper(autoencoder, scale=scale, shift=shift)  # sets scaling/shift_factor
     autoencoder.save_pretrained(out, safe_serialization=True)
     (out / TRAIN_CONFIG_FILE).write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     write_latent_norm(out, scale, shift, cfg.downsample, cfg.latent_channels)
-    vae = VAEWrapper(autoencoder, scale=scale, shift=shift)
     return VAETrainResult(vae, out, scale, shift, metrics, seconds)
 
 
