@@ -5,7 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # torch first and pinned, so that no later requirement resolves to a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
+# Every install goes through the exact pins (pyproject.toml itself states compatible ranges).
+CONSTRAINTS := constraints.txt
 STAMP := $(VENV)/.installed
+LAB_PORT ?= 8888
 
 .PHONY: help venv reproduce test test-fast nbval lint format lab bench clean-runs
 
@@ -15,11 +18,11 @@ help:
 	@echo "make test-fast                  unit tests only (no notebooks, no slow tests)"
 	@echo "make lint | format | lab | bench"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) "$(TORCH_SPEC)"
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	$(PY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else f'torch {v} was installed; expected 2.13.0')"
 	touch $(STAMP)
 
@@ -43,8 +46,15 @@ format: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# JupyterLab at the repository root (notebooks/ and figures/ side by side). .jupyter/ turns off
+# what reaches the network (news prompt, update check, extension search).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	@echo "JupyterLab at the repository root. On a remote GPU node, run there"
+	@echo "  make lab ARGS='--no-browser --ip=127.0.0.1 --port=$(LAB_PORT)'"
+	@echo "then tunnel from your machine (ssh -N -L $(LAB_PORT):127.0.0.1:$(LAB_PORT) NODE) and open the"
+	@echo "printed http://127.0.0.1:$(LAB_PORT)/lab?token=... URL (--ip=0.0.0.0 serves a trusted network)."
+	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} $(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m unixlib.bench
