@@ -20,8 +20,8 @@ from unixlib.__main__ import main
 from unixlib.data import processed, sources
 from unixlib.data.clean import clean_manifest
 from unixlib.model.saving import from_pretrained, save_pretrained
-from unixlib.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 from unixlib.train.setup import build_model
+from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
 # notebook 05's parameters for a 32 px run of random models: a few steps of everything
 TINY = [

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from tests.source_helpers import read_rejects, write_image
+from unixlib.data import sources
 from unixlib.data.schema import LABELS
 from unixlib.data.source_common import hash_split
 from unixlib.data.source_folder import parse_labels
-from unixlib.data import sources
 from unixlib.data.sources import prepare
 
 

@@ -38,6 +38,7 @@ from unixlib.train.batches import (
     load_training_data,
 )
 from unixlib.train.config import TrainConfig
+from unixlib.train.schedules import constant_with_warmup
 from unixlib.train.setup import build_model, set_trainable
 
 
@@ -73,10 +74,6 @@ class TrainResult:
     final_dir: Path
     steps: int
     metrics: list[dict]
-
-
-def _warmup_constant(warmup: int):
-    return lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
 
 
 def _memory_mb(device: torch.device) -> float:
@@ -203,7 +200,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                                   weight_decay=cfg.weight_decay,
                                   fused=True)  # fmt: skip
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_constant(cfg.warmup_steps))
+    scheduler = constant_with_warmup(optimizer, cfg.warmup_steps)
     ema = EMA(model, cfg.ema_decay).to(device) if cfg.ema_decay > 0 else None
 
     start, metrics_path = 0, run_dir / "metrics.jsonl"
