@@ -45,6 +45,7 @@ from pathlib import Path
 from unixlib.data.labeler import label_report
 from unixlib.data.reports import DEID, format_report, report_body, split_report
 from unixlib.data.schema import LABELS
+from unixlib.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -303,5 +304,6 @@ def llm_clean_reports(
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, cfg.concurrency)) as pool:
-        done.update(zip(todo, pool.map(work, todo), strict=True))
+        results = bar(pool.map(work, todo), total=len(todo), desc="LLM cleaning", unit="report")
+        done.update(zip(todo, results, strict=True))
     return [done[raw] for raw in texts]

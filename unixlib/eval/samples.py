@@ -17,6 +17,7 @@ from unixlib.data.prompts import EVAL_PROMPT
 from unixlib.data.schema import LABELS
 from unixlib.data.tokenizer import ReportTokenizer
 from unixlib.model.unix import UniX
+from unixlib.progress import bar
 
 
 @torch.no_grad()
@@ -33,7 +34,8 @@ def generate_reports(
     device = next(model.parameters()).device
     prompt_ids = tokenizer.encode(prompt)
     out: list[str] = []
-    for start in range(0, len(images), batch_size):
+    starts = range(0, len(images), batch_size)
+    for start in bar(starts, desc="generate reports", unit="batch"):
         chunk = images[start : start + batch_size].to(device)
         ids = model.generate_report(chunk, prompt_ids, max_new_tokens)
         out += [tokenizer.decode(r) for r in ids]
@@ -59,9 +61,15 @@ def generate_images(
     model.eval()
     ids = [tokenizer.encode(r)[:max_report_tokens] if r else [] for r in reports]
     out = []
-    for b, start in enumerate(range(0, len(ids), batch_size)):
-        images = model.generate_image(ids[start : start + batch_size], size=size, steps=steps,
-                                      cfg_scale=cfg_scale, seed=seed + b)  # fmt: skip
+    starts = range(0, len(ids), batch_size)
+    for b, start in enumerate(bar(starts, desc="generate images", unit="batch")):
+        images = model.generate_image(
+            ids[start : start + batch_size],
+            size=size,
+            steps=steps,
+            cfg_scale=cfg_scale,
+            seed=seed + b,
+        )
         out.append(images[:, 0].float().cpu().numpy())
     return np.concatenate(out).clip(0, 1)
 

@@ -17,6 +17,7 @@ import os
 import resource
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from unixlib.train.batches import (
     load_training_data,
 )
 from unixlib.train.config import TrainConfig
+from unixlib.train.reporting import open_reporters
 from unixlib.train.schedules import constant_with_warmup
 from unixlib.train.setup import build_model, set_trainable
 
@@ -163,13 +165,17 @@ def _pretrain_tower(cfg: TrainConfig, model: UniX, source, device, run_dir: Path
         )
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+def train(
+    cfg: TrainConfig, resume: bool = False, progress: bool = True, report_to: Sequence[str] = ()
+) -> TrainResult:
     """Train one stage as configured; ``resume`` continues from the newest checkpoint exactly
     (same global batch required). A fresh run starts over: it rewrites ``metrics.jsonl`` and
-    removes an earlier run's ``checkpoints/`` in ``run_dir``."""
+    removes an earlier run's ``checkpoints/`` in ``run_dir``. ``report_to`` also sends each
+    metrics row elsewhere (``("tensorboard",)``: ``run_dir/tensorboard``; see reporting.py)."""
     device = dist_utils.resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     info = dist_utils.init_from_env(device)
     run_dir = project_path(cfg.run_dir)
+    reporters = open_reporters(report_to, run_dir) if info.is_main else []
     torch.manual_seed(cfg.seed)
     data = load_training_data(cfg)  # (frame, tokenizer, paths), read once
     tokenizer = data[1]
@@ -236,9 +242,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     weights = model.config.ce_weight, model.config.flow_weight, cfg.repa_weight
     bar = None
     if progress and info.is_main:
-        from tqdm.auto import tqdm
+        from unixlib.progress import bar as progress_bar  # text under the series runner
 
-        bar = tqdm(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
+        bar = progress_bar(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
     model.train()
     for step in range(start, cfg.steps):
         t0 = time.perf_counter()
@@ -296,6 +302,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         if info.is_main:
             with metrics_path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
+            for reporter in reporters:
+                reporter.log(row)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
@@ -317,6 +325,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         dist_utils.barrier(info)
     if bar is not None:
         bar.close()
+    for reporter in reporters:
+        reporter.close()
     final = run_dir / "final"
     if ema is not None:  # the exported model carries the EMA weights
         ema.copy_to(model)

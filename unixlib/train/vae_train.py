@@ -30,6 +30,7 @@ from torch import Tensor
 from unixlib.data.images import load_image
 from unixlib.model.vae import VAEWrapper, build_autoencoder, latent_stats, vae_loss
 from unixlib.model.vae import tiny_autoencoder_config as default_autoencoder_config
+from unixlib.progress import bar
 from unixlib.train.distributed import resolve_device
 from unixlib.train.schedules import cosine_with_warmup
 from unixlib.train.vae_files import LATENT_NORM_FILE, write_latent_norm
@@ -196,7 +197,7 @@ def train_vae(
     order = torch.empty(0, dtype=torch.long)
     start = time.perf_counter()
     with open(out / METRICS_FILE, "w") as log:
-        for step in range(1, cfg.steps + 1):
+        for step in bar(range(1, cfg.steps + 1), desc="VAE training", unit="step"):
             while len(order) < cfg.batch_size:  # a new epoch; the short tail is carried over
                 order = torch.cat([order, torch.randperm(len(x), generator=generator)])
             idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
@@ -238,6 +239,7 @@ def encode_dataset(
     images: np.ndarray | Tensor,
     batch_size: int = 64,
     generator: torch.Generator | None = None,
+    desc: str = "encode latents",
 ) -> Tensor:
     """Normalised latents ``(N, C, H/f, W/f)`` (float32, CPU) of images ``(N, 1, H, W)`` in [0, 1].
 
@@ -248,7 +250,7 @@ def encode_dataset(
     device = _device_of(vae)
     chunks = []
     with torch.no_grad():
-        for batch in x.split(batch_size):
+        for batch in bar(x.split(batch_size), desc=desc, unit="batch"):
             chunks.append(vae.encode(batch.to(device) * 2 - 1, generator=generator).float().cpu())
     return torch.cat(chunks)
 
@@ -256,10 +258,10 @@ def encode_dataset(
 def reconstruct(vae: VAEWrapper, images: np.ndarray | Tensor, batch_size: int = 64) -> Tensor:
     """Encode and decode ``(N, 1, H, W)`` images in [0, 1]; returns the same shape, clamped."""
     device = _device_of(vae)
-    latents = encode_dataset(vae, images, batch_size)
+    latents = encode_dataset(vae, images, batch_size, desc="reconstruct: encode")
     chunks = []
     with torch.no_grad():
-        for z in latents.split(batch_size):
+        for z in bar(latents.split(batch_size), desc="reconstruct: decode", unit="batch"):
             pixels = vae.decode(z.to(device)).float().cpu()  # (B, 1, H, W) in ~[-1, 1]
             chunks.append(((pixels + 1) / 2).clamp(0, 1))
     return torch.cat(chunks)
