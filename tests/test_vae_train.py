@@ -237,9 +237,16 @@ def _as_ldm_checkpoint(autoencoder, levels: int) -> dict[str, torch.Tensor]:
 
 def test_load_vae_ldm_checkpoint_with_yaml(tmp_path: Path) -> None:
     ddconfig = {
-        "double_z": True, "z_channels": 4, "resolution": 16, "in_channels": 1, "out_ch": 1,
-        "ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [8],
-    }  # fmt: skip
+        "double_z": True,
+        "z_channels": 4,
+        "resolution": 16,
+        "in_channels": 1,
+        "out_ch": 1,
+        "ch": 32,
+        "ch_mult": [1, 2],
+        "num_res_blocks": 1,
+        "attn_resolutions": [8],
+    }
     ldm_yaml = {"model": {"params": {"embed_dim": 4, "ddconfig": ddconfig}}}
     torch.manual_seed(0)
     reference = build_autoencoder(vae_mod.ldm_vae_config(ldm_yaml))

@@ -84,13 +84,15 @@ def report_table(references: Sequence[str], generated: Sequence[str]) -> pd.Data
         return ", ".join(n + ("?" if row[n] == -1.0 else "") for n in names) or "-"
 
     agree = ((ref_lab.isin([1.0, -1.0])) == (gen_lab.isin([1.0, -1.0]))).all(axis=1)
-    return pd.DataFrame({
-        "reference": list(references),
-        "generated": list(generated),
-        "reference findings": ref_lab.apply(positives, axis=1),
-        "generated findings": gen_lab.apply(positives, axis=1),
-        "labels agree": agree.to_numpy(),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "reference": list(references),
+            "generated": list(generated),
+            "reference findings": ref_lab.apply(positives, axis=1),
+            "generated findings": gen_lab.apply(positives, axis=1),
+            "labels agree": agree.to_numpy(),
+        }
+    )
 
 
 def label_agreement(references: Sequence[str], generated: Sequence[str]) -> pd.DataFrame:
@@ -98,9 +100,11 @@ def label_agreement(references: Sequence[str], generated: Sequence[str]) -> pd.D
     neither text: a quick check of round trips, not the paper's F1 (that is notebook 05)."""
     ref_lab = label_texts(references).isin([1.0, -1.0])
     gen_lab = label_texts(generated).isin([1.0, -1.0])
-    return pd.DataFrame({
-        "class": list(LABELS),
-        "reference positives": ref_lab.sum().to_numpy(),
-        "generated positives": gen_lab.sum().to_numpy(),
-        "agreement": (ref_lab == gen_lab).mean().to_numpy(),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "class": list(LABELS),
+            "reference positives": ref_lab.sum().to_numpy(),
+            "generated positives": gen_lab.sum().to_numpy(),
+            "agreement": (ref_lab == gen_lab).mean().to_numpy(),
+        }
+    )

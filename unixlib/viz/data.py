@@ -74,7 +74,7 @@ def cleaning_status(statuses: pd.Series, out_path: Path) -> Figure:
     return save(fig, out_path)
 
 
-# Label states in the order they are stacked, with their colours.
+# Label states from the left of each bar, with their colours.
 LABEL_STATES = {
     "positive": "#c44e52",
     "uncertain": "#dd8452",
@@ -109,7 +109,7 @@ def label_distribution(frame: pd.DataFrame, out_path: Path) -> Figure:
         discrete=True,
         shrink=0.8,
         palette=LABEL_STATES,
-        hue_order=list(LABEL_STATES),
+        hue_order=list(LABEL_STATES)[::-1],
         ax=ax,
         linewidth=0,
         alpha=1.0,
@@ -117,7 +117,8 @@ def label_distribution(frame: pd.DataFrame, out_path: Path) -> Figure:
     ax.set_xlim(0, 1)
     ax.set_ylabel("")
     ax.set_xlabel(f"share of {len(frame)} training reports")
-    sns.move_legend(ax, "lower right", fontsize=8, title=None)
+    # seaborn stacks the last hue level first: positives start at 0 (legend from the right end)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title=None)
     ax.set_title("label distribution (training split)")
     return save(fig, out_path)
 
