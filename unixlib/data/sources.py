@@ -128,7 +128,8 @@ def prepare(
     image_dir = out / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     pending = image_dir / ".pending"  # one file per candidate until its row is accepted
-    pending.mkdir(exist_ok=True)
+    shutil.rmtree(pending, ignore_errors=True)  # left by an interrupted run
+    pending.mkdir()
     candidates: list[Candidate] = []
     jobs: list[tuple[str, str, int, float]] = []  # (source file, pending PNG, size, pad)
     for cand in bar(SOURCES[source](**source_args), desc=f"read {source}", unit="row"):
@@ -140,7 +141,8 @@ def prepare(
                 jobs.append((str(cand.image), str(dst), image_size, pad_value))
             cand.image = dst
         candidates.append(cand)
-    failed = dict(zip((dst for _, dst, _, _ in jobs), _cache_files(jobs, workers), strict=True))
+    # pending PNG -> None, or (stage, reason) when its file could not be read
+    problems = dict(zip((dst for _, dst, _, _ in jobs), _cache_files(jobs, workers), strict=True))
 
     rows: list[dict[str, object]] = []
     rejects: list[dict[str, str]] = []
@@ -148,7 +150,7 @@ def prepare(
     for cand in candidates:
         problem = _check(cand, seen_ids)
         if problem is None and cand.image is not None:
-            problem = failed.get(str(cand.image))
+            problem = problems.get(str(cand.image))
         if problem is not None:
             stage, reason = problem
             rejects.append({"id": cand.id, "ref": cand.ref, "stage": stage, "reason": reason})
