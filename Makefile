@@ -5,7 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # torch first and pinned, so that no later requirement resolves to a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
+# Every install goes through the exact pins (pyproject.toml itself states compatible ranges).
+CONSTRAINTS := constraints.txt
 STAMP := $(VENV)/.installed
+LAB_PORT ?= 8888
 
 .PHONY: help venv reproduce test test-fast lint format lab bench snapshot clean-runs
 
@@ -20,11 +23,11 @@ help:  ## list the targets and their variables (this text)
 	@echo "                make reproduce ARGS='--only 01,02 --set seed=1'"
 	@echo "                make test-fast ARGS='-k checkpoint'   make bench ARGS='--quick'"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) "$(TORCH_SPEC)"
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	$(PY) -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else f'torch {v} was installed; expected 2.13.0')"
 	touch $(STAMP)
 
@@ -33,9 +36,14 @@ venv: $(STAMP)  ## create .venv and install the pinned packages
 reproduce: $(STAMP)  ## run the notebook series -> papermill_runs/PROFILE, figures/PROFILE
 	$(PY) -m unixlib reproduce --profile $(PROFILE) $(ARGS)
 
-test: $(STAMP)  ## unit tests + the smoke notebooks under nbval
+# The notebooks run under nbval from copies with their parameters injected (run_dir
+# papermill_runs/test, figures_dir figures/test), so make test never overwrites what make
+# reproduce wrote; tests/test_lab_browser.py leaves its screenshot in test-artifacts/.
+TEST_SET := --set run_dir=papermill_runs/test --set figures_dir=figures/test
+test: $(STAMP)  ## unit tests (browser test included) + the notebook series under nbval
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks
+	$(PY) -m unixlib reproduce --profile smoke --prepare-only $(TEST_SET)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbval-lax -p no:cacheprovider papermill_runs/test/*.ipynb
 
 test-fast: $(STAMP)  ## unit tests only (no notebooks, no slow tests)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" tests $(ARGS)
@@ -48,8 +56,15 @@ format: $(STAMP)  ## ruff format + autofix
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-lab: $(STAMP)  ## JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab notebooks/
+# JupyterLab at the repository root (notebooks/ and figures/ side by side). .jupyter/ turns off
+# what reaches the network (news prompt, update check, extension search).
+lab: $(STAMP)  ## JupyterLab at the repository root (ARGS='--no-browser --ip=...' on a GPU node)
+	@echo "JupyterLab at the repository root. On a remote GPU node, run there"
+	@echo "  make lab ARGS='--no-browser --ip=127.0.0.1 --port=$(LAB_PORT)'"
+	@echo "then tunnel from your machine (ssh -N -L $(LAB_PORT):127.0.0.1:$(LAB_PORT) NODE) and open the"
+	@echo "printed http://127.0.0.1:$(LAB_PORT)/lab?token=... URL (--ip=0.0.0.0 serves a trusted network)."
+	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} $(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(ARGS)
 
 bench: $(STAMP)  ## benchmarks (python -m unixlib.bench), ratios measured in one run
 	$(PY) -m unixlib.bench $(ARGS)
@@ -57,5 +72,5 @@ bench: $(STAMP)  ## benchmarks (python -m unixlib.bench), ratios measured in one
 snapshot: $(STAMP)  ## copy the headline figures and tables of figures/PROFILE to docs/results/PROFILE (README)
 	$(PY) -m unixlib.snapshot $(PROFILE)
 
-clean-runs:  ## delete papermill_runs/PROFILE and figures/PROFILE
-	rm -rf papermill_runs/$(PROFILE) figures/$(PROFILE)
+clean-runs:  ## delete papermill_runs/PROFILE, figures/PROFILE and the test run
+	rm -rf papermill_runs/$(PROFILE) figures/$(PROFILE) papermill_runs/test figures/test

@@ -53,10 +53,12 @@ def test_train_step_flops_count_each_part_once():
     vit = cfg.vit_grid**2
     ce = int(und.ce_index.numel())
     assert ce == 6  # the report's 5 tokens and eos
-    expected = (6 * n_branch * (int(und.lengths.sum()) - vit)
-                + 6 * bench.parameter_counts(cfg)["vision"] * vit
-                + 12 * cfg.num_layers * cfg.hidden_size * bench.attended_pairs(und)
-                + 6 * cfg.hidden_size * cfg.vocab_size * ce)  # fmt: skip
+    expected = (
+        6 * n_branch * (int(und.lengths.sum()) - vit)
+        + 6 * bench.parameter_counts(cfg)["vision"] * vit
+        + 12 * cfg.num_layers * cfg.hidden_size * bench.attended_pairs(und)
+        + 6 * cfg.hidden_size * cfg.vocab_size * ce
+    )
     assert bench.train_step_flops(cfg, und, n_vit_images=1) == expected
 
 
@@ -110,8 +112,12 @@ def test_argument_parsing_and_rejections(capsys):
     default = bench.parse_args([])
     assert default.peak_tflops == bench.H200_BF16_DENSE_TFLOPS and not default.quick
     assert bench.parse_args(["--quick"]).repeats == 1
-    for bad in (["--only", "nope"], ["--repeats", "0"], ["--threads", "0"],
-                ["--peak-tflops", "fast"]):  # fmt: skip
+    for bad in (
+        ["--only", "nope"],
+        ["--repeats", "0"],
+        ["--threads", "0"],
+        ["--peak-tflops", "fast"],
+    ):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
     assert "invalid choice: 'nope'" in capsys.readouterr().err

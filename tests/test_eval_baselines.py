@@ -8,7 +8,7 @@ import pytest
 
 from unixlib.eval import baselines, image_eval, report_eval
 from unixlib.eval.understanding import score_reports
-from unixlib.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
+from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
 TRAIN = ["No acute process.", "Cardiomegaly.", "No acute process.", "Small left effusion.", ""]
 

@@ -18,9 +18,9 @@ from unixlib.eval.hyperparams import (
     run_column,
     training_table,
 )
-from unixlib.tables import save_table
 from unixlib.train.checkpoint import step_dir_name
 from unixlib.train.config import GROUPS, TrainConfig, stage_config
+from unixlib.viz.tables import save_table
 
 # Stage 1 at its defaults (lr, warm-up) on 2 processes; stage 2 with its own lr and shift;
 # stage 3 never ran.

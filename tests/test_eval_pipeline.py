@@ -21,8 +21,8 @@ from unixlib.data import processed
 from unixlib.data.sources.prepare import prepare
 from unixlib.data.text.clean import clean_manifest
 from unixlib.model.saving import from_pretrained, save_pretrained
-from unixlib.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 from unixlib.train.setup import build_model
+from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
 # notebook 05's parameters for a 32 px run of random models: a few steps of everything
 TINY = [

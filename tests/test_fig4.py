@@ -10,6 +10,7 @@ import torch
 
 from unixlib.data.text.tokenizer import train_bpe
 from unixlib.eval import fig4
+from unixlib.eval.finding_contrast import finding_contrast
 from unixlib.model.config import preset
 from unixlib.model.unix import UniX
 
@@ -25,7 +26,7 @@ def test_finding_contrast_by_hand() -> None:
     gen_case[:, 1, 2] += 0.1  # both samples: brighter where the reference is darker (wrong way)
     generated = {"normal": gen_normal, "case": gen_case, "same": gen_normal.copy()}
 
-    table = fig4.finding_contrast(generated, references).set_index("case")
+    table = finding_contrast(generated, references).set_index("case")
     row = table.loc["case"]
     assert row["region_px"] == 3
     assert row["reference"] == pytest.approx((0.2 + 0.4 + 0.3) / 3)
@@ -36,16 +37,16 @@ def test_finding_contrast_by_hand() -> None:
     assert "normal" not in table.index
 
     generated["case"] = gen_normal + 0.5 * (case - normal)  # drawn at half the strength
-    table = fig4.finding_contrast(generated, references)
+    table = finding_contrast(generated, references)
     assert table.case.tolist() == ["case", "same"]
     assert table.ratio.iloc[0] == pytest.approx(0.5)
 
 
 def test_finding_contrast_rejects_bad_input() -> None:
     with pytest.raises(KeyError, match="normal"):
-        fig4.finding_contrast({"a": np.zeros((1, 2, 2))}, {"normal": np.zeros((2, 2))})
+        finding_contrast({"a": np.zeros((1, 2, 2))}, {"normal": np.zeros((2, 2))})
     with pytest.raises(ValueError, match="differ from the normal"):
-        fig4.finding_contrast(
+        finding_contrast(
             {"normal": np.zeros((1, 3, 3)), "a": np.zeros((1, 2, 2))},
             {"normal": np.zeros((3, 3)), "a": np.ones((3, 3))},
         )

@@ -40,30 +40,42 @@ def mixed():
 
 
 def test_mixed_batch_masks_are_the_paper_rules(mixed):
-    und = bool_matrix(["10000000",
-                       "11000000",
-                       "11110000",  # vit block: full within itself, sees [bos, boi]
-                       "11110000",
-                       "11111000",
-                       "11111100",
-                       "11111110",
-                       "11111111"])  # fmt: skip
-    gen = bool_matrix(["10000000",
-                       "11000000",
-                       "11100000",
-                       "11111000",  # noisy block: sees the context and itself
-                       "11111000",
-                       "00000100",  # padding: only itself
-                       "00000010",
-                       "00000001"])  # fmt: skip
-    uncond = bool_matrix(["10000000",
-                          "11000000",
-                          "11110000",
-                          "11110000",
-                          "00001000",
-                          "00000100",
-                          "00000010",
-                          "00000001"])  # fmt: skip
+    und = bool_matrix(
+        [
+            "10000000",
+            "11000000",
+            "11110000",  # vit block: full within itself, sees [bos, boi]
+            "11110000",
+            "11111000",
+            "11111100",
+            "11111110",
+            "11111111",
+        ]
+    )
+    gen = bool_matrix(
+        [
+            "10000000",
+            "11000000",
+            "11100000",
+            "11111000",  # noisy block: sees the context and itself
+            "11111000",
+            "00000100",  # padding: only itself
+            "00000010",
+            "00000001",
+        ]
+    )
+    uncond = bool_matrix(
+        [
+            "10000000",
+            "11000000",
+            "11110000",
+            "11110000",
+            "00001000",
+            "00000100",
+            "00000010",
+            "00000001",
+        ]
+    )
     assert mixed.attention_mask.shape == (3, 1, 8, 8)
     assert mixed.attention_mask.dtype == torch.bool
     assert torch.equal(mixed.attention_mask[0, 0], und)
@@ -74,11 +86,15 @@ def test_mixed_batch_masks_are_the_paper_rules(mixed):
 def test_noisy_block_is_invisible_to_later_text():
     plan = SamplePlan((Split(TEXT, (1,)), Split(VAE, grid=(1, 2)), Split(TEXT, (5, 6))))
     batch = pack([plan], pad_id=0)
-    expected = bool_matrix(["10000",
-                            "11100",
-                            "11100",
-                            "10010",  # text after the noisy block does not see it
-                            "10011"])  # fmt: skip
+    expected = bool_matrix(
+        [
+            "10000",
+            "11100",
+            "11100",
+            "10010",  # text after the noisy block does not see it
+            "10011",
+        ]
+    )
     assert torch.equal(batch.attention_mask[0, 0], expected)
     assert batch.position_ids[0].tolist() == [0, 1, 1, 2, 3]
 

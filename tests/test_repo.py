@@ -7,28 +7,58 @@ import tomllib
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from tests.conftest import REPO_ROOT
 from unixlib import config
 
 
-def _pyproject_pins() -> list[str]:
+def _pyproject_requirements() -> list[Requirement]:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    return project["dependencies"] + project["optional-dependencies"]["dev"]
+    extras = project["optional-dependencies"]
+    return [Requirement(r) for r in project["dependencies"] + extras["dev"] + extras["tensorboard"]]
 
 
-def test_environment_yml_has_the_same_pins_as_pyproject():
+def _pins(lines: list[str]) -> dict[str, str]:
+    """``name==version`` lines (comments, blanks and ``-e .`` skipped) as {name: version}."""
+    pins = {}
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            name, sep, version = line.partition("==")
+            assert sep, f"{line!r} is not an exact pin"
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def _constraints() -> dict[str, str]:
+    return _pins((REPO_ROOT / "constraints.txt").read_text().splitlines())
+
+
+def test_every_requirement_has_an_exact_pin_inside_its_range():
+    pins = _constraints()
+    for req in _pyproject_requirements():
+        assert req.name in pins, f"{req.name} has no pin in constraints.txt"
+        assert req.specifier.contains(pins[req.name]), f"{req.name}=={pins[req.name]} ∉ {req}"
+        if req.name != "ruff":  # ruff alone stays exact: its formatting changes between versions
+            assert "==" not in str(req.specifier), f"{req}: a compatible range, not a pin"
+        assert req.name != "torchvision", "torchvision breaks beside torch 2.13 here"
+    assert pins["torch"] == "2.13.0"
+
+
+def test_environment_yml_has_the_pins_of_constraints_txt():
     env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    conda_pins = sorted(p for p in pip_section if not p.startswith("-e"))
-    assert conda_pins == sorted(_pyproject_pins())
+    optional = {r.name for r in _pyproject_requirements()} - set(_pins(pip_section))
+    assert optional == {"tensorboard"}, "environment.yml installs every requirement but extras"
+    expected = {k: v for k, v in _constraints().items() if k not in optional}
+    assert _pins(pip_section) == expected
 
 
-def test_every_dependency_is_pinned_exactly_and_torchvision_is_absent():
-    for pin in _pyproject_pins():
-        assert "==" in pin, f"{pin} is not pinned exactly"
-        assert not pin.startswith("torchvision"), "torchvision breaks beside torch 2.13 here"
-    assert "torch==2.13.0" in _pyproject_pins()
+def test_makefile_installs_through_the_constraints():
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert '-c $(CONSTRAINTS) -e ".[dev]"' in makefile
+    assert "CONSTRAINTS := constraints.txt" in makefile
 
 
 def test_installed_torch_is_the_pinned_one():
@@ -40,6 +70,8 @@ def test_installed_torch_is_the_pinned_one():
 @pytest.mark.parametrize("nb_path", config.notebooks(), ids=lambda p: p.stem)
 def test_notebook_is_committed_without_outputs_and_has_a_parameters_cell(nb_path):
     nb = json.loads(nb_path.read_text())
+    ids = [cell.get("id") for cell in nb["cells"]]
+    assert None not in ids and len(set(ids)) == len(ids), f"{nb_path.name}: cell ids (nbformat 4.5)"
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             assert cell.get("outputs") == [], f"{nb_path.name} has outputs"

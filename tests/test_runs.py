@@ -37,7 +37,7 @@ def _write_nb(path, params: str, body: str) -> None:
 
 
 @pytest.mark.slow
-def test_series_runs_in_order_writes_manifest_and_stops_at_failure(tmp_path):
+def test_series_runs_in_order_writes_manifest_and_stops_at_failure(tmp_path, capfd):
     nbs, profiles, run_dir = tmp_path / "nbs", tmp_path / "profiles", tmp_path / "run"
     nbs.mkdir()
     profiles.mkdir()
@@ -46,7 +46,11 @@ def test_series_runs_in_order_writes_manifest_and_stops_at_failure(tmp_path):
     _write_nb(
         nbs / "01_ok.ipynb",
         common + "value = 1\n",
-        write_marker + "Path(run_dir, 'one').write_text(str(value))",
+        write_marker
+        + "Path(run_dir, 'one').write_text(str(value))\n"
+        + "Path(figures_dir).mkdir(parents=True, exist_ok=True)\n"
+        + "Path(figures_dir, 'one.png').write_text('x')\n"
+        + "print('streamed', value)",
     )
     _write_nb(
         nbs / "02_fails.ipynb",
@@ -54,8 +58,14 @@ def test_series_runs_in_order_writes_manifest_and_stops_at_failure(tmp_path):
         "if boom:\n    raise RuntimeError('kaput')",
     )
     _write_nb(
-        nbs / "03_never.ipynb", common, write_marker + "Path(run_dir, 'three').write_text('x')"
+        nbs / "03_never.ipynb",
+        common,
+        write_marker
+        + "Path(run_dir, 'three').write_text('x')\n"
+        + "Path(figures_dir, 'three.png').write_text('x')",
     )
+    (tmp_path / "fig").mkdir()
+    (tmp_path / "fig" / "stale.png").write_text("an earlier run's figure")
     (profiles / "t.yaml").write_text(
         f"parameters: {{run_dir: '{run_dir}', value: 0}}\nnotebooks:\n  01_ok: {{value: 5}}\n"
     )
@@ -73,6 +83,8 @@ def test_series_runs_in_order_writes_manifest_and_stops_at_failure(tmp_path):
     assert manifest["profile"] == "t" and manifest["parameters"]["01_ok"]["value"] == 5
     assert manifest["seed"]["01_ok"] == 0 and manifest["packages"]["torch"].startswith("2.13.0")
     assert {"commit", "dirty"} <= set(manifest["git"]) and "cpu_count" in manifest["device"]
+    figures = [f.rsplit("/", 1)[-1] for f in manifest["figures"]]
+    assert figures == ["one.png"], "only the files this run wrote"
 
     # --only skips the failing notebook; --set overrides reach it
     runs.reproduce(
@@ -82,5 +94,20 @@ def test_series_runs_in_order_writes_manifest_and_stops_at_failure(tmp_path):
         notebook_dir=nbs,
         profile_dir=profiles,
         progress=False,
+        log_output=True,
     )
     assert (run_dir / "one").read_text() == "7" and (run_dir / "three").exists()
+    assert "streamed 7" in capfd.readouterr().out, "--log-output streams the notebook's prints"
+    # --only merged into the manifest: 02's failed entry stays, 01 and 03 are this run's
+    merged = json.loads((run_dir / "manifest.json").read_text())
+    assert [(n["notebook"], n["status"]) for n in merged["notebooks"]] == [
+        ("01_ok", "ok"),
+        ("02_fails", "failed"),
+        ("03_never", "ok"),
+    ]
+    assert merged["parameters"]["01_ok"]["value"] == 7 and "02_fails" in merged["parameters"]
+    assert [f.rsplit("/", 1)[-1] for f in merged["figures"]] == ["one.png", "three.png"]
+    assert [r["notebooks"] for r in merged["runs"]] == [
+        ["01_ok", "02_fails"],
+        ["01_ok", "03_never"],
+    ]

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.source_helpers import read_rejects, write_image
+from unixlib.data import sources
 from unixlib.data.schema import LABELS
 from unixlib.data.sources.common import hash_split
 from unixlib.data.sources.folder import parse_labels
@@ -108,6 +109,44 @@ def test_folder_without_reports_split_column_and_label_map(tmp_path: Path) -> No
     assert manifest.loc[0, list(LABELS)].sum() == 0.0 and manifest.loc[1, "no_finding"] == 1.0
     with pytest.raises(ValueError, match=r"no column\(s\) \['nope'\]"):
         prepare("folder", tmp_path / "o2", 6, root=tmp_path, csv=csv, image_col="nope")
+
+
+@pytest.mark.slow
+def test_image_cache_on_a_process_pool_matches_one_process(tmp_path: Path, monkeypatch) -> None:
+    """Rows, rejects and PNG bytes do not depend on the pool (an unreadable file included)."""
+    rng = np.random.default_rng(0)
+    names = [f"im{i:02d}.png" for i in range(12)]
+    for name in names:
+        Image.fromarray(rng.integers(0, 255, (9, 13), dtype=np.uint8)).save(tmp_path / name)
+    (tmp_path / "im05.png").write_bytes(b"not an image")
+    csv = tmp_path / "d.csv"
+    pd.DataFrame({"file": names, "lab": ["Effusion"] * len(names)}).to_csv(csv, index=False)
+    monkeypatch.setattr(sources, "POOL_MIN_JOBS", 0)
+    outs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        prepare(
+            "folder",
+            out,
+            8,
+            root=tmp_path,
+            csv=csv,
+            image_col="file",
+            labels_col="lab",
+            max_reject_frac=0.5,
+            workers=workers,
+        )
+        outs[workers] = out
+        assert not (out / "images" / ".pending").exists()
+    one, two = outs[1], outs[2]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(one / "manifest.parquet"), pd.read_parquet(two / "manifest.parquet")
+    )
+    assert read_rejects(one) == read_rejects(two) and len(read_rejects(one)) == 1
+    pngs = sorted(p.name for p in (one / "images").iterdir())
+    assert len(pngs) == 11 and pngs == sorted(p.name for p in (two / "images").iterdir())
+    for name in pngs:
+        assert (one / "images" / name).read_bytes() == (two / "images" / name).read_bytes()
 
 
 # --- real images (../shared/data/realcxr/images) -------------------------------------------

@@ -250,8 +250,10 @@ def test_iuxray_manifest(tmp_path: Path) -> None:
     # The views CSV's "Frontal" is a frontal view of unrecorded PA/AP (trained on); an image it
     # does not list may be lateral and stays UNKNOWN (not trained on).
     assert manifest["view"].to_dict() == {
-        "CXR1_1_IM-0001-3001": "FRONTAL", "CXR2": "UNKNOWN", "CXR4_IM-2050-1001": "UNKNOWN"
-    }  # fmt: skip
+        "CXR1_1_IM-0001-3001": "FRONTAL",
+        "CXR2": "UNKNOWN",
+        "CXR4_IM-2050-1001": "UNKNOWN",
+    }
     cleaned = manifest.assign(report_clean="FINDINGS: Clear.")
     assert unusable_reason(cleaned).to_dict() == {
         "CXR1_1_IM-0001-3001": "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from unixlib.tables import FROM_PAPER, SOURCE_COL, THIS_RUN, save_table
+from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN, save_table
 
 
 def test_three_formats_with_caption_and_escaping(tmp_path):

@@ -156,8 +156,12 @@ def test_tiny_tower_features_and_no_pooling_head() -> None:
 
 
 def test_load_vision_tower_round_trip_and_missing(tmp_path: Path) -> None:
-    cfg = {**preset("tiny").vision_config(), "hidden_size": 32, "intermediate_size": 64,
-           "image_size": 32}  # fmt: skip
+    cfg = {
+        **preset("tiny").vision_config(),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "image_size": 32,
+    }
     tower = build_vision_tower(cfg)
     tower.save_pretrained(tmp_path / "siglip")
     loaded = load_vision_tower(tmp_path / "siglip")

@@ -81,7 +81,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from unixlib import runs
 
     try:
-        runs.reproduce(args.profile, only=args.only, start=args.start, overrides=args.set)
+        runs.reproduce(
+            args.profile,
+            only=args.only,
+            start=args.start,
+            overrides=args.set,
+            log_output=args.log_output,
+            prepare_only=args.prepare_only,
+        )
     except runs.SeriesError as err:  # a notebook failed: not a user error
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -173,7 +180,9 @@ def cmd_train(args: argparse.Namespace) -> int:
              "seed": "seed", "parallel": "parallel"}  # fmt: skip
     overrides = {f: getattr(args, a) for a, f in flags.items() if getattr(args, a) is not None}
     cfg = dataclasses.replace(cfg, **overrides)  # runs TrainConfig's validation again
-    result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    result = train(
+        cfg, resume=args.resume, progress=not args.no_progress, report_to=args.report_to or ()
+    )
     print(f"final model: {result.final_dir}")
     return 0
 
@@ -222,6 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", type=_csv_list, help="comma-separated notebooks, e.g. 01,03")
     p.add_argument("--from", dest="start", help="start at this notebook, e.g. 02")
     p.add_argument("--set", action="append", metavar="[NB.]KEY=VALUE", help="override a parameter")
+    p.add_argument(
+        "--log-output",
+        action="store_true",
+        help="stream each notebook's printed output and progress to the terminal",
+    )
+    p.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="write the parameterized notebooks to the run directory without executing them "
+        "(make test runs them under nbval)",
+    )
 
     p = add("prepare", cmd_prepare, "build DIR/manifest.parquet + image cache from a data source")
     p.add_argument("--source", required=True, choices=["synth", "mimic", "iuxray", "folder"])
@@ -273,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="under torchrun: ddp or fsdp (auto = fsdp for the paper preset)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    p.add_argument(
+        "--report-to",
+        action="append",
+        choices=["tensorboard"],
+        help="also log metrics to TensorBoard (RUN_DIR/tensorboard; needs the tensorboard extra)",
+    )
 
     p = add("evaluate", cmd_evaluate, "regenerate Tables 2-4 and Fig. 1 for a trained run")
     p.add_argument(

@@ -73,9 +73,11 @@ def _seconds(fn: Callable[[], Any], sync: Callable[[], None]) -> float:
 
 
 def paired_medians(
-    baseline: Callable[[], Any], candidate: Callable[[], Any], repeats: int,
+    baseline: Callable[[], Any],
+    candidate: Callable[[], Any],
+    repeats: int,
     sync: Callable[[], None] = lambda: None,
-) -> tuple[float, float]:  # fmt: skip
+) -> tuple[float, float]:
     """Median seconds of ``baseline`` and ``candidate``, timed alternately ``repeats`` times
     (callers warm both up first); ``sync`` waits for queued device work before each clock."""
     pairs = [(_seconds(baseline, sync), _seconds(candidate, sync)) for _ in range(repeats)]
@@ -102,10 +104,16 @@ def mixed_batch(
     special = SpecialTokens.from_mapping(cfg.special_ids())
     vit, g = (cfg.vit_grid, cfg.vit_grid), cfg.latent_grid(cfg.image_size_gen)
     v = cfg.vocab_size
-    plans = [understanding_plan(random_ids(prompt_len, v, gen), random_ids(report_len, v, gen),
-                                vit, special, i) for i in range(n_und)]  # fmt: skip
-    plans += [generation_plan(random_ids(report_len, v, gen) if i % 5 else [], (g, g), special, i)
-              for i in range(n_gen)]  # fmt: skip
+    plans = [
+        understanding_plan(
+            random_ids(prompt_len, v, gen), random_ids(report_len, v, gen), vit, special, i
+        )
+        for i in range(n_und)
+    ]
+    plans += [
+        generation_plan(random_ids(report_len, v, gen) if i % 5 else [], (g, g), special, i)
+        for i in range(n_gen)
+    ]
     side = g * cfg.latent_patch_size
     latents = torch.randn(n_gen, cfg.latent_channels, side, side, generator=gen)
     return {
@@ -129,8 +137,9 @@ def training_step(model: UniX, inputs: dict[str, Any]) -> Callable[[], None]:
     parameters that require grad (as the training loop), with a live generation head."""
     torch.nn.init.normal_(model.llm2vae.weight, std=0.02)  # zero-initialised: v would be 0
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0,
-                            fused=True)  # fmt: skip
+    opt = torch.optim.AdamW(
+        params, lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0, fused=True
+    )
 
     def step() -> None:
         model(**inputs)["loss"].backward()
@@ -142,10 +151,17 @@ def training_step(model: UniX, inputs: dict[str, Any]) -> Callable[[], None]:
 
 def _result(name: str, base: float, cand: float, target: float | None, **settings: Any) -> dict:
     ratio = base / cand
-    return {"name": name, "baseline_s": base, "candidate_s": cand, "ratio": ratio,
-            "target": None if target is None else f"ratio >= {target:.3g}",
-            "meets_target": None if target is None else ratio >= target,
-            **settings, "threads": torch.get_num_threads(), "device": "cpu"}  # fmt: skip
+    return {
+        "name": name,
+        "baseline_s": base,
+        "candidate_s": cand,
+        "ratio": ratio,
+        "target": None if target is None else f"ratio >= {target:.3g}",
+        "meets_target": None if target is None else ratio >= target,
+        **settings,
+        "threads": torch.get_num_threads(),
+        "device": "cpu",
+    }
 
 
 def bench_decode(quick: bool, repeats: int) -> dict:
@@ -165,9 +181,19 @@ def bench_decode(quick: bool, repeats: int) -> dict:
     decoded = len(model.generate_report(images, prompt, new_tokens)[0])
     if decoded != new_tokens:
         raise RuntimeError(f"decode_kv_cache: decoded {decoded} of {new_tokens} tokens")
-    return _result("decode_kv_cache", base, cand, 3.0, baseline="recompute every step",
-                   candidate="kv cache", preset="tiny", batch=batch, new_tokens=new_tokens,
-                   prompt_tokens=len(prompt), repeats=repeats)  # fmt: skip
+    return _result(
+        "decode_kv_cache",
+        base,
+        cand,
+        3.0,
+        baseline="recompute every step",
+        candidate="kv cache",
+        preset="tiny",
+        batch=batch,
+        new_tokens=new_tokens,
+        prompt_tokens=len(prompt),
+        repeats=repeats,
+    )
 
 
 def bench_sampling(report_len: int, quick: bool, repeats: int) -> dict:
@@ -185,11 +211,21 @@ def bench_sampling(report_len: int, quick: bool, repeats: int) -> dict:
         run(reuse, 2)()
     base, cand = paired_medians(run(False), run(True), repeats)
     cfg = model.config
-    return _result(f"sample_context_reuse_L{report_len}", base, cand, 1.5 if report_len >= 256
-                   else None, baseline="recompute context every step", candidate="reuse context",
-                   preset="tiny", batch=batch, report_tokens=report_len, steps=steps,
-                   latent_tokens=cfg.latent_grid(cfg.image_size_gen) ** 2,
-                   cfg_scale=cfg.cfg_scale, repeats=repeats)  # fmt: skip
+    return _result(
+        f"sample_context_reuse_L{report_len}",
+        base,
+        cand,
+        1.5 if report_len >= 256 else None,
+        baseline="recompute context every step",
+        candidate="reuse context",
+        preset="tiny",
+        batch=batch,
+        report_tokens=report_len,
+        steps=steps,
+        latent_tokens=cfg.latent_grid(cfg.image_size_gen) ** 2,
+        cfg_scale=cfg.cfg_scale,
+        repeats=repeats,
+    )
 
 
 def bench_mot_vs_dense(quick: bool, repeats: int) -> dict:
@@ -204,10 +240,21 @@ def bench_mot_vs_dense(quick: bool, repeats: int) -> dict:
     dense(), mot()
     base, cand = paired_medians(dense, mot, repeats)
     batch = mixed_batch(preset("tiny"), n_und, n_gen, report_len)["batch"]
-    return _result("mot_vs_dense_step", base, cand, 1 / 1.3, baseline="shared weights (mot=False)",
-                   candidate="MoT", preset="tiny", batch=n_und + n_gen, und_samples=n_und,
-                   gen_samples=n_gen, padded_shape=list(batch.shape),
-                   tokens=int(batch.lengths.sum()), repeats=repeats)  # fmt: skip
+    return _result(
+        "mot_vs_dense_step",
+        base,
+        cand,
+        1 / 1.3,
+        baseline="shared weights (mot=False)",
+        candidate="MoT",
+        preset="tiny",
+        batch=n_und + n_gen,
+        und_samples=n_und,
+        gen_samples=n_gen,
+        padded_shape=list(batch.shape),
+        tokens=int(batch.lengths.sum()),
+        repeats=repeats,
+    )
 
 
 def gemm_flops_per_s(n: int, repeats: int) -> float:
@@ -247,13 +294,24 @@ def bench_train_step_vs_gemm_peak(quick: bool, repeats: int) -> dict:
     peak = gemm_flops_per_s(256 if quick else 1024, repeats)
     flops = train_step_flops(model.config, inputs["batch"], n_und)
     # baseline: the time the step's FLOPs would take at the matmul rate; ratio = step / peak rate
-    return _result("train_step_vs_gemm_peak", flops / peak, step_s, 0.6,
-                   baseline="the step's model FLOPs at this CPU's fp32 1024^3 matmul rate",
-                   candidate="measured training step (forward, backward, AdamW)", preset="tiny",
-                   gflop_per_step=flops / 1e9, step_gflop_per_s=flops / step_s / 1e9,
-                   gemm_gflop_per_s=peak / 1e9, batch=n_und + n_gen, und_samples=n_und,
-                   gen_samples=n_gen, padded_shape=list(inputs["batch"].shape),
-                   tokens=int(inputs["batch"].lengths.sum()), repeats=repeats)  # fmt: skip
+    return _result(
+        "train_step_vs_gemm_peak",
+        flops / peak,
+        step_s,
+        0.6,
+        baseline="the step's model FLOPs at this CPU's fp32 1024^3 matmul rate",
+        candidate="measured training step (forward, backward, AdamW)",
+        preset="tiny",
+        gflop_per_step=flops / 1e9,
+        step_gflop_per_s=flops / step_s / 1e9,
+        gemm_gflop_per_s=peak / 1e9,
+        batch=n_und + n_gen,
+        und_samples=n_und,
+        gen_samples=n_gen,
+        padded_shape=list(inputs["batch"].shape),
+        tokens=int(inputs["batch"].lengths.sum()),
+        repeats=repeats,
+    )
 
 
 def bench_frozen_und_detached(quick: bool, repeats: int) -> dict:
@@ -272,20 +330,30 @@ def bench_frozen_und_detached(quick: bool, repeats: int) -> dict:
     before, after = stepper(False), stepper(True)
     before(), after()
     base, cand = paired_medians(before, after, repeats)
-    return _result("stage2_frozen_und_detached", base, cand, None,
-                   baseline="backward through the frozen und branch",
-                   candidate="und states detached (freeze_und)", preset="tiny", batch=n_gen,
-                   report_tokens=report_len, repeats=repeats)  # fmt: skip
+    return _result(
+        "stage2_frozen_und_detached",
+        base,
+        cand,
+        None,
+        baseline="backward through the frozen und branch",
+        candidate="und states detached (freeze_und)",
+        preset="tiny",
+        batch=n_gen,
+        report_tokens=report_len,
+        repeats=repeats,
+    )
 
 
 def run_cpu(names: Sequence[str], quick: bool, repeats: int) -> list[dict]:
     """The named CPU benchmarks, in order; each result is printed as a JSON line."""
-    jobs = {"decode_kv_cache": lambda: bench_decode(quick, repeats),
-            "sample_context_reuse_L64": lambda: bench_sampling(64, quick, repeats),
-            "sample_context_reuse_L256": lambda: bench_sampling(256, quick, repeats),
-            "mot_vs_dense_step": lambda: bench_mot_vs_dense(quick, repeats),
-            "train_step_vs_gemm_peak": lambda: bench_train_step_vs_gemm_peak(quick, repeats),
-            "stage2_frozen_und_detached": lambda: bench_frozen_und_detached(quick, repeats)}  # fmt: skip
+    jobs = {
+        "decode_kv_cache": lambda: bench_decode(quick, repeats),
+        "sample_context_reuse_L64": lambda: bench_sampling(64, quick, repeats),
+        "sample_context_reuse_L256": lambda: bench_sampling(256, quick, repeats),
+        "mot_vs_dense_step": lambda: bench_mot_vs_dense(quick, repeats),
+        "train_step_vs_gemm_peak": lambda: bench_train_step_vs_gemm_peak(quick, repeats),
+        "stage2_frozen_und_detached": lambda: bench_frozen_und_detached(quick, repeats),
+    }
     results = []
     for name in names:
         results.append(jobs[name]())
@@ -312,8 +380,9 @@ def gpu_train_step(size: int, batch_size: int, peak_tflops: float, repeats: int)
     for name, p in model.named_parameters():
         p.requires_grad_(name.startswith(("language_model.", "vae2llm", "llm2vae", "time_emb")))
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0,
-                            fused=True)  # fmt: skip
+    opt = torch.optim.AdamW(
+        params, lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0, fused=True
+    )
     inputs = mixed_batch(cfg, 0, batch_size, report_len=128)
     batch = inputs.pop("batch")
     on_gpu = {k: v.to("cuda") for k, v in inputs.items() if v is not None}
@@ -332,13 +401,24 @@ def gpu_train_step(size: int, batch_size: int, peak_tflops: float, repeats: int)
     tokens, pairs = int(batch.lengths.sum()), attended_pairs(batch)
     n_active = parameter_counts(cfg)["und_branch"]
     flops = 6 * n_active * tokens + 12 * cfg.num_layers * cfg.hidden_size * pairs
-    return {"name": f"gpu_train_step_{size}px", "step_s": step_s, "batch": batch_size,
-            "padded_shape": list(batch.shape), "tokens": tokens, "tokens_per_s": tokens / step_s,
-            "active_params": n_active, "model_tflop_per_step": flops / 1e12,
-            "mfu": flops / step_s / (peak_tflops * 1e12), "peak_tflops": peak_tflops,
-            "max_memory_gib": torch.cuda.max_memory_allocated() / 2**30, "preset": "paper",
-            "dtype": "bf16 autocast", "gradient_checkpointing": True, "repeats": repeats,
-            "device": torch.cuda.get_device_name()}  # fmt: skip
+    return {
+        "name": f"gpu_train_step_{size}px",
+        "step_s": step_s,
+        "batch": batch_size,
+        "padded_shape": list(batch.shape),
+        "tokens": tokens,
+        "tokens_per_s": tokens / step_s,
+        "active_params": n_active,
+        "model_tflop_per_step": flops / 1e12,
+        "mfu": flops / step_s / (peak_tflops * 1e12),
+        "peak_tflops": peak_tflops,
+        "max_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "preset": "paper",
+        "dtype": "bf16 autocast",
+        "gradient_checkpointing": True,
+        "repeats": repeats,
+        "device": torch.cuda.get_device_name(),
+    }
 
 
 def gpu_sampling(size: int, repeats: int) -> dict:
@@ -355,24 +435,36 @@ def gpu_sampling(size: int, repeats: int) -> dict:
 
     sample(2)
     seconds = median_seconds(sample, repeats, torch.cuda.synchronize)
-    return {"name": f"gpu_sample_{size}px", "seconds_per_image": seconds, "batch": 1,
-            "steps": cfg.sample_steps, "cfg_scale": cfg.cfg_scale, "report_tokens": len(report),
-            "preset": "paper", "dtype": "bf16 autocast", "repeats": repeats,
-            "device": torch.cuda.get_device_name()}  # fmt: skip
+    return {
+        "name": f"gpu_sample_{size}px",
+        "seconds_per_image": seconds,
+        "batch": 1,
+        "steps": cfg.sample_steps,
+        "cfg_scale": cfg.cfg_scale,
+        "report_tokens": len(report),
+        "preset": "paper",
+        "dtype": "bf16 autocast",
+        "repeats": repeats,
+        "device": torch.cuda.get_device_name(),
+    }
 
 
 def run_gpu(peak_tflops: float, batch_256: int, batch_512: int, repeats: int) -> list[dict]:
     """The GPU benchmarks; ``SystemExit`` with an explanation when CUDA is not available."""
     if not torch.cuda.is_available():
-        raise SystemExit("unixlib.bench --gpu needs a CUDA GPU, but torch.cuda.is_available() is "
-                         f"False (torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
-                         "run it on a GPU node, or drop --gpu for the CPU benchmarks")  # fmt: skip
+        raise SystemExit(
+            "unixlib.bench --gpu needs a CUDA GPU, but torch.cuda.is_available() is "
+            f"False (torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
+            "run it on a GPU node, or drop --gpu for the CPU benchmarks"
+        )
     if not math.isfinite(peak_tflops) or peak_tflops <= 0:
         raise SystemExit(f"--peak-tflops must be a positive number, got {peak_tflops}")
     results = []
-    for job in (lambda: gpu_train_step(256, batch_256, peak_tflops, repeats),
-                lambda: gpu_train_step(512, batch_512, peak_tflops, repeats),
-                lambda: gpu_sampling(512, repeats)):  # fmt: skip
+    for job in (
+        lambda: gpu_train_step(256, batch_256, peak_tflops, repeats),
+        lambda: gpu_train_step(512, batch_512, peak_tflops, repeats),
+        lambda: gpu_sampling(512, repeats),
+    ):
         results.append(job())
         print(json.dumps(results[-1]), flush=True)
         torch.cuda.empty_cache()
@@ -382,8 +474,12 @@ def run_gpu(peak_tflops: float, batch_256: int, batch_512: int, repeats: int) ->
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line flags (see ``--help``)."""
     p = argparse.ArgumentParser(prog="python -m unixlib.bench", description=__doc__.split("\n")[0])
-    p.add_argument("--only", choices=CPU_BENCHMARKS, action="append",
-                   help="run only this CPU benchmark (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--only",
+        choices=CPU_BENCHMARKS,
+        action="append",
+        help="run only this CPU benchmark (repeatable)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (for tests)")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per side (default 3)")
     p.add_argument(

@@ -3,7 +3,7 @@
 A *profile* (``papermill_runs/profiles/<name>.yaml``) sets notebook parameters. The schema is
 the notebooks' own ``parameters`` cells: every key a profile names must be a parameter of some
 notebook, with a value of that parameter's type. A notebook's defaults are the ``smoke``
-profile, so a notebook also runs as-is in JupyterLab and under nbval.
+profile, so a notebook also runs as-is in JupyterLab (and under the tests, into papermill_runs/test).
 
 Profile file layout::
 
@@ -44,8 +44,8 @@ class ProfileError(ValueError):
 def project_path(path: str | Path) -> Path:
     """Resolve a path parameter: absolute paths stay, relative ones are relative to the repo root.
 
-    Notebooks run with different working directories (papermill from the root, JupyterLab and
-    nbval from ``notebooks/``); anchoring at the repository root makes parameters mean the same
+    Notebooks run with different working directories (papermill from the root, JupyterLab
+    from ``notebooks/``); anchoring at the repository root makes parameters mean the same
     thing everywhere.
     """
     p = Path(path).expanduser()

@@ -3,32 +3,51 @@
 Executes ``notebooks/NN_*.ipynb`` in order with the profile's parameters into
 ``papermill_runs/<profile>/`` (figures and tables land in ``figures/<profile>/``, written by the
 notebooks through :mod:`unixlib.viz`), and records ``manifest.json``: git commit, profile,
-resolved parameters, package versions, device, seed, and each notebook's status and wall time.
-It stops at the first failing notebook, naming the notebook and the cell, and leaves earlier
-outputs in place. This module orchestrates only: it imports neither the model nor training.
+resolved parameters, package versions, device, seed, each notebook's status and wall time, and
+the figure files this run wrote. A run of some notebooks (``--only`` / ``--from``) merges its
+entries into the existing manifest instead of replacing it. It stops at the first failing
+notebook, naming the notebook and the cell, and leaves earlier outputs in place.
+
+Kernels talk to the runner over IPC sockets in a private temporary folder (no TCP port, so no
+unencrypted-transport warning), and run with ``UNIXLIB_PROGRESS=text`` so that progress bars are
+text that ``log_output`` streams to the terminal. This module orchestrates only: it imports
+neither the model nor training.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as md
 import json
 import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from unixlib import config
+from unixlib.progress import ENV_MODE
 from unixlib.runlock import RunLock
 
 # Packages whose versions every manifest records.
 TRACKED_PACKAGES = (
-    "torch", "transformers", "diffusers", "accelerate", "tokenizers", "numpy", "pandas",
-    "scikit-learn", "pydicom", "papermill", "matplotlib",
-)  # fmt: skip
+    "torch",
+    "transformers",
+    "diffusers",
+    "accelerate",
+    "tokenizers",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "pydicom",
+    "papermill",
+    "matplotlib",
+)
 
 
 class SeriesError(RuntimeError):
@@ -109,17 +128,32 @@ def _rel(path: Path) -> str:
 @dataclass
 class NotebookRun:
     notebook: str
-    status: str  # "ok" | "failed" | "skipped"
+    status: str  # "ok" | "failed" | "skipped" | "prepared" (written, not executed)
     wall_s: float
     output: str
     error: str | None = None
+    started_unix: float | None = None  # when this notebook started (entries survive merges)
+    commit: str | None = None  # the git commit it ran at
+
+
+def _written_since(profile: config.Profile, t0: float) -> set[str]:
+    """Figure files (under every notebook's ``figures_dir``) modified at or after ``t0``."""
+    dirs = {config.project_path(p[config.FIGURES_DIR_KEY]) for p in profile.params.values()}
+    return {_rel(f) for d in dirs for f in d.glob("*") if f.is_file() and f.stat().st_mtime >= t0}
 
 
 def _write_manifest(
-    path: Path, profile: config.Profile, runs: list[NotebookRun], t0: float
+    path: Path,
+    profile: config.Profile,
+    runs: list[NotebookRun],
+    t0: float,
+    previous: dict[str, Any] | None = None,
 ) -> None:
-    seeds = {stem: p.get("seed") for stem, p in profile.params.items()}
-    body = {
+    """Write ``manifest.json``: this run's notebooks and the figures it wrote; with
+    ``previous`` (a run of some notebooks), merged into the manifest it extends."""
+    ran = [r.notebook for r in runs]
+    seeds = {stem: profile.params[stem].get("seed") for stem in ran}
+    body: dict[str, Any] = {
         "profile": profile.name,
         "description": profile.description,
         "git": git_state(),
@@ -128,20 +162,106 @@ def _write_manifest(
         "seed": seeds,
         "device": device_info(),
         "packages": package_versions(),
-        "parameters": profile.params,
-        "overridden": profile.overridden,
+        "parameters": {stem: profile.params[stem] for stem in ran},
+        "overridden": {stem: profile.overridden.get(stem, {}) for stem in ran},
         "notebooks": [r.__dict__ for r in runs],
-        "figures": sorted(
-            {
-                _rel(p)
-                for stem in profile.params
-                for p in config.project_path(profile.params[stem][config.FIGURES_DIR_KEY]).glob("*")
-                if p.is_file()
-            }
-        ),
+        "figures": sorted(_written_since(profile, t0)),
     }
+    if previous is not None:
+        body = _merge(previous, body, order=list(profile.params))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(body, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any], order: list[str]) -> dict[str, Any]:
+    """``new`` (a run of some notebooks) merged into ``old``: per-notebook entries of the
+    notebooks that ran again are replaced, the others kept (each entry records its commit and
+    start); figures are the union of the files still present. Earlier runs are listed in
+    ``runs`` with their commit, start and notebooks."""
+    merged = dict(new)
+    rank = {stem: i for i, stem in enumerate(order)}
+    entries = {n["notebook"]: n for n in old.get("notebooks", [])}
+    entries.update({n["notebook"]: n for n in new["notebooks"]})
+    merged["notebooks"] = sorted(entries.values(), key=lambda n: rank.get(n["notebook"], 99))
+    for key in ("seed", "parameters", "overridden"):
+        merged[key] = {**old.get(key, {}), **new[key]}
+    kept = {f for f in old.get("figures", []) if config.project_path(f).is_file()}
+    merged["figures"] = sorted(kept | set(new["figures"]))
+    earlier = old.get("runs") or [_run_summary(old)]
+    merged["runs"] = [*earlier, _run_summary(new)]
+    return merged
+
+
+def _run_summary(body: dict[str, Any]) -> dict[str, Any]:
+    notebooks = [n["notebook"] for n in body.get("notebooks", [])]
+    return {
+        "git": body.get("git"),
+        "started_unix": body.get("started_unix"),
+        "notebooks": notebooks,
+    }
+
+
+@contextlib.contextmanager
+def _kernel_environment() -> Iterator[dict[str, Any]]:
+    """papermill arguments for quiet, streamable kernels, valid inside the ``with`` block.
+
+    Kernels inherit the runner's environment at start: ``UNIXLIB_PROGRESS=text`` (unless the
+    user set it) is set for the duration and restored after. The IPC sockets live in a private
+    temporary folder, removed after the run.
+    """
+    from traitlets.config import Config
+
+    before = os.environ.get(ENV_MODE)
+    os.environ.setdefault(ENV_MODE, "text")
+    try:
+        with tempfile.TemporaryDirectory(prefix="unixlib-kernels-") as sockets:
+            transport = {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}
+            yield {"config": Config({"KernelManager": transport})}
+    finally:
+        if before is None:
+            os.environ.pop(ENV_MODE, None)
+
+
+@dataclass
+class _Series:
+    """What every notebook of one series run shares."""
+
+    profile: config.Profile
+    out_dir: Path
+    notebook_dir: Path
+    progress: bool
+    log_output: bool
+    kernel_args: dict
+    commit: str | None
+    prepare_only: bool
+
+
+def _run_one(pm, series: _Series, stem: str, label: str) -> NotebookRun:
+    """Execute one notebook of the series (``label``: "[i/n]"); a failure is returned as a
+    ``failed`` run, ``prepare_only`` writes the parameterized notebook without executing it."""
+    out = series.out_dir / f"{stem}.ipynb"
+    print(f"{label} {stem} -> {_rel(out)}", flush=True)
+    streams = {"stdout_file": sys.stdout, "stderr_file": sys.stderr} if series.log_output else {}
+    t1 = time.time()
+    try:
+        pm.execute_notebook(
+            str(series.notebook_dir / f"{stem}.ipynb"),
+            str(out),
+            parameters=series.profile.for_notebook(stem),
+            cwd=str(config.REPO_ROOT),
+            kernel_name="python3",
+            progress_bar=series.progress and not series.log_output,
+            log_output=False,  # streams go to the files above, not through logging
+            prepare_only=series.prepare_only,
+            **streams,
+            **series.kernel_args,
+        )
+    except pm.PapermillExecutionError as err:
+        msg = f"{stem} failed in cell {err.cell_index} ({err.ename}: {err.evalue}); see {out}"
+        wall = round(time.time() - t1, 2)
+        return NotebookRun(stem, "failed", wall, str(out), msg, t1, series.commit)
+    status = "prepared" if series.prepare_only else "ok"
+    return NotebookRun(stem, status, round(time.time() - t1, 2), str(out), None, t1, series.commit)
 
 
 def reproduce(
@@ -152,11 +272,17 @@ def reproduce(
     progress: bool = True,
     notebook_dir: Path = config.NOTEBOOK_DIR,
     profile_dir: Path = config.PROFILE_DIR,
+    log_output: bool = False,
+    prepare_only: bool = False,
 ) -> list[NotebookRun]:
     """Run the series for one profile. Raises :class:`SeriesError` at the first failure.
 
-    ``only`` / ``start`` pick notebooks (see :func:`select`); ``overrides`` are
-    ``[NB.]KEY=VALUE`` strings that win over the profile file.
+    ``only`` / ``start`` pick notebooks (see :func:`select`) and merge into the run's existing
+    ``manifest.json``; ``overrides`` are ``[NB.]KEY=VALUE`` strings that win over the profile
+    file; ``log_output`` streams each notebook's stdout and stderr (progress bars included) to
+    this process's as the cells print them. ``prepare_only`` writes each notebook with its
+    injected parameters to the run directory and executes nothing (no manifest): what
+    ``make test`` hands to nbval.
     """
     import papermill as pm  # heavy import, only when running
 
@@ -170,37 +296,31 @@ def reproduce(
     lock = RunLock(out_dir).acquire()  # a second series (or train) on out_dir stops here
     profile.save(out_dir / "profile_resolved.json")
     manifest = out_dir / "manifest.json"
+    previous = None
+    if (only or start) and manifest.is_file():
+        previous = json.loads(manifest.read_text())
     t0, runs = time.time(), []
+    commit = git_state()["commit"]
     print(
         f"profile {profile.name!r}: {profile.description}\nnotebooks: {', '.join(stems)}",
         flush=True,
     )
-    for i, stem in enumerate(stems, 1):
-        params = profile.for_notebook(stem)
-        output = out_dir / f"{stem}.ipynb"
-        print(f"[{i}/{len(stems)}] {stem} -> {_rel(output)}", flush=True)
-        t1 = time.time()
-        try:
-            pm.execute_notebook(
-                str(notebook_dir / f"{stem}.ipynb"),
-                str(output),
-                parameters=params,
-                cwd=str(config.REPO_ROOT),
-                kernel_name="python3",
-                progress_bar=progress,
-                log_output=False,
-            )
-        except pm.PapermillExecutionError as err:
-            msg = (
-                f"{stem} failed in cell {err.cell_index} ({err.ename}: {err.evalue}); see {output}"
-            )
-            runs.append(NotebookRun(stem, "failed", round(time.time() - t1, 2), str(output), msg))
-            _write_manifest(manifest, profile, runs, t0)
-            lock.release()
-            raise SeriesError(msg) from err
-        runs.append(NotebookRun(stem, "ok", round(time.time() - t1, 2), str(output)))
-        print(f"    ok in {runs[-1].wall_s:.1f} s", flush=True)
-        _write_manifest(manifest, profile, runs, t0)
-    lock.release()
+    try:
+        with _kernel_environment() as kernel_args:
+            series = _Series(profile, out_dir, notebook_dir, progress, log_output, kernel_args,
+                             commit, prepare_only)  # fmt: skip
+            for i, stem in enumerate(stems, 1):
+                runs.append(_run_one(pm, series, stem, f"[{i}/{len(stems)}]"))
+                if prepare_only:
+                    continue
+                _write_manifest(manifest, profile, runs, t0, previous)
+                if runs[-1].status != "ok":
+                    raise SeriesError(runs[-1].error)
+                print(f"    ok in {runs[-1].wall_s:.1f} s", flush=True)
+    finally:
+        lock.release()
+    if prepare_only:
+        print(f"{len(runs)} parameterized notebooks in {_rel(out_dir)} (not executed)")
+        return runs
     print(f"done in {time.time() - t0:.1f} s; manifest: {_rel(manifest)}")
     return runs

@@ -27,8 +27,8 @@ from unixlib.ablations.runner import (
 )
 from unixlib.ablations.variants import STUDIES, Variant, select
 from unixlib.eval.pipeline import EvalSettings, build_encoders, load_inputs
-from unixlib.tables import save_table
 from unixlib.viz.ablations import curves_chart, study_chart
+from unixlib.viz.tables import save_table
 
 # The ablations' common start for the shuffled-report chance row and the "no training" row.
 BASELINE_START = "stage2/final"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from unixlib.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
+from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
 MEASURES = ("micro_f1", "macro_f1", "fd", "kd", "alignment", "faithfulness")
 COST = ("parameters", "parameters_trained", "step_seconds")

@@ -5,10 +5,8 @@ rule-cleaned), so prompts are in the training distribution and the generator's o
 of the same findings (same patient, ``index``) serves as a reference image. On real data the
 fixed texts below are used.
 
-The figure is read by eye; :func:`finding_contrast` puts a number on it for SynthCXR: inside
-the pixels where a case's reference differs from the normal reference (the finding's region),
-how much do the images generated for the case differ from those generated for the normal
-prompt, as a fraction of the reference's own difference.
+The figure is read by eye; :func:`unixlib.eval.finding_contrast.finding_contrast` puts a number
+on it for SynthCXR (the same measure checks how much of each finding the VAE keeps).
 
 Sizes are chosen to be visible at the smoke profile's 64 px: the laterality cases are *large*
 effusions (a moderate one covers ~80 pixels, a 2 x 2 patch of the 8 x 8 latent grid), and the
@@ -21,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
 
 from unixlib.data.synth.synthetic import FindingSpec, SynthCXR
 from unixlib.data.text.reports import rule_clean
@@ -100,54 +97,3 @@ def generate(
         title: generate_images(model, [text] * n, tokenizer, seed=seed, batch_size=n, **sampling)
         for title, text in prompts.items()
     }
-
-
-def finding_contrast(
-    generated: Mapping[str, np.ndarray],
-    references: Mapping[str, np.ndarray],
-    normal: str = "normal",
-    threshold: float = 0.05,
-) -> pd.DataFrame:
-    """How strongly generated images show each case's finding, against its SynthCXR reference.
-
-    Args:
-        generated: title -> ``(n, H, W)`` images (:func:`generate`), including ``normal``.
-        references: title -> ``(H, W)`` SynthCXR renderings of one patient
-            (:func:`synthetic_prompts`), including ``normal``.
-        normal: the title of the finding-free case.
-        threshold: a pixel is in a case's region when ``|reference - normal reference|``
-            exceeds it.
-    Returns:
-        one row per case other than ``normal``: ``case`` (its title), ``region_px``, ``reference``
-        (mean ``|reference - normal reference|`` over the region), ``generated`` (mean over the
-        region of the generated difference, case minus normal averaged over samples, signed
-        by the reference's direction: denser where the finding is denser, as effusion or a
-        device, darker where it is darker, as pneumothorax) and ``ratio`` = generated /
-        reference: 1 when the finding is drawn as strongly as in the reference, 0 when the
-        images do not differ from the normal prompt's, negative when they differ the other
-        way; NaN for an empty region.
-    """
-    for name, table in (("generated", generated), ("references", references)):
-        if normal not in table:
-            raise KeyError(f"{name} has no {normal!r} case to compare with")
-    size = np.shape(references[normal])  # (H, W)
-    for title, images in generated.items():
-        sizes = {np.shape(images)[1:], np.shape(references.get(title, references[normal]))}
-        if sizes != {size}:
-            raise ValueError(
-                f"{title}: image sizes {sizes} differ from the normal reference's {size}"
-            )
-    base_ref = np.asarray(references[normal], dtype=np.float64)
-    base_gen = np.asarray(generated[normal], dtype=np.float64).mean(axis=0)  # (H, W)
-    rows = []
-    for title, images in generated.items():
-        if title == normal or title not in references:
-            continue
-        diff_ref = np.asarray(references[title], dtype=np.float64) - base_ref  # (H, W)
-        diff_gen = np.asarray(images, dtype=np.float64).mean(axis=0) - base_gen  # (H, W)
-        region = np.abs(diff_ref) > threshold
-        ref = float(np.abs(diff_ref[region]).mean()) if region.any() else float("nan")
-        gen = float((diff_gen * np.sign(diff_ref))[region].mean()) if region.any() else float("nan")
-        rows.append({"case": title, "region_px": int(region.sum()), "reference": ref,
-                     "generated": gen, "ratio": gen / ref})  # fmt: skip
-    return pd.DataFrame(rows, columns=["case", "region_px", "reference", "generated", "ratio"])

@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from unixlib.config import project_path
-from unixlib.tables import FROM_PAPER, THIS_RUN
 from unixlib.train.checkpoint import latest_checkpoint
 from unixlib.train.config import TrainConfig, stage_dir
+from unixlib.viz.tables import FROM_PAPER, THIS_RUN
 
 STAGES = (1, 2, 3)
 NOT_RUN = "not run"

@@ -31,7 +31,7 @@ from unixlib.eval.generation import (
     per_pathology_fd,
     sharded_scores,
 )
-from unixlib.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
+from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
 DIST_KEYS = ("fd", "kd", "precision", "recall", "density", "coverage")
 # The classes whose faithfulness the smoke target averages (large, drawable findings).

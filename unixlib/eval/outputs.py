@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from unixlib import tables, viz
+from unixlib import viz
 from unixlib.config import project_path
 from unixlib.data.datasets import ReportImageDataset
 from unixlib.data.packing import SpecialTokens
@@ -23,10 +23,11 @@ from unixlib.eval import hyperparams, image_eval, paper_rows, pipeline, report_e
 from unixlib.eval.pipeline import EvalInputs, EvalSettings
 from unixlib.model.saving import from_pretrained
 from unixlib.model.unix import UniX
-from unixlib.tables import SOURCE_COL, THIS_RUN
 from unixlib.train.config import stage_dir
 from unixlib.train.distributed import resolve_device
 from unixlib.viz import evaluation as eval_viz
+from unixlib.viz import tables
+from unixlib.viz.tables import SOURCE_COL, THIS_RUN
 
 
 def load_models(s: EvalSettings, stages: tuple[int, ...], device: str = "auto") -> dict:

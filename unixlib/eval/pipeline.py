@@ -40,6 +40,7 @@ from unixlib.eval.encoders import (
 from unixlib.eval.samples import generate_images, generate_reports
 from unixlib.eval.understanding import Labeler
 from unixlib.model.unix import UniX
+from unixlib.progress import bar
 
 REAL_TEST, REAL_VAL = "real (test)", "real (validation)"
 SHUFFLED, UNCONDITIONAL = "shuffled reports", "unconditional"
@@ -251,7 +252,8 @@ def generation(
         REAL_TEST: inputs.images("test", size, s.n_test),
         REAL_VAL: inputs.images("validate", size),
     }
-    feats = {name: encoders.feats(images) for name, images in {**real, **sets}.items()}
+    every = {**real, **sets}
+    feats = {name: encoders.feats(every[name]) for name in bar(every, desc="image features")}
     real_feats = feats.pop(REAL_TEST)
     text = encoders.reference.text_embed(inputs.references)
     embeds = {k: encoders.reference.image_embed(v) for k, v in sets.items()}

@@ -20,7 +20,7 @@ from unixlib.eval.understanding import (
     per_class_prf,
     score_reports,
 )
-from unixlib.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
+from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
 F1_KEYS = ("micro14", "micro5", "macro14", "macro5")
 NLG_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider")

@@ -17,6 +17,7 @@ from unixlib.data.text.labeler import label_texts
 from unixlib.data.text.prompts import EVAL_PROMPT
 from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.model.unix import UniX
+from unixlib.progress import bar
 
 
 @torch.no_grad()
@@ -33,7 +34,8 @@ def generate_reports(
     device = next(model.parameters()).device
     prompt_ids = tokenizer.encode(prompt)
     out: list[str] = []
-    for start in range(0, len(images), batch_size):
+    starts = range(0, len(images), batch_size)
+    for start in bar(starts, desc="generate reports", unit="batch"):
         chunk = images[start : start + batch_size].to(device)
         ids = model.generate_report(chunk, prompt_ids, max_new_tokens)
         out += [tokenizer.decode(r) for r in ids]
@@ -59,9 +61,15 @@ def generate_images(
     model.eval()
     ids = [tokenizer.encode(r)[:max_report_tokens] if r else [] for r in reports]
     out = []
-    for b, start in enumerate(range(0, len(ids), batch_size)):
-        images = model.generate_image(ids[start : start + batch_size], size=size, steps=steps,
-                                      cfg_scale=cfg_scale, seed=seed + b)  # fmt: skip
+    starts = range(0, len(ids), batch_size)
+    for b, start in enumerate(bar(starts, desc="generate images", unit="batch")):
+        images = model.generate_image(
+            ids[start : start + batch_size],
+            size=size,
+            steps=steps,
+            cfg_scale=cfg_scale,
+            seed=seed + b,
+        )
         out.append(images[:, 0].float().cpu().numpy())
     return np.concatenate(out).clip(0, 1)
 
@@ -76,13 +84,15 @@ def report_table(references: Sequence[str], generated: Sequence[str]) -> pd.Data
         return ", ".join(n + ("?" if row[n] == -1.0 else "") for n in names) or "-"
 
     agree = ((ref_lab.isin([1.0, -1.0])) == (gen_lab.isin([1.0, -1.0]))).all(axis=1)
-    return pd.DataFrame({
-        "reference": list(references),
-        "generated": list(generated),
-        "reference findings": ref_lab.apply(positives, axis=1),
-        "generated findings": gen_lab.apply(positives, axis=1),
-        "labels agree": agree.to_numpy(),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "reference": list(references),
+            "generated": list(generated),
+            "reference findings": ref_lab.apply(positives, axis=1),
+            "generated findings": gen_lab.apply(positives, axis=1),
+            "labels agree": agree.to_numpy(),
+        }
+    )
 
 
 def label_agreement(references: Sequence[str], generated: Sequence[str]) -> pd.DataFrame:
@@ -90,9 +100,11 @@ def label_agreement(references: Sequence[str], generated: Sequence[str]) -> pd.D
     neither text: a quick check of round trips, not the paper's F1 (that is notebook 05)."""
     ref_lab = label_texts(references).isin([1.0, -1.0])
     gen_lab = label_texts(generated).isin([1.0, -1.0])
-    return pd.DataFrame({
-        "class": list(LABELS),
-        "reference positives": ref_lab.sum().to_numpy(),
-        "generated positives": gen_lab.sum().to_numpy(),
-        "agreement": (ref_lab == gen_lab).mean().to_numpy(),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "class": list(LABELS),
+            "reference positives": ref_lab.sum().to_numpy(),
+            "generated positives": gen_lab.sum().to_numpy(),
+            "agreement": (ref_lab == gen_lab).mean().to_numpy(),
+        }
+    )

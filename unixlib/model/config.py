@@ -210,18 +210,27 @@ class UniXConfig(PretrainedConfig):
     def latent_grid(self, size: int) -> int:
         """Latent tokens per side for a ``size``-px generated image (error if it does not fit)."""
         if size % self.latent_downsample:
-            raise ValueError(f"image size {size} is not a multiple of {self.latent_downsample} "
-                             "(vae_downsample * latent_patch_size)")  # fmt: skip
+            raise ValueError(
+                f"image size {size} is not a multiple of {self.latent_downsample} "
+                "(vae_downsample * latent_patch_size)"
+            )
         grid = size // self.latent_downsample
         if grid > self.max_latent_size:
-            raise ValueError(f"image size {size} needs a {grid}x{grid} latent grid, larger than "
-                             f"max_latent_size={self.max_latent_size}")  # fmt: skip
+            raise ValueError(
+                f"image size {size} needs a {grid}x{grid} latent grid, larger than "
+                f"max_latent_size={self.max_latent_size}"
+            )
         return grid
 
     def special_ids(self) -> dict[str, int]:
         """``{"bos", "eos", "pad", "boi", "eoi"}`` -> id, the form the packing helpers take."""
-        return {"bos": self.bos_id, "eos": self.eos_id, "pad": self.pad_id,
-                "boi": self.boi_id, "eoi": self.eoi_id}  # fmt: skip
+        return {
+            "bos": self.bos_id,
+            "eos": self.eos_id,
+            "pad": self.pad_id,
+            "boi": self.boi_id,
+            "eoi": self.eoi_id,
+        }
 
     def vision_config(self) -> dict[str, Any]:
         """Keyword arguments of ``transformers.SiglipVisionConfig`` for the vision tower."""
@@ -258,11 +267,15 @@ class UniXConfig(PretrainedConfig):
         if self.vae_config is not None:
             levels = len(self.vae_config.get("block_out_channels", ()))
             if 2 ** (levels - 1) != self.vae_downsample:
-                problems.append(f"vae_config has {levels} levels (downsampling by "
-                                f"2**(levels-1)), not vae_downsample={self.vae_downsample}")  # fmt: skip
+                problems.append(
+                    f"vae_config has {levels} levels (downsampling by "
+                    f"2**(levels-1)), not vae_downsample={self.vae_downsample}"
+                )
             if self.vae_config.get("latent_channels") != self.latent_channels:
-                problems.append(f"vae_config latent_channels {self.vae_config.get('latent_channels')}"
-                                f" != latent_channels {self.latent_channels}")  # fmt: skip
+                problems.append(
+                    f"vae_config latent_channels {self.vae_config.get('latent_channels')}"
+                    f" != latent_channels {self.latent_channels}"
+                )
         if not 1 <= self.repa_layer_index + 1 <= self.num_layers:
             problems.append(f"repa_depth {self.repa_depth} outside 1..num_layers={self.num_layers}")
         lo, hi = self.cfg_interval

@@ -36,7 +36,7 @@ def _last_logits(model: UniX, h: Tensor, routing: Routing, lengths: Tensor) -> T
     """(B, V) logits at each row's last real token."""
     b, length = routing.batch, routing.length
     last = torch.arange(b, device=h.device) * length + lengths.to(h.device) - 1
-    return model.lm_head(h[model._routed_rows(routing, last)]).float()
+    return model.lm_head(h[routing.rows_of(last)]).float()
 
 
 @torch.no_grad()
@@ -98,8 +98,10 @@ def greedy_decode(
             next_pos = next_pos + 1
         else:
             so_far = torch.stack(tokens, dim=1).tolist()  # (B, step + 1)
-            longer = [SamplePlan((*p.splits, Split(TEXT, tuple(ids))), p.sample_id, p.task)
-                      for p, ids in zip(plans, so_far, strict=True)]  # fmt: skip
+            longer = [
+                SamplePlan((*p.splits, Split(TEXT, tuple(ids))), p.sample_id, p.task)
+                for p, ids in zip(plans, so_far, strict=True)
+            ]
             full = pack(longer, cfg.pad_id).to(device)
             h, routing = model.embed(full, vit_embeds, None)
             h, _ = model.run(h, routing, full.position_ids, full.attention_mask)

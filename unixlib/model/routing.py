@@ -48,6 +48,15 @@ class Routing:
             unfilled[self.index] = False
             self.pad_index = unfilled.nonzero().squeeze(1)
 
+    def rows_of(self, flat_index: Tensor) -> Tensor:
+        """(K,) rows of the routed state holding the flat padded positions ``flat_index`` (K,)
+        (``b * length + l``; every one must be a routed token)."""
+        where = torch.full(
+            (self.batch * self.length,), -1, dtype=torch.long, device=self.index.device
+        )
+        where[self.index] = torch.arange(self.index.numel(), device=where.device)
+        return where[flat_index]
+
     @classmethod
     def dense(cls, batch: int, length: int, branch: str, device: torch.device) -> Routing:
         """Every position of a (batch, length) layout, all in one branch (``"und"``/``"gen"``)."""
@@ -78,8 +87,14 @@ class _ToPadded(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         needs = ctx.needs_input_grad[2:]
-        return None, None, *(grad.index_select(0, i) if need else None
-                             for i, need in zip(ctx.indices, needs, strict=True))  # fmt: skip
+        return (
+            None,
+            None,
+            *(
+                grad.index_select(0, i) if need else None
+                for i, need in zip(ctx.indices, needs, strict=True)
+            ),
+        )
 
 
 class _FromPadded(torch.autograd.Function):

@@ -116,8 +116,9 @@ def _cached_steps(model: UniX, plans: list[SamplePlan]):
     # Each latent block sits one position after its context; it sees the context's real
     # tokens and the whole block.
     position_ids = batch.lengths.to(device)[:, None].expand(rows, n_tok)  # (rows, T)
-    key_valid = torch.cat([batch.token_kind != PAD_CODE,
-                           torch.ones(rows, n_tok, dtype=torch.bool, device=device)], 1)  # fmt: skip
+    key_valid = torch.cat(
+        [batch.token_kind != PAD_CODE, torch.ones(rows, n_tok, dtype=torch.bool, device=device)], 1
+    )
     mask = key_valid[:, None, None, :].expand(rows, 1, n_tok, ctx_len + n_tok)
     routings: dict[int, Routing] = {}
 
@@ -127,8 +128,9 @@ def _cached_steps(model: UniX, plans: list[SamplePlan]):
         if n not in routings:
             routings[n] = Routing.dense(n, n_tok, "gen", device)
         routing = routings[n]
-        h, _ = model.run(embeds.flatten(0, 1), routing, position_ids[:n], mask[:n], view,
-                         commit=False)  # fmt: skip
+        h, _ = model.run(
+            embeds.flatten(0, 1), routing, position_ids[:n], mask[:n], view, commit=False
+        )
         return model.llm2vae(h).unflatten(0, (n, n_tok))
 
     return step

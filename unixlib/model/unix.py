@@ -284,7 +284,7 @@ class UniX(nn.Module):
             out["timesteps"] = timesteps
         n_ce = batch.ce_index.numel()
         if n_ce:
-            rows = self._routed_rows(routing, batch.ce_index)
+            rows = routing.rows_of(batch.ce_index)
             logits = self.lm_head(h[rows]).float()  # (Nce, V)
             out["ce"] = F.cross_entropy(logits, batch.ce_targets, reduction="sum") / n_ce
         n_flow = 0
@@ -314,14 +314,6 @@ class UniX(nn.Module):
                              f"match the batch's vae splits {batch.vae_grids}")  # fmt: skip
         return grid
 
-    @staticmethod
-    def _routed_rows(routing: Routing, flat_index: Tensor) -> Tensor:
-        """Rows of the routed state for flat padded positions (all must be routed tokens)."""
-        where = torch.full((routing.batch * routing.length,), -1, dtype=torch.long,
-                           device=routing.index.device)  # fmt: skip
-        where[routing.index] = torch.arange(routing.index.numel(), device=where.device)
-        return where[flat_index]
-
     # ---------------------------------------------------------------------------- inference
     @torch.no_grad()
     def encode_images(self, images: Tensor) -> Tensor:
@@ -347,11 +339,35 @@ class UniX(nn.Module):
 
         return generate_report(self, images, prompt_ids, max_new_tokens, use_cache)
 
-    def generate_image(self, context_ids: list[list[int]], **kwargs) -> Tensor:
-        """Images (B, 1, H, W) in [0, 1] (or latents) from reports; see sampling.py."""
+    def generate_image(
+        self,
+        context_ids: list[list[int]],
+        size: int | None = None,
+        steps: int | None = None,
+        cfg_scale: float | None = None,
+        cfg_interval: tuple[float, float] | None = None,
+        shift: float | None = None,
+        seed: int = 0,
+        reuse_context: bool = True,
+        decode: bool = True,
+    ) -> Tensor:
+        """Images (B, 1, size, size) in [0, 1] from B reports as token ids (``[]`` =
+        unconditional), or the normalised latents with ``decode=False``. ``None`` settings take
+        the config's sampler defaults; the arguments are documented in sampling.py."""
         from unixlib.model.sampling import generate_image
 
-        return generate_image(self, context_ids, **kwargs)
+        return generate_image(
+            self,
+            context_ids,
+            size=size,
+            steps=steps,
+            cfg_scale=cfg_scale,
+            cfg_interval=cfg_interval,
+            shift=shift,
+            seed=seed,
+            reuse_context=reuse_context,
+            decode=decode,
+        )
 
 
 def parameter_counts(config: UniXConfig) -> dict[str, int]:

@@ -173,12 +173,22 @@ def build_source(
     :func:`load_training_data` returned, when the caller has it already."""
     frame, tokenizer, paths = data or load_training_data(cfg)
     datasets = {}
-    for task, n, size in (("und", cfg.task_ratio[0], mc.image_size_und),
-                          ("gen", cfg.task_ratio[1], mc.image_size_gen)):  # fmt: skip
+    for task, n, size in (
+        ("und", cfg.task_ratio[0], mc.image_size_und),
+        ("gen", cfg.task_ratio[1], mc.image_size_gen),
+    ):
         if n:
-            datasets[task] = ReportImageDataset(frame, paths.root, tokenizer, "train", size,
-                                                task, cfg.max_report_tokens, cfg.seed,
-                                                cfg.report_column)  # fmt: skip
+            datasets[task] = ReportImageDataset(
+                frame,
+                paths.root,
+                tokenizer,
+                "train",
+                size,
+                task,
+                cfg.max_report_tokens,
+                cfg.seed,
+                cfg.report_column,
+            )
     grid = mc.latent_grid(mc.image_size_gen)
     return BatchSource(
         datasets=datasets,
@@ -209,10 +219,14 @@ def align_latent_cache(
     wanted = dataset.rows["id"].astype(str).tolist()
     missing = [i for i in wanted if i not in position]
     if missing:
-        raise ValueError(f"the latent cache lacks {len(missing)} training rows, e.g. "
-                         f"{missing[:3]}: re-encode it for this dataset")  # fmt: skip
+        raise ValueError(
+            f"the latent cache lacks {len(missing)} training rows, e.g. "
+            f"{missing[:3]}: re-encode it for this dataset"
+        )
     side = grid * patch
     if tuple(latents.shape[-2:]) != (side, side):
-        raise ValueError(f"cached latents are {tuple(latents.shape[-2:])}, the stage needs "
-                         f"({side}, {side}): the cache was encoded at another image size")  # fmt: skip
+        raise ValueError(
+            f"cached latents are {tuple(latents.shape[-2:])}, the stage needs "
+            f"({side}, {side}): the cache was encoded at another image size"
+        )
     return latents[[position[i] for i in wanted]]

@@ -36,8 +36,19 @@ def run_stage(cfg: TrainConfig, nproc: int = 1, resume: bool = False) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "launch_config.json"
     config_path.write_text(json.dumps(cfg.to_dict(), indent=2))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "unixlib", "train", "--config", str(config_path), "--no-progress"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "unixlib",
+        "train",
+        "--config",
+        str(config_path),
+        "--no-progress",
+    ]
     if resume:
         cmd.append("--resume")
     print(" ".join(cmd), flush=True)

@@ -17,6 +17,7 @@ import os
 import resource
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ from unixlib.train.batches import (
     load_training_data,
 )
 from unixlib.train.config import TrainConfig
+from unixlib.train.reporting import open_reporters
+from unixlib.train.schedules import constant_with_warmup
 from unixlib.train.setup import build_model, set_trainable
 
 
@@ -79,10 +82,6 @@ class TrainResult:
     final_dir: Path
     steps: int
     metrics: list[dict]
-
-
-def _warmup_constant(warmup: int):
-    return lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
 
 
 def _memory_mb(device: torch.device) -> float:
@@ -175,15 +174,19 @@ def _pretrain_tower(cfg: TrainConfig, model: UniX, source, device, run_dir: Path
         )
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+def train(
+    cfg: TrainConfig, resume: bool = False, progress: bool = True, report_to: Sequence[str] = ()
+) -> TrainResult:
     """Train one stage as configured; ``resume`` continues from the newest intact checkpoint
     exactly (same global batch required). A fresh run starts over: it rewrites ``metrics.jsonl``
     and removes an earlier run's ``checkpoints/`` in ``run_dir``. The run directory is locked
-    for the duration (``unixlib.runlock``): a second run on it stops at once."""
+    for the duration (``unixlib.runlock``): a second run on it stops at once. ``report_to`` also
+    sends each metrics row elsewhere (``("tensorboard",)``: ``run_dir/tensorboard``; see
+    reporting.py)."""
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the lock for all
-        return _train(cfg, resume, progress)
+        return _train(cfg, resume, progress, report_to)
     with RunLock(project_path(cfg.run_dir)):
-        return _train(cfg, resume, progress)
+        return _train(cfg, resume, progress, report_to)
 
 
 def _export_card(cfg: TrainConfig, model: UniX, train_rows: int) -> str:
@@ -192,10 +195,13 @@ def _export_card(cfg: TrainConfig, model: UniX, train_rows: int) -> str:
     return model_card(model.config, training)
 
 
-def _train(cfg: TrainConfig, resume: bool, progress: bool) -> TrainResult:
+def _train(
+    cfg: TrainConfig, resume: bool, progress: bool, report_to: Sequence[str] = ()
+) -> TrainResult:
     device = dist_utils.resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     info = dist_utils.init_from_env(device)
     run_dir = project_path(cfg.run_dir)
+    reporters = open_reporters(report_to, run_dir) if info.is_main else []
     torch.manual_seed(cfg.seed)
     data = load_training_data(cfg)  # (frame, tokenizer, paths), read once
     tokenizer = data[1]
@@ -226,7 +232,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> TrainResult:
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                                   weight_decay=cfg.weight_decay,
                                   fused=True)  # fmt: skip
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_constant(cfg.warmup_steps))
+    scheduler = constant_with_warmup(optimizer, cfg.warmup_steps)
     ema = EMA(model, cfg.ema_decay).to(device) if cfg.ema_decay > 0 else None
 
     start, metrics_path = 0, run_dir / "metrics.jsonl"
@@ -262,9 +268,9 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> TrainResult:
     weights = model.config.ce_weight, model.config.flow_weight, cfg.repa_weight
     bar = None
     if progress and info.is_main:
-        from tqdm.auto import tqdm
+        from unixlib.progress import bar as progress_bar  # text under the series runner
 
-        bar = tqdm(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
+        bar = progress_bar(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
     model.train()
     for step in range(start, cfg.steps):
         t0 = time.perf_counter()
@@ -323,6 +329,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> TrainResult:
         if info.is_main:
             with metrics_path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
+            for reporter in reporters:
+                reporter.log(row)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
@@ -344,6 +352,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> TrainResult:
         dist_utils.barrier(info)
     if bar is not None:
         bar.close()
+    for reporter in reporters:
+        reporter.close()
     final = run_dir / "final"
     if ema is not None:  # the exported model carries the EMA weights
         ema.copy_to(model)

@@ -67,8 +67,12 @@ def set_trainable(model: nn.Module, groups: tuple[str, ...]) -> dict[str, int]:
 def model_config(cfg: TrainConfig, tokenizer: ReportTokenizer) -> dict:
     """UniXConfig fields a run sets: vocabulary, special ids, the stage's image size."""
     size_key = "image_size_und" if cfg.stage == 1 else "image_size_gen"
-    values = {"vocab_size": tokenizer.vocab_size, size_key: cfg.image_size,
-              "repa_weight": cfg.repa_weight, "text_dropout_prob": cfg.text_dropout_prob}  # fmt: skip
+    values = {
+        "vocab_size": tokenizer.vocab_size,
+        size_key: cfg.image_size,
+        "repa_weight": cfg.repa_weight,
+        "text_dropout_prob": cfg.text_dropout_prob,
+    }
     values.update({f"{k}_id": v for k, v in tokenizer.special_ids.items()})
     values.update(cfg.model_overrides)
     return values
@@ -93,9 +97,11 @@ def build_model(cfg: TrainConfig, tokenizer: ReportTokenizer) -> UniX:
         vae = load_vae(project_path(cfg.vae_dir))
         check = model.config
         if vae.latent_channels != check.latent_channels or vae.downsample != check.vae_downsample:
-            raise ValueError(f"VAE at {cfg.vae_dir} has {vae.latent_channels} channels / "
-                             f"{vae.downsample}x down; the model expects {check.latent_channels} / "
-                             f"{check.vae_downsample}x")  # fmt: skip
+            raise ValueError(
+                f"VAE at {cfg.vae_dir} has {vae.latent_channels} channels / "
+                f"{vae.downsample}x down; the model expects {check.latent_channels} / "
+                f"{check.vae_downsample}x"
+            )
         model.vae = vae
         # Record the VAE in the model config so that a saved stage reloads with it.
         check.vae_scale, check.vae_shift = vae.scale, vae.shift

@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
 from unixlib.data.sources.images import load_image
 from unixlib.model.vae import VAEWrapper, build_autoencoder, latent_stats, vae_loss
 from unixlib.model.vae import tiny_autoencoder_config as default_autoencoder_config
+from unixlib.progress import bar
 from unixlib.train.distributed import resolve_device
+from unixlib.train.schedules import cosine_with_warmup
 from unixlib.train.vae_files import LATENT_NORM_FILE, write_latent_norm
 
 __all__ = [
@@ -39,10 +40,8 @@ __all__ = [
     "VAETrainResult",
     "as_image_batch",
     "encode_dataset",
-    "finding_retention",
     "load_image_stack",
     "reconstruct",
-    "reconstruction_metrics",
     "train_vae",
 ]
 
@@ -155,14 +154,6 @@ def _check_autoencoder_config(config: dict[str, Any], cfg: VAETrainConfig) -> No
         )
 
 
-def _lr_factor(step: int, cfg: VAETrainConfig) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio``."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 def train_vae(
     images: np.ndarray | Tensor,
     cfg: VAETrainConfig,
@@ -200,13 +191,13 @@ def train_vae(
     autoencoder = autoencoder.to(device).train()
     generator = torch.Generator().manual_seed(cfg.seed)  # batch order and posterior noise
     optimizer = torch.optim.AdamW(autoencoder.parameters(), lr=cfg.lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg))
+    scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
 
     metrics: list[dict[str, float]] = []
     order = torch.empty(0, dtype=torch.long)
     start = time.perf_counter()
     with open(out / METRICS_FILE, "w") as log:
-        for step in range(1, cfg.steps + 1):
+        for step in bar(range(1, cfg.steps + 1), desc="VAE training", unit="step"):
             while len(order) < cfg.batch_size:  # a new epoch; the short tail is carried over
                 order = torch.cat([order, torch.randperm(len(x), generator=generator)])
             idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
@@ -248,6 +239,7 @@ def encode_dataset(
     images: np.ndarray | Tensor,
     batch_size: int = 64,
     generator: torch.Generator | None = None,
+    desc: str = "encode latents",
 ) -> Tensor:
     """Normalised latents ``(N, C, H/f, W/f)`` (float32, CPU) of images ``(N, 1, H, W)`` in [0, 1].
 
@@ -258,7 +250,7 @@ def encode_dataset(
     device = _device_of(vae)
     chunks = []
     with torch.no_grad():
-        for batch in x.split(batch_size):
+        for batch in bar(x.split(batch_size), desc=desc, unit="batch"):
             chunks.append(vae.encode(batch.to(device) * 2 - 1, generator=generator).float().cpu())
     return torch.cat(chunks)
 
@@ -266,52 +258,13 @@ def encode_dataset(
 def reconstruct(vae: VAEWrapper, images: np.ndarray | Tensor, batch_size: int = 64) -> Tensor:
     """Encode and decode ``(N, 1, H, W)`` images in [0, 1]; returns the same shape, clamped."""
     device = _device_of(vae)
-    latents = encode_dataset(vae, images, batch_size)
+    latents = encode_dataset(vae, images, batch_size, desc="reconstruct: encode")
     chunks = []
     with torch.no_grad():
-        for z in latents.split(batch_size):
+        for z in bar(latents.split(batch_size), desc="reconstruct: decode", unit="batch"):
             pixels = vae.decode(z.to(device)).float().cpu()  # (B, 1, H, W) in ~[-1, 1]
             chunks.append(((pixels + 1) / 2).clamp(0, 1))
     return torch.cat(chunks)
-
-
-def reconstruction_metrics(
-    vae: VAEWrapper, images: np.ndarray | Tensor, batch_size: int = 64
-) -> dict[str, float]:
-    """Reconstruction quality on (held-out) images ``(N, 1, H, W)`` in [0, 1].
-
-    Returns ``{"mse", "psnr", "psnr_per_image", "n"}``: ``mse`` is the mean squared error in
-    [0, 1] pixel units over every pixel; ``psnr = 10 log10(1 / mse)`` (dB, peak 1);
-    ``psnr_per_image`` is the mean of the images' own PSNRs (less dominated by hard images).
-    """
-    x = as_image_batch(images)
-    err = (reconstruct(vae, x, batch_size) - x).double().pow(2).mean(dim=(1, 2, 3))  # (N,)
-    mse = err.mean().item()
-    per_image = (10 * torch.log10(1 / err.clamp_min(1e-12))).mean().item()
-    return {
-        "mse": mse,
-        "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
-        "psnr_per_image": per_image,
-        "n": float(len(x)),
-    }
-
-
-def finding_retention(
-    vae: VAEWrapper, references: dict[str, np.ndarray], normal: str = "normal"
-) -> pd.DataFrame:
-    """How much of each finding survives the autoencoder (a good PSNR can hide a lost one).
-
-    ``references``: title -> ``(H, W)`` renderings of one patient with and without findings
-    (``fig4.synthetic_prompts``). Each is reconstructed, and
-    :func:`unixlib.eval.fig4.finding_contrast` compares the reconstructions with the
-    references: ``ratio`` 1 = the finding's whole difference from ``normal`` is kept, 0 = none.
-    """
-    from unixlib.eval.fig4 import finding_contrast  # the generation side's measure, reused
-
-    titles = list(references)
-    recon = reconstruct(vae, np.stack([references[t] for t in titles])[:, None])  # (N, 1, H, W)
-    reconstructed = {t: recon[i : i + 1, 0].numpy() for i, t in enumerate(titles)}  # (1, H, W)
-    return finding_contrast(reconstructed, references, normal)
 
 
 def cache_latents(

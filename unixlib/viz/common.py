@@ -1,4 +1,4 @@
-"""What every figure shares: headless rendering and saving."""
+"""What every figure shares: headless rendering and saving (PNG and PDF, print resolution)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ if not os.environ.get("DISPLAY") and "MPLBACKEND" not in os.environ:
 
 from matplotlib.figure import Figure
 
-DPI = 120
+DPI = 300  # print resolution of the PNG (and of the raster images inside the PDF)
+FORMATS = ("png", "pdf")  # PNG for the notebooks and README, PDF (vector) for papers
 
 
 def save(fig: Figure, out_path: Path) -> Figure:
-    """Write ``fig`` as PNG (parent folders created) and return it, for inline display."""
+    """Write ``fig`` as ``out_path`` (a ``.png``) and, beside it, the same figure as ``.pdf``
+    (parent folders created); returns it, for inline display."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=DPI, bbox_inches="tight")
+    for fmt in FORMATS:
+        fig.savefig(out_path.with_suffix(f".{fmt}"), dpi=DPI, bbox_inches="tight", format=fmt)
     return fig

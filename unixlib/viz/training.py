@@ -30,7 +30,7 @@ def vae_reconstructions(
     Args:
         originals, recons: ``(N, H, W)`` arrays in [0, 1] (or torch tensors), same shape.
         out_path: PNG written here.
-        psnr: shown in the title when given (dB, e.g. ``reconstruction_metrics(...)["psnr"]``).
+        psnr: shown in the title when given (dB, e.g. ``eval.vae_quality.reconstruction_metrics(...)["psnr"]``).
     """
     originals, recons = np.asarray(originals), np.asarray(recons)
     if originals.ndim != 3 or originals.shape != recons.shape or len(originals) == 0:

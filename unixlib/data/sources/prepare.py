@@ -17,14 +17,21 @@ rejects.csv is written, so the user can read why).
 
 Sources (their arguments are documented on each ``candidates`` function):
 ``synth``, ``mimic``, ``iuxray``, ``folder``: the modules of the same name in this package.
+
+Image files are read and squared by a process pool over the available cores (``workers``); the
+result does not depend on the pool: each image goes to a pending file of its own, and the rows
+are then accepted in input order exactly as a single process would.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +56,7 @@ from unixlib.data.sources.images import (
     save_png8,
     to_square,
 )
+from unixlib.progress import bar
 
 SOURCES: dict[str, Callable[..., Iterable[Candidate]]] = {
     "synth": synth.candidates,
@@ -57,6 +65,8 @@ SOURCES: dict[str, Callable[..., Iterable[Candidate]]] = {
     "folder": folder.candidates,
 }
 REJECT_COLUMNS = ("id", "ref", "stage", "reason")
+# Fewer image files than this are cached in this process (a pool costs ~1 s to start).
+POOL_MIN_JOBS = 256
 # Ids become file names in the image cache; anything outside this set is replaced by "_".
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -90,6 +100,7 @@ def prepare(
     *,
     max_reject_frac: float = 0.05,
     pad_value: float = DEFAULT_PAD_VALUE,
+    workers: int | None = None,
     **source_args: object,
 ) -> PrepareResult:
     """Build ``out_dir/manifest.parquet``, ``out_dir/images/`` and ``out_dir/rejects.csv``.
@@ -100,6 +111,7 @@ def prepare(
         image_size: side of the square cached images, in pixels.
         max_reject_frac: the largest tolerated fraction of data-error rejects (module doc).
         pad_value: gray level in [0, 1] of the square padding (default black).
+        workers: processes that cache image files (default: the available cores).
         source_args: passed to the source's ``candidates`` function.
 
     Raises:
@@ -114,20 +126,39 @@ def prepare(
     out = Path(out_dir)
     image_dir = out / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
+    pending = image_dir / ".pending"  # one file per candidate until its row is accepted
+    shutil.rmtree(pending, ignore_errors=True)  # left by an interrupted run
+    pending.mkdir()
+    candidates: list[Candidate] = []
+    jobs: list[tuple[str, str, int, float]] = []  # (source file, pending PNG, size, pad)
+    for cand in bar(SOURCES[source](**source_args), desc=f"read {source}", unit="row"):
+        if _check(cand, set()) is None and cand.image is not None:  # duplicates: decided below
+            dst = pending / f"{len(candidates)}.png"
+            if isinstance(cand.image, np.ndarray):  # rendered in memory: save now, keep no array
+                save_png8(to_square(cand.image, image_size, pad_value), dst)
+            else:
+                jobs.append((str(cand.image), str(dst), image_size, pad_value))
+            cand.image = dst
+        candidates.append(cand)
+    # pending PNG -> None, or (stage, reason) when its file could not be read
+    problems = dict(zip((dst for _, dst, _, _ in jobs), _cache_files(jobs, workers), strict=True))
+
     rows: list[dict[str, object]] = []
     rejects: list[dict[str, str]] = []
     seen_ids: set[str] = set()
-
-    for cand in SOURCES[source](**source_args):
+    for cand in candidates:
         problem = _check(cand, seen_ids)
         if problem is None and cand.image is not None:
-            problem = _cache(cand, image_dir / f"{_file_id(cand.id)}.png", image_size, pad_value)
+            problem = problems.get(str(cand.image))
         if problem is not None:
             stage, reason = problem
             rejects.append({"id": cand.id, "ref": cand.ref, "stage": stage, "reason": reason})
             continue
         seen_ids.add(_file_id(cand.id))
-        image_path = "" if cand.image is None else f"images/{_file_id(cand.id)}.png"
+        image_path = ""
+        if cand.image is not None:
+            image_path = f"images/{_file_id(cand.id)}.png"
+            os.replace(cand.image, out / image_path)
         rows.append(
             {
                 "id": cand.id,
@@ -139,6 +170,7 @@ def prepare(
                 **{name: float(cand.labels[name]) for name in LABELS},
             }
         )
+    shutil.rmtree(pending)
 
     rejects_path = out / "rejects.csv"
     pd.DataFrame(rejects, columns=list(REJECT_COLUMNS)).to_csv(rejects_path, index=False)
@@ -182,16 +214,42 @@ def _check(cand: Candidate, seen_ids: set[str]) -> tuple[str, str] | None:
     return None
 
 
-def _cache(cand: Candidate, dst: Path, size: int, pad_value: float) -> tuple[str, str] | None:
-    """Write the candidate's square PNG; (stage, reason) when its image cannot be read."""
-    if isinstance(cand.image, np.ndarray):
-        save_png8(to_square(cand.image, size, pad_value), dst)
-        return None
+def _cache_file(job: tuple[str, str, int, float]) -> tuple[str, str] | None:
+    """Square one image file into its PNG; (stage, reason) when it cannot be read."""
+    src, dst, size, pad_value = job
     try:
-        cache_square_png(cand.image, dst, size, pad_value)
+        cache_square_png(src, dst, size, pad_value)
     except (ImageError, DicomError) as err:
         return STAGE_IMAGE, err.reason
     return None
+
+
+def _cache_files(
+    jobs: list[tuple[str, str, int, float]], workers: int | None
+) -> list[tuple[str, str] | None]:
+    """:func:`_cache_file` over ``jobs``, in order, on ``workers`` processes (default: the
+    available cores; one process below :data:`POOL_MIN_JOBS` jobs)."""
+    if workers is None:
+        workers = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        )
+    workers = max(1, min(workers or 1, len(jobs))) if len(jobs) >= POOL_MIN_JOBS else 1
+    if not jobs:
+        return []
+    results: list[tuple[str, str] | None] = []
+    with bar(total=len(jobs), desc=f"cache images ({workers} proc.)", unit="img") as progress:
+        if workers == 1:
+            for job in jobs:
+                results.append(_cache_file(job))
+                progress.update()
+            return results
+        chunk = max(1, min(64, len(jobs) // (workers * 8)))
+        # spawn, not fork: the caller may hold threads (torch, a notebook kernel)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for result in pool.map(_cache_file, jobs, chunksize=chunk):  # keeps input order
+                results.append(result)
+                progress.update()
+    return results
 
 
 def _file_id(row_id: str) -> str:

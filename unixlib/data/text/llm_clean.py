@@ -38,6 +38,7 @@ from pathlib import Path
 
 from unixlib.data.text.judge import judge_rewrite
 from unixlib.data.text.reports import format_report, split_report
+from unixlib.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -267,5 +268,6 @@ def llm_clean_reports(
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, cfg.concurrency)) as pool:
-        done.update(zip(todo, pool.map(work, todo), strict=True))
+        results = bar(pool.map(work, todo), total=len(todo), desc="LLM cleaning", unit="report")
+        done.update(zip(todo, results, strict=True))
     return [done[raw] for raw in texts]
