@@ -63,10 +63,26 @@ def set_trainable(model: nn.Module, groups: tuple[str, ...]) -> dict[str, int]:
     return counts
 
 
+def vocab_rows(cfg: TrainConfig, tokenizer: ReportTokenizer) -> int:
+    """The model's vocabulary: the Janus-Pro embedding's rows when stage 1 starts from Janus-Pro
+    (102,400, read from the checkpoint's stored shape; never the tokenizer's ~100.6k entries),
+    else the tokenizer's. A tokenizer with more entries than the embedding has rows is an error.
+    """
+    if not (cfg.janus_dir and not cfg.init_from):
+        return tokenizer.vocab_size
+    from unixlib.model.weights import embedding_rows
+
+    rows = embedding_rows(project_path(cfg.janus_dir))
+    if tokenizer.vocab_size > rows:
+        raise ValueError(f"the tokenizer needs {tokenizer.vocab_size} embedding rows, the "
+                         f"Janus-Pro checkpoint at {cfg.janus_dir} has {rows}")  # fmt: skip
+    return rows
+
+
 def model_config(cfg: TrainConfig, tokenizer: ReportTokenizer) -> dict:
     """UniXConfig fields a run sets: vocabulary, special ids, the stage's image size."""
     size_key = "image_size_und" if cfg.stage == 1 else "image_size_gen"
-    values = {"vocab_size": tokenizer.vocab_size, size_key: cfg.image_size,
+    values = {"vocab_size": vocab_rows(cfg, tokenizer), size_key: cfg.image_size,
               "repa_weight": cfg.repa_weight, "text_dropout_prob": cfg.text_dropout_prob}  # fmt: skip
     values.update({f"{k}_id": v for k, v in tokenizer.special_ids.items()})
     values.update(cfg.model_overrides)
@@ -85,7 +101,8 @@ def build_model(cfg: TrainConfig, tokenizer: ReportTokenizer) -> UniX:
         if cfg.janus_dir:
             from unixlib.model.weights import import_janus_pro
 
-            print(import_janus_pro(model, project_path(cfg.janus_dir)))
+            # strict: a missing or mismatched key is an error naming it, before any step
+            print(import_janus_pro(model, project_path(cfg.janus_dir), strict=True))
     if cfg.vae_dir:
         from unixlib.train.vae_files import load_vae
 
