@@ -121,6 +121,9 @@ class UniXConfig(PretrainedConfig):
         cfg_scale: float = 2.0,
         cfg_interval: tuple[float, float] = (0.4, 1.0),  # CFG active for lo < t <= hi
         cfg_renorm: bool = True,  # global renorm v <- v * min(1, |v_cond| / |v_cfg|)
+        # Token layout of every sequence plan (data/packing.py): "ours", or "official", the
+        # layout of the official inference code, which the released weights expect.
+        sequence_layout: str = "ours",
         initializer_range: float = 0.02,
         **kwargs: Any,
     ) -> None:
@@ -166,6 +169,7 @@ class UniXConfig(PretrainedConfig):
         self.cfg_scale = cfg_scale
         self.cfg_interval = (float(cfg_interval[0]), float(cfg_interval[1]))
         self.cfg_renorm = cfg_renorm
+        self.sequence_layout = sequence_layout
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
         self.validate_shapes()
@@ -256,6 +260,8 @@ class UniXConfig(PretrainedConfig):
         lo, hi = self.cfg_interval
         if not 0.0 <= lo <= hi <= 1.0:
             problems.append(f"cfg_interval {self.cfg_interval} is not 0 <= lo <= hi <= 1")
+        if self.sequence_layout not in ("ours", "official"):
+            problems.append(f"sequence_layout {self.sequence_layout!r} is not ours | official")
         if not 0.0 <= self.text_dropout_prob < 1.0:
             problems.append(f"text_dropout_prob {self.text_dropout_prob} not in [0, 1)")
         if problems:

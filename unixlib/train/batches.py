@@ -101,6 +101,7 @@ class BatchSource:
     world_size: int = 1
     rank: int = 0
     gen_pixels: bool = True  # decode generation images (False: latents cached, no REPA)
+    layout: str = "ours"  # sequence layout of the plans (UniXConfig.sequence_layout)
 
     def _positions(self, task_index: int, count: int, step: int, micro: int) -> range:
         slot = (step * self.grad_accum + micro) * self.world_size + self.rank
@@ -115,7 +116,9 @@ class BatchSource:
                 idx, epoch = stream_index(self.seed, k, len(data))
                 ex = data.example(idx, epoch)
                 plans.append(
-                    understanding_plan(ex.prompt_ids, ex.report_ids, self.vit_grid, self.special, k)
+                    understanding_plan(
+                        ex.prompt_ids, ex.report_ids, self.vit_grid, self.special, k, self.layout
+                    )
                 )
                 vit_images.append(ex.image)
         if n_gen:
@@ -125,7 +128,9 @@ class BatchSource:
                 ex_seed = example_seed(self.seed, k)
                 rng = random.Random(ex_seed)
                 report = text_dropout(data.report_ids[idx], self.text_dropout_prob, rng)
-                plans.append(generation_plan(report, self.latent_grid, self.special, k))
+                plans.append(
+                    generation_plan(report, self.latent_grid, self.special, k, layout=self.layout)
+                )
                 if self.gen_pixels:
                     gen_images.append(data.image(idx))
                 gen_rows.append(idx)
@@ -173,11 +178,14 @@ def build_source(
     :func:`load_training_data` returned, when the caller has it already."""
     frame, tokenizer, paths = data or load_training_data(cfg)
     datasets = {}
-    for task, n, size in (("und", cfg.task_ratio[0], mc.image_size_und),
-                          ("gen", cfg.task_ratio[1], mc.image_size_gen)):  # fmt: skip
+    for task, n, size in (
+        ("und", cfg.task_ratio[0], mc.image_size_und),
+        ("gen", cfg.task_ratio[1], mc.image_size_gen),
+    ):
         if n:
-            datasets[task] = ReportImageDataset(frame, paths.root, tokenizer, "train", size,
-                                                task, cfg.max_report_tokens, cfg.seed)  # fmt: skip
+            datasets[task] = ReportImageDataset(
+                frame, paths.root, tokenizer, "train", size, task, cfg.max_report_tokens, cfg.seed
+            )
     grid = mc.latent_grid(mc.image_size_gen)
     return BatchSource(
         datasets=datasets,
@@ -193,6 +201,7 @@ def build_source(
         text_dropout_prob=cfg.text_dropout_prob,
         world_size=world_size,
         rank=rank,
+        layout=mc.sequence_layout,
     )
 
 
@@ -208,10 +217,14 @@ def align_latent_cache(
     wanted = dataset.rows["id"].astype(str).tolist()
     missing = [i for i in wanted if i not in position]
     if missing:
-        raise ValueError(f"the latent cache lacks {len(missing)} training rows, e.g. "
-                         f"{missing[:3]}: re-encode it for this dataset")  # fmt: skip
+        raise ValueError(
+            f"the latent cache lacks {len(missing)} training rows, e.g. "
+            f"{missing[:3]}: re-encode it for this dataset"
+        )
     side = grid * patch
     if tuple(latents.shape[-2:]) != (side, side):
-        raise ValueError(f"cached latents are {tuple(latents.shape[-2:])}, the stage needs "
-                         f"({side}, {side}): the cache was encoded at another image size")  # fmt: skip
+        raise ValueError(
+            f"cached latents are {tuple(latents.shape[-2:])}, the stage needs "
+            f"({side}, {side}): the cache was encoded at another image size"
+        )
     return latents[[position[i] for i in wanted]]
