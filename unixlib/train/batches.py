@@ -197,7 +197,7 @@ def build_source(
         vit_size=mc.image_size_und,
         vit_grid=(mc.vit_grid, mc.vit_grid),
         latent_grid=(grid, grid),
-        timestep_shift=mc.timestep_shift,
+        timestep_shift=cfg.timestep_shift,
         text_dropout_prob=cfg.text_dropout_prob,
         world_size=world_size,
         rank=rank,

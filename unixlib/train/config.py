@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 #   norm, vae2llm, llm2vae, time embedder and the REPA projector.
 GROUPS = ("vision", "connector", "und", "gen")
 
+# Training knobs whose one home is TrainConfig (never UniXConfig / model_overrides).
+TRAINING_KNOBS = ("timestep_shift", "ce_weight", "flow_weight", "repa_weight", "text_dropout_prob")
+
 # UniXConfig fields that identify a model of the paper's size (TrainConfig.parallel_mode).
 _LLM_SHAPE = ("hidden_size", "num_layers", "intermediate_size")
 
@@ -64,14 +67,24 @@ class TrainConfig:
     eps: float = 1e-15  # as the paper (BAGEL); tiny eps keeps Adam's update scale exact in bf16
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    # --- the objective: every training knob has its home here (not in UniXConfig) ---
     repa_weight: float | None = None  # None = stage default (0.5 in stage 2)
-    text_dropout_prob: float = 0.1  # report dropped for classifier-free guidance
+    # P(report replaced by the empty context) in generation training, for CFG (BAGEL's
+    # default; the paper is silent). Applied on the data side: packing.text_dropout.
+    text_dropout_prob: float = 0.1
+    timestep_shift: float = 1.0  # training t = shift(sigmoid(N(0,1))); the released config: 1
+    ce_weight: float = 1.0  # loss = ce_weight * ce + flow_weight * flow + repa_weight * repa
+    flow_weight: float = 1.0
     max_report_tokens: int = 256
     ema_decay: float = 0.0  # 0 = no EMA; else EMA of the trained parameters
     # Stage 1 from a random tower only (no janus_dir): steps of a 14-label head on the SigLIP
     # tower before the report loss, a stand-in for its pretraining (vision_pretrain.py); 0 = off
     vision_pretrain_steps: int = 0
     vision_pretrain_lr: float = 1e-3
+    # Recompute every MoT block (and the SigLIP layers, when trained) in backward instead of
+    # keeping their activations: about a third more compute, a fraction of the activation
+    # memory (train/memory.py); the paper profile turns it on to fit 48 GB GPUs
+    activation_checkpointing: bool = False
     # auto = bf16 autocast on CUDA, fp32 on CPU (CPUs without bf16 units run autocast 3-10x
     # slower than fp32; measured on the 2-core development machine) | bf16 | no
     mixed_precision: str = "auto"
@@ -108,6 +121,14 @@ class TrainConfig:
             )
         if self.parallel not in ("auto", "ddp", "fsdp"):
             raise ValueError(f"parallel must be auto, ddp or fsdp, got {self.parallel!r}")
+        knobs = sorted(set(self.model_overrides) & set(TRAINING_KNOBS))
+        if knobs:
+            raise ValueError(f"{knobs} are training knobs: set them on the training config, not "
+                             "in model_overrides")  # fmt: skip
+        if not 0.0 <= self.text_dropout_prob < 1.0:
+            raise ValueError(f"text_dropout_prob must be in [0, 1), got {self.text_dropout_prob}")
+        if self.timestep_shift <= 0:
+            raise ValueError(f"timestep_shift must be > 0, got {self.timestep_shift}")
         if self.vision_pretrain_steps < 0:
             raise ValueError(
                 f"vision_pretrain_steps must be >= 0, got {self.vision_pretrain_steps}"

@@ -38,7 +38,8 @@ from unixlib.train.batches import (
     load_training_data,
 )
 from unixlib.train.config import TrainConfig
-from unixlib.train.setup import build_model, set_trainable
+from unixlib.train.memory import estimate_memory
+from unixlib.train.setup import build_model, set_activation_checkpointing, set_trainable
 
 
 class EMA(nn.Module):
@@ -180,6 +181,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     counts = set_trainable(model, cfg.trainable)
     # stages 2-3: no backward through the frozen understanding branch (mot.py, freeze_und)
     model.language_model.freeze_und = not {"vision", "connector", "und"} & set(cfg.trainable)
+    set_activation_checkpointing(model, cfg)
     repa_target = _repa_target(cfg, model, device)
     source = build_source(cfg, model.config, info.world_size, info.rank, data)
     latest = ckpt.latest_checkpoint(run_dir / "checkpoints") if resume else None
@@ -196,7 +198,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         source.gen_pixels = repa_target is not None  # only REPA would still look at the pixels
     # DDP wraps the model; FSDP shards it in place (new parameters: build the optimizer after).
     parallel = cfg.parallel_mode(model.config)
-    wrapped = dist_utils.parallelize(model, parallel, info, device)
+    if info.is_main:
+        print(
+            estimate_memory(model.config, cfg, info.world_size, parallel if info.enabled else None)
+        )
+    bf16_shards = cfg.mixed_precision == "bf16" or (
+        cfg.mixed_precision == "auto" and device.type == "cuda"
+    )
+    wrapped = dist_utils.parallelize(model, parallel, info, device, cfg, bf16_shards)
     params = [p for p in model.parameters() if p.requires_grad]
     # The fused kernel (one pass over all tensors): ~6% of a tiny CPU step faster than the
     # default; it takes FSDP's sharded (DTensor) parameters too (gloo test).
@@ -236,7 +245,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
     )
-    weights = model.config.ce_weight, model.config.flow_weight, cfg.repa_weight
+    weights = cfg.ce_weight, cfg.flow_weight, cfg.repa_weight
     bar = None
     if progress and info.is_main:
         from tqdm.auto import tqdm

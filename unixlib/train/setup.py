@@ -79,11 +79,34 @@ def vocab_rows(cfg: TrainConfig, tokenizer: ReportTokenizer) -> int:
     return rows
 
 
+def set_activation_checkpointing(model: UniX, cfg: TrainConfig) -> None:
+    """Recompute the MoT blocks (and the SigLIP layers when they train) in backward."""
+    model.language_model.gradient_checkpointing = cfg.activation_checkpointing
+    tower = model.vision_tower
+    if cfg.activation_checkpointing and "vision" in cfg.trainable:
+        tower.activation_checkpointing_enable({"use_reentrant": False})
+    elif tower.is_activation_checkpointing:
+        tower.activation_checkpointing_disable()
+
+
+def ddp_needs_unused_parameters(cfg: TrainConfig, mot: bool = True) -> bool:
+    """Whether a trainable parameter can get no gradient in a step of this stage, which DDP must
+    then be told (``find_unused_parameters``, an extra graph traversal every step): the REPA
+    projector without REPA (stage 3), a group of a task the stage has no examples of, or the
+    shared-weight ablation. Stages 1 and 2 of the paper use every trained parameter."""
+    und_task, gen_task = (n > 0 for n in cfg.task_ratio)
+    trains = set(cfg.trainable)
+    if not mot:
+        return True
+    if "gen" in trains and (not gen_task or cfg.repa_weight <= 0):
+        return True  # no generation examples, or the REPA projector idle
+    return bool(trains & {"vision", "connector", "und"}) and not und_task
+
+
 def model_config(cfg: TrainConfig, tokenizer: ReportTokenizer) -> dict:
     """UniXConfig fields a run sets: vocabulary, special ids, the stage's image size."""
     size_key = "image_size_und" if cfg.stage == 1 else "image_size_gen"
-    values = {"vocab_size": vocab_rows(cfg, tokenizer), size_key: cfg.image_size,
-              "repa_weight": cfg.repa_weight, "text_dropout_prob": cfg.text_dropout_prob}  # fmt: skip
+    values = {"vocab_size": vocab_rows(cfg, tokenizer), size_key: cfg.image_size}
     values.update({f"{k}_id": v for k, v in tokenizer.special_ids.items()})
     values.update(cfg.model_overrides)
     return values
