@@ -55,8 +55,14 @@ class MemoryEstimate:
 
     @property
     def total(self) -> float:
-        return (self.parameters + self.gradients + self.optimizer + self.gathered
-                + self.activations + self.reserve)  # fmt: skip
+        return (
+            self.parameters
+            + self.gradients
+            + self.optimizer
+            + self.gathered
+            + self.activations
+            + self.reserve
+        )
 
     def fits(self, gpu_gb: float) -> bool:
         return self.total <= gpu_gb * GB
@@ -71,12 +77,14 @@ class MemoryEstimate:
                 "gathered",
                 "activations",
                 "reserve",
-            )  # fmt: skip
+            )
         )
         seq = ", ".join(f"{k} {v}" for k, v in self.lengths.items())
-        return (f"memory per GPU (estimate): {self.total / GB:.1f} GB = {parts} GB "
-                f"[{self.parallel} over {self.world_size}, micro-batch {self.micro_batch}, "
-                f"tokens per sequence: {seq}]")  # fmt: skip
+        return (
+            f"memory per GPU (estimate): {self.total / GB:.1f} GB = {parts} GB "
+            f"[{self.parallel} over {self.world_size}, micro-batch {self.micro_batch}, "
+            f"tokens per sequence: {seq}]"
+        )
 
 
 def sequence_lengths(mc: UniXConfig, cfg: TrainConfig) -> dict[str, int]:
@@ -154,5 +162,15 @@ def estimate_memory(
         acts += n_und * vit_tok * (mc.vit_num_layers * (2 * dv if ckpt else _per_token(dv, iv)))
     if n_und:
         acts += n_und * (cfg.max_report_tokens + 1) * mc.vocab_size * 10  # logits
-    return MemoryEstimate(params, grads, optim, gathered, acts, RESERVE_GB * GB, world_size,
-                          parallel, cfg.batch_size, lengths)  # fmt: skip
+    return MemoryEstimate(
+        params,
+        grads,
+        optim,
+        gathered,
+        acts,
+        RESERVE_GB * GB,
+        world_size,
+        parallel,
+        cfg.batch_size,
+        lengths,
+    )
