@@ -29,9 +29,18 @@ from unixlib.data.tokenizer import train_bpe
 
 D, LAYERS, INTER, VOCAB = 2048, 24, 5632, 102400  # Janus-Pro-1B LLM
 DV, VIT_LAYERS, VIT_INTER, PATCH, VIT_TOKENS = 1024, 24, 4096, 16, 576  # SigLIP-L/16 @ 384
-LDM_KL_F16 = {"double_z": True, "z_channels": 16, "resolution": 256, "in_channels": 3,
-              "out_ch": 3, "ch": 128, "ch_mult": [1, 1, 2, 2, 4], "num_res_blocks": 2,
-              "attn_resolutions": [16], "dropout": 0.0}  # fmt: skip
+LDM_KL_F16 = {
+    "double_z": True,
+    "z_channels": 16,
+    "resolution": 256,
+    "in_channels": 3,
+    "out_ch": 3,
+    "ch": 128,
+    "ch_mult": [1, 1, 2, 2, 4],
+    "num_res_blocks": 2,
+    "attn_resolutions": [16],
+    "dropout": 0.0,
+}
 
 
 def _timm_vit(prefix: str) -> dict[str, tuple[int, ...]]:
@@ -48,9 +57,14 @@ def _timm_vit(prefix: str) -> dict[str, tuple[int, ...]]:
     }
     for i in range(VIT_LAYERS):
         b = f"{prefix}blocks.{i}."
-        for name, shape in (("norm1", (DV,)), ("norm2", (DV,)), ("attn.qkv", (3 * DV, DV)),
-                            ("attn.proj", (DV, DV)), ("mlp.fc1", (VIT_INTER, DV)),
-                            ("mlp.fc2", (DV, VIT_INTER))):  # fmt: skip
+        for name, shape in (
+            ("norm1", (DV,)),
+            ("norm2", (DV,)),
+            ("attn.qkv", (3 * DV, DV)),
+            ("attn.proj", (DV, DV)),
+            ("mlp.fc1", (VIT_INTER, DV)),
+            ("mlp.fc2", (DV, VIT_INTER)),
+        ):
             shapes[f"{b}{name}.weight"] = shape
             shapes[f"{b}{name}.bias"] = (shape[0],)
     return shapes
@@ -112,11 +126,16 @@ def write_janus_pro(out: Path, drop: str = "", vocab: int = VOCAB) -> Path:
     """A Janus-Pro-1B directory; ``drop`` removes one key, ``vocab`` changes the rows."""
     out.mkdir(parents=True, exist_ok=True)
     shapes = {**_llm(False, vocab), **_timm_vit("vision_model.vision_tower.")}
-    shapes |= {"aligner.layers.0.weight": (D, DV), "aligner.layers.0.bias": (D,),
-               "aligner.layers.2.weight": (D, D), "aligner.layers.2.bias": (D,),
-               "gen_vision_model.encoder.conv_in.weight": (128, 3, 3, 3),
-               "gen_embed.weight": (16384, 8), "gen_aligner.layers.0.weight": (D, 8),
-               "gen_head.vision_head.weight": (16384, D)}  # fmt: skip
+    shapes |= {
+        "aligner.layers.0.weight": (D, DV),
+        "aligner.layers.0.bias": (D,),
+        "aligner.layers.2.weight": (D, D),
+        "aligner.layers.2.bias": (D,),
+        "gen_vision_model.encoder.conv_in.weight": (128, 3, 3, 3),
+        "gen_embed.weight": (16384, 8),
+        "gen_aligner.layers.0.weight": (D, 8),
+        "gen_head.vision_head.weight": (16384, D),
+    }
     shapes.pop(drop, None)
     _save_meta(shapes, out / "pytorch_model.bin")
     (out / "config.json").write_text(json.dumps({"model_type": "multi_modality"}) + "\n")
@@ -125,10 +144,16 @@ def write_janus_pro(out: Path, drop: str = "", vocab: int = VOCAB) -> Path:
 
 
 def _ldm_resnet(name: str, cin: int, cout: int) -> dict[str, tuple[int, ...]]:
-    sd = {f"{name}.norm1.weight": (cin,), f"{name}.norm1.bias": (cin,),
-          f"{name}.conv1.weight": (cout, cin, 3, 3), f"{name}.conv1.bias": (cout,),
-          f"{name}.norm2.weight": (cout,), f"{name}.norm2.bias": (cout,),
-          f"{name}.conv2.weight": (cout, cout, 3, 3), f"{name}.conv2.bias": (cout,)}  # fmt: skip
+    sd = {
+        f"{name}.norm1.weight": (cin,),
+        f"{name}.norm1.bias": (cin,),
+        f"{name}.conv1.weight": (cout, cin, 3, 3),
+        f"{name}.conv1.bias": (cout,),
+        f"{name}.norm2.weight": (cout,),
+        f"{name}.norm2.bias": (cout,),
+        f"{name}.conv2.weight": (cout, cout, 3, 3),
+        f"{name}.conv2.bias": (cout,),
+    }
     if cin != cout:
         sd |= {
             f"{name}.nin_shortcut.weight": (cout, cin, 1, 1),
@@ -156,16 +181,22 @@ def ldm_vae_shapes(dd: dict) -> dict[str, tuple[int, ...]]:
             if res in dd["attn_resolutions"]:
                 sd |= _ldm_attn(f"encoder.down.{i}.attn.{j}", cin)
         if i != len(mult) - 1:
-            sd |= {f"encoder.down.{i}.downsample.conv.weight": (cin, cin, 3, 3),
-                   f"encoder.down.{i}.downsample.conv.bias": (cin,)}  # fmt: skip
+            sd |= {
+                f"encoder.down.{i}.downsample.conv.weight": (cin, cin, 3, 3),
+                f"encoder.down.{i}.downsample.conv.bias": (cin,),
+            }
             res //= 2
     for part, cout in (("encoder", 2 * z), ("decoder", None)):
         c = ch * mult[-1]
         sd |= _ldm_resnet(f"{part}.mid.block_1", c, c) | _ldm_attn(f"{part}.mid.attn_1", c)
         sd |= _ldm_resnet(f"{part}.mid.block_2", c, c)
         if cout:
-            sd |= {f"{part}.norm_out.weight": (c,), f"{part}.norm_out.bias": (c,),
-                   f"{part}.conv_out.weight": (cout, c, 3, 3), f"{part}.conv_out.bias": (cout,)}  # fmt: skip
+            sd |= {
+                f"{part}.norm_out.weight": (c,),
+                f"{part}.norm_out.bias": (c,),
+                f"{part}.conv_out.weight": (cout, c, 3, 3),
+                f"{part}.conv_out.bias": (cout,),
+            }
     cin = ch * mult[-1]
     sd |= {"decoder.conv_in.weight": (cin, z, 3, 3), "decoder.conv_in.bias": (cin,)}
     for i in reversed(range(len(mult))):
@@ -175,14 +206,22 @@ def ldm_vae_shapes(dd: dict) -> dict[str, tuple[int, ...]]:
             if res in dd["attn_resolutions"]:
                 sd |= _ldm_attn(f"decoder.up.{i}.attn.{j}", cin)
         if i != 0:
-            sd |= {f"decoder.up.{i}.upsample.conv.weight": (cin, cin, 3, 3),
-                   f"decoder.up.{i}.upsample.conv.bias": (cin,)}  # fmt: skip
+            sd |= {
+                f"decoder.up.{i}.upsample.conv.weight": (cin, cin, 3, 3),
+                f"decoder.up.{i}.upsample.conv.bias": (cin,),
+            }
             res *= 2
-    sd |= {"decoder.norm_out.weight": (cin,), "decoder.norm_out.bias": (cin,),
-           "decoder.conv_out.weight": (3, cin, 3, 3), "decoder.conv_out.bias": (3,),
-           "quant_conv.weight": (2 * z, 2 * z, 1, 1), "quant_conv.bias": (2 * z,),
-           "post_quant_conv.weight": (z, z, 1, 1), "post_quant_conv.bias": (z,),
-           "loss.logvar": ()}  # fmt: skip
+    sd |= {
+        "decoder.norm_out.weight": (cin,),
+        "decoder.norm_out.bias": (cin,),
+        "decoder.conv_out.weight": (3, cin, 3, 3),
+        "decoder.conv_out.bias": (3,),
+        "quant_conv.weight": (2 * z, 2 * z, 1, 1),
+        "quant_conv.bias": (2 * z,),
+        "post_quant_conv.weight": (z, z, 1, 1),
+        "post_quant_conv.bias": (z,),
+        "loss.logvar": (),
+    }
     return sd
 
 
@@ -199,13 +238,22 @@ def write_unix_release(out: Path, drop: str = "") -> Path:
     """The official UniX directory: ``model.safetensors`` (sparse), ``vae/``, tokenizer."""
     out.mkdir(parents=True, exist_ok=True)
     shapes = {**_llm(True), **_timm_vit("vit_model.vision_tower.")}
-    shapes |= {"connector.layers.0.weight": (D, DV), "connector.layers.0.bias": (D,),
-               "connector.layers.2.weight": (D, D), "connector.layers.2.bias": (D,),
-               "vae2llm.weight": (D, 16), "vae2llm.bias": (D,), "llm2vae.weight": (16, D),
-               "llm2vae.bias": (16,), "time_embedder.mlp.0.weight": (D, 256),
-               "time_embedder.mlp.0.bias": (D,), "time_embedder.mlp.2.weight": (D, D),
-               "time_embedder.mlp.2.bias": (D,), "vit_pos_embed.pos_embed": (VIT_TOKENS, D),
-               "latent_pos_embed.pos_embed": (32 * 32, D)}  # fmt: skip
+    shapes |= {
+        "connector.layers.0.weight": (D, DV),
+        "connector.layers.0.bias": (D,),
+        "connector.layers.2.weight": (D, D),
+        "connector.layers.2.bias": (D,),
+        "vae2llm.weight": (D, 16),
+        "vae2llm.bias": (D,),
+        "llm2vae.weight": (16, D),
+        "llm2vae.bias": (16,),
+        "time_embedder.mlp.0.weight": (D, 256),
+        "time_embedder.mlp.0.bias": (D,),
+        "time_embedder.mlp.2.weight": (D, D),
+        "time_embedder.mlp.2.bias": (D,),
+        "vit_pos_embed.pos_embed": (VIT_TOKENS, D),
+        "latent_pos_embed.pos_embed": (32 * 32, D),
+    }
     shapes.pop(drop, None)
     _save_sparse_safetensors(shapes, out / "model.safetensors")
     write_kl_f16_vae(out / "vae")
