@@ -261,8 +261,18 @@ def write_unix_release(out: Path, drop: str = "") -> Path:
     return out
 
 
-TEST_STUDIES = [("10000032", "50414267", "02aa804e-bde0afdd-112c0b34-7bc16630-4e384014")]
+TEST_STUDIES = [
+    ("10000032", "50414267", "02aa804e-bde0afdd-112c0b34-7bc16630-4e384014"),
+    ("10000033", "50414268", "174413ec-4ec4c1f7-34ea26b7-c5f994f8-79ef1962"),  # not annotated
+]
 TRAIN_STUDIES = [("10000764", "57375967", "096052b7-d256dc40-453a102b-fa7d01c6-1b22c6b4")]
+
+
+def write_raddino(out: Path) -> Path:
+    """A RAD-DINO directory's files (``config.json`` with its width; weights not needed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps({"model_type": "dinov2", "hidden_size": 768}))
+    return out
 
 
 def write_mimic_cxr_jpg(root: Path, with_annotations: bool = True) -> Path:

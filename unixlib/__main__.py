@@ -19,6 +19,10 @@ def _csv_list(text: str) -> list[str]:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from unixlib.dryrun import run_cli
+
+        return run_cli(args.profile, args.set, args.gpus, args.gpu_memory_gb)
     from unixlib import runs
 
     try:
@@ -164,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", type=_csv_list, help="comma-separated notebooks, e.g. 01,03")
     p.add_argument("--from", dest="start", help="start at this notebook, e.g. 02")
     p.add_argument("--set", action="append", metavar="[NB.]KEY=VALUE", help="override a parameter")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check paths, weights (meta device), tokenizer, GPUs and memory; run nothing",
+    )
+    p.add_argument("--gpus", type=int, help="dry run: GPUs of the target machine")
+    p.add_argument("--gpu-memory-gb", type=float, help="dry run: memory of each of its GPUs")
 
     p = add("prepare", cmd_prepare, "build DIR/manifest.parquet + image cache from a data source")
     p.add_argument("--source", required=True, choices=["synth", "mimic", "iuxray", "folder"])
