@@ -97,6 +97,10 @@ class TrainConfig:
     # weights, gradients and optimizer state (train/fsdp.py); auto = fsdp for the paper preset
     # (or a model of its shape: see parallel_mode)
     parallel: str = "auto"
+    # Checkpoint layout: full (one-process files, gathered on rank 0) | sharded (every rank
+    # writes its shards with torch.distributed.checkpoint; loads into any layout, one process
+    # included) | auto = sharded for a paper-shaped model under FSDP
+    checkpoint_format: str = "auto"
 
     def __post_init__(self) -> None:
         if self.stage not in STAGE_DEFAULTS:
@@ -119,6 +123,9 @@ class TrainConfig:
             raise ValueError(
                 f"mixed_precision must be auto, bf16 or no, got {self.mixed_precision!r}"
             )
+        if self.checkpoint_format not in ("auto", "full", "sharded"):
+            raise ValueError(f"checkpoint_format must be auto, full or sharded, got "
+                             f"{self.checkpoint_format!r}")  # fmt: skip
         if self.parallel not in ("auto", "ddp", "fsdp"):
             raise ValueError(f"parallel must be auto, ddp or fsdp, got {self.parallel!r}")
         knobs = sorted(set(self.model_overrides) & set(TRAINING_KNOBS))
@@ -150,13 +157,23 @@ class TrainConfig:
         a ``model_config`` with the paper's LLM shape counts as the paper preset too."""
         if self.parallel != "auto":
             return self.parallel
+        return "fsdp" if self._paper_shaped(model_config) else "ddp"
+
+    def _paper_shaped(self, model_config: UniXConfig | None) -> bool:
+        """The paper preset, or a model of its LLM shape (stages 2-3 keep preset's default)."""
         from unixlib.model.config import PRESETS  # lazy: no transformers import for a config
 
-        paper = self.preset == "paper" or (
+        return self.preset == "paper" or (
             model_config is not None
             and all(getattr(model_config, k) == PRESETS["paper"][k] for k in _LLM_SHAPE)
         )
-        return "fsdp" if paper else "ddp"
+
+    def sharded_checkpoints(self, model_config: UniXConfig | None, sharded: bool) -> bool:
+        """Whether checkpoints are written with torch.distributed.checkpoint (see
+        ``checkpoint_format``); ``sharded``: the model is FSDP-sharded in this run."""
+        if self.checkpoint_format != "auto":
+            return self.checkpoint_format == "sharded"
+        return sharded and self._paper_shaped(model_config)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -317,15 +317,23 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         if not math.isfinite(row["loss"]):
             raise FloatingPointError(f"stage {cfg.stage}: loss became {row['loss']} at step {done}")
         if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps:
-            # Full states (under FSDP gathered by all ranks into rank 0), written by rank 0.
-            model_sd = fsdp.full_state_dict(model)
-            optim_sd = fsdp.full_optimizer_state(model, optimizer)
-            ema_sd = fsdp.full_state_dict(ema) if ema is not None else None
-            if info.is_main:
-                ckpt.save_checkpoint(run_dir / "checkpoints", done, model_sd, optim_sd, scheduler,
-                                     data_position=done * examples_per_step,
-                                     config=cfg.to_dict(), ema=ema_sd,
-                                     limit=cfg.checkpoints_total_limit)  # fmt: skip
+            if cfg.sharded_checkpoints(model.config, fsdp.is_sharded(model)):
+                # every rank writes its own shards (torch.distributed.checkpoint)
+                ckpt.save_sharded_checkpoint(
+                    run_dir / "checkpoints", done, model, optimizer, scheduler,
+                    done * examples_per_step, cfg.to_dict(), info.is_main,
+                    lambda: dist_utils.barrier(info), ema, cfg.checkpoints_total_limit,
+                )  # fmt: skip
+            else:
+                # Full states (under FSDP gathered by all ranks into rank 0), written by rank 0.
+                model_sd = fsdp.full_state_dict(model)
+                optim_sd = fsdp.full_optimizer_state(model, optimizer)
+                ema_sd = fsdp.full_state_dict(ema) if ema is not None else None
+                if info.is_main:
+                    ckpt.save_checkpoint(run_dir / "checkpoints", done, model_sd, optim_sd,
+                                         scheduler, data_position=done * examples_per_step,
+                                         config=cfg.to_dict(), ema=ema_sd,
+                                         limit=cfg.checkpoints_total_limit)  # fmt: skip
         dist_utils.barrier(info)
     if bar is not None:
         bar.close()
