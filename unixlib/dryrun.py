@@ -404,7 +404,7 @@ def check_stages(profile: config.Profile, gpus: int | None, memory_gb: float | N
                 Check(
                     f"stage {stage} memory",
                     True,
-                    f"{est.total / GB:.1f} GB per GPU (no GPU to compare with)",
+                    f"{est.total / GB:.1f} GB per process, estimate (no GPU memory to compare with)",
                 )
             )
     return out
