@@ -17,9 +17,8 @@ from unixlib.model.unix import UniX
 RECIPES = {
     1: {"steps": 5, "lr": 1e-3, "warmup_steps": 0, "image_size": 64},
     2: {"steps": 7, "lr": 1e-3, "warmup_steps": 0, "image_size": 64, "repa_weight": 0.5,
-        "model_overrides": {"timestep_shift": 3.0}},
-    3: {"steps": 7, "lr": 1e-3, "warmup_steps": 0, "image_size": 64,
-        "model_overrides": {"timestep_shift": 3.0}},
+        "timestep_shift": 3.0},
+    3: {"steps": 7, "lr": 1e-3, "warmup_steps": 0, "image_size": 64, "timestep_shift": 3.0},
 }  # fmt: skip
 
 
@@ -54,7 +53,7 @@ def test_coupling_repa_and_cleaning_arms_are_flags(run_root):
     mot = cfg["MoT cross-modal self-attention (paper)"]
     assert (mot.stage, mot.trainable, mot.repa_weight, mot.seed) == (2, ("gen",), 0.5, 1)
     shared = cfg["shared weights (mot=False)"]
-    assert shared.model_overrides == {"timestep_shift": 3.0, "mot": False}
+    assert shared.model_overrides == {"mot": False} and shared.timestep_shift == 3.0
     assert shared.trainable == ("und", "gen")
     stacked = cfg["final-states conditioning (stacked VLM)"]
     assert stacked.model_overrides["gen_conditioning"] == "final_states"

@@ -31,7 +31,7 @@ PARAMS = {
         "batch_size": 3,
         "lr": 3e-4,
         "warmup_steps": 2,
-        "model_overrides": {"timestep_shift": 3.0},
+        "timestep_shift": 3.0,
     },
 }
 WORLD_1 = 2

@@ -239,3 +239,51 @@ def test_parallel_mode_is_validated_and_auto_picks_fsdp_for_the_paper_preset() -
     assert later.preset == "tiny" and later.parallel_mode() == "ddp"
     assert later.parallel_mode(preset("paper", mot=False)) == "fsdp"
     assert later.parallel_mode(preset("small")) == later.parallel_mode(preset("tiny")) == "ddp"
+
+
+def test_sharded_checkpoints_resume_and_load_into_one_process(data, tmp_path) -> None:
+    """checkpoint_format sharded (torch.distributed.checkpoint): a one-process resume continues
+    the loss sequence of an uninterrupted run, and the checkpoint's weights (EMA applied) load
+    into a plain model equal to the exported final/ model."""
+    kw = {"steps": 3, "task_ratio": (1, 1), "ema_decay": 0.5, "checkpoint_format": "sharded"}
+    run = tmp_path / "run"
+    train(tiny_config(data, run, 2, **{**kw, "steps": 2}), progress=False)
+    step = run / "checkpoints" / "step_0000002"
+    assert (step / "sharded" / ".metadata").is_file() and not (step / "optimizer.pt").exists()
+    train(tiny_config(data, run, 2, **kw), resume=True, progress=False)
+    ref = train(tiny_config(data, tmp_path / "ref", 2, **kw), progress=False)
+    for key in ("flow", "repa", "grad_norm"):
+        assert losses(run, key) == pytest.approx(losses(ref.run_dir, key), rel=1e-5)
+    from unixlib.model.saving import from_pretrained
+    from unixlib.train.checkpoint import load_sampling_weights
+
+    model = from_pretrained(run / "final")
+    final = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    assert load_sampling_weights(run / "checkpoints" / "step_0000003", model)  # EMA used
+    assert all(torch.equal(final[k], v) for k, v in model.state_dict().items())
+
+
+def test_fsdp_sharded_checkpoint_loads_into_one_process(data, tmp_path) -> None:
+    """Two gloo ranks under FSDP write their shards; one plain process loads them (DCP
+    reshards) and holds the weights the run exported."""
+    kw = {"steps": 2, "batch_size": 2, "task_ratio": (1, 1), "parallel": "fsdp",
+          "checkpoint_format": "sharded"}  # fmt: skip
+    out = _torchrun(tiny_config(data, tmp_path / "fsdp", 2, **kw))
+    assert "world 2 (fsdp)" in out
+    step = tmp_path / "fsdp" / "checkpoints" / "step_0000002"
+    assert len(list((step / "sharded").glob("*.distcp"))) == 2  # one file per rank
+    from unixlib.model.saving import from_pretrained
+    from unixlib.train.checkpoint import load_sampling_weights
+
+    model = from_pretrained(tmp_path / "fsdp" / "final")
+    final = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    assert not load_sampling_weights(step, model)  # no EMA in this run
+    assert all(torch.equal(final[k], v) for k, v in model.state_dict().items())
+    assert TrainConfig().sharded_checkpoints(preset("paper"), sharded=True)
+    assert not TrainConfig().sharded_checkpoints(preset("tiny"), sharded=True)

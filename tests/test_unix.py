@@ -58,7 +58,7 @@ def test_forward_returns_normalised_losses():
     assert out["timesteps"].shape == (2,)
     assert out["repa"].item() == 0.0
     assert 4.0 < out["ce"].item() < 10.0  # ~ log(1024) = 6.9 for an untrained model
-    expected = CFG.ce_weight * out["ce"] + CFG.flow_weight * out["flow"]
+    expected = out["ce"] + out["flow"]  # default loss_weights (1, 1, 1), no REPA term
     torch.testing.assert_close(out["loss"], expected)
 
 
@@ -162,6 +162,43 @@ def test_repa_reaches_only_blocks_up_to_its_depth():
             g = layer.gen.mlp.down_proj.weight.grad
             has = g is not None and bool(g.any())
             assert has == (i <= last_block), (zero_based, i)
+
+
+def test_repa_official_quirks_are_separate_flags_off_by_default():
+    """1/B factor and 1-D grid matching: each flag changes exactly its part of the loss."""
+    from unixlib.model.repa import repa_loss
+
+    assert not (CFG.repa_official_zero_based or CFG.repa_official_1d_interp
+                or CFG.repa_official_batch_factor)  # fmt: skip
+    batch, latents = gen_batch()
+    target = torch.randn(2, 9, CFG.repa_target_dim)  # a 3x3 target grid vs the 8x8 tokens
+    kw = {"timesteps": torch.tensor([0.3, 0.7]), "noise": torch.zeros_like(latents),
+          "repa_target": target, "repa_grid": (3, 3)}  # fmt: skip
+    captured = {}
+
+    def run(**flags):
+        model = make_model(**flags).eval()
+        model.repa_projector.register_forward_hook(lambda m, i, o: captured.update(pred=o))
+        return model(batch, None, latents, **kw)["repa"]
+
+    ours = run()
+    pred = captured["pred"].float()
+    torch.testing.assert_close(ours, repa_loss(pred, (G, G), target, (3, 3)))
+    torch.testing.assert_close(run(repa_official_batch_factor=True), ours / 2)  # B = 2 images
+    one_d = run(repa_official_1d_interp=True)
+    torch.testing.assert_close(one_d, repa_loss(pred, (G, G), target, (3, 3), True))
+    assert abs(one_d.item() - ours.item()) > 1e-4
+    both = run(repa_official_1d_interp=True, repa_official_batch_factor=True)
+    torch.testing.assert_close(both, one_d / 2)
+
+
+def test_loss_weights_come_from_the_caller():
+    model = make_model().eval()
+    batch, pixels, latents = mixed_inputs()
+    kw = {"timesteps": torch.tensor([0.5, 0.5]), "noise": torch.zeros_like(latents)}
+    out = model(batch, pixels, latents, loss_weights=(0.5, 3.0, 1.0), **kw)
+    torch.testing.assert_close(out["loss"], 0.5 * out["ce"] + 3.0 * out["flow"])
+    assert not hasattr(CFG, "timestep_shift") and not hasattr(CFG, "repa_weight")
 
 
 # ---------------------------------------------------------------------------------- inference

@@ -236,7 +236,7 @@ def test_janus_report_lists_missing_unexpected_mismatched(tmp_path: Path) -> Non
         drop="language_model.model.layers.0.mlp.up_proj.weight",
     )
     model = StandIn()
-    report = import_janus_pro(model, janus)
+    report = import_janus_pro(model, janus, strict=False)
     assert report.missing == [
         "language_model.layers.0.und.mlp.up_proj.weight",
         "language_model.layers.0.gen.mlp.up_proj.weight",  # nothing to copy from
@@ -416,7 +416,7 @@ def test_unix_release_without_vae_and_with_foreign_keys(tmp_path: Path) -> None:
             "latent_pos_embed.pos_embed": wrong_table,
         },
     )
-    report = import_unix_release(StandIn(), unix)
+    report = import_unix_release(StandIn(), unix, strict=False)
     assert report.unexpected == ["language_model.model.mystery.weight"]
     assert not any(k.startswith("vae.") for k in report.missing)
     assert any("no VAE checkpoint" in n for n in report.notes)
@@ -491,7 +491,9 @@ def test_imports_wire_into_the_real_unix_model(tmp_path: Path) -> None:
 def test_vae_layout_differences_are_named(tmp_path: Path) -> None:
     from unixlib.model.unix import UniX
 
-    report = import_unix_release(UniX(_cfg()), _unix_dir(tmp_path))  # gray tiny VAE vs LDM RGB
+    report = import_unix_release(
+        UniX(_cfg()), _unix_dir(tmp_path), strict=False
+    )  # gray tiny VAE vs LDM RGB
     notes = "\n".join(report.notes)
     assert "VAE in_channels: checkpoint 3 vs model 1" in notes
     assert "VAE down_block_types" in notes

@@ -78,6 +78,10 @@ def _csv_list(text: str) -> list[str]:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from unixlib.dryrun import run_cli
+
+        return run_cli(args.profile, args.set, args.gpus, args.gpu_memory_gb)
     from unixlib import runs
 
     try:
@@ -242,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the parameterized notebooks to the run directory without executing them "
         "(make test runs them under nbval)",
     )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check paths, weights (meta device), tokenizer, GPUs and memory; run nothing",
+    )
+    p.add_argument("--gpus", type=int, help="dry run: GPUs of the target machine")
+    p.add_argument("--gpu-memory-gb", type=float, help="dry run: memory of each of its GPUs")
 
     p = add("prepare", cmd_prepare, "build DIR/manifest.parquet + image cache from a data source")
     p.add_argument("--source", required=True, choices=["synth", "mimic", "iuxray", "folder"])

@@ -13,6 +13,9 @@ Profile file layout::
     notebooks:             # per-notebook values (win over `parameters`)
       02_train_ar:
         steps: 3840
+    requirements:          # optional; what the machine must have (checked by the dry run)
+      gpus: 8
+      gpu_memory_gb: 48
 
 ``run_dir`` and ``figures_dir`` default to ``papermill_runs/<name>`` and ``figures/<name>``.
 """
@@ -124,6 +127,10 @@ def _check_type(where: str, key: str, value: Any, expected: type) -> Any:
     return value
 
 
+# A profile's optional `requirements`: GPUs the run needs and the memory of each (GB).
+REQUIREMENTS = ("gpus", "gpu_memory_gb")
+
+
 @dataclass
 class Profile:
     """A resolved profile: the exact parameters each notebook of the series receives."""
@@ -132,6 +139,7 @@ class Profile:
     description: str
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # notebook stem -> values
     overridden: dict[str, dict[str, Any]] = field(default_factory=dict)  # only non-defaults
+    requirements: dict[str, Any] = field(default_factory=dict)  # gpus, gpu_memory_gb
 
     def for_notebook(self, stem: str) -> dict[str, Any]:
         return dict(self.params[stem])
@@ -171,7 +179,7 @@ def load(
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise ProfileError(f"{path.name}: top level must be a mapping")
-    unknown_sections = set(raw) - {"description", "parameters", "notebooks"}
+    unknown_sections = set(raw) - {"description", "parameters", "notebooks", "requirements"}
     if unknown_sections:
         raise ProfileError(f"{path.name}: unknown top-level keys {sorted(unknown_sections)}")
     common: dict[str, Any] = dict(raw.get("parameters") or {})
@@ -220,4 +228,10 @@ def load(
             if values[key] != param.default:
                 changed[key] = values[key]
         resolved[stem], overridden[stem] = values, changed
-    return Profile(name, str(raw.get("description", "")), resolved, overridden)
+    requirements = dict(raw.get("requirements") or {})
+    unknown_req = set(requirements) - set(REQUIREMENTS)
+    if unknown_req:
+        raise ProfileError(
+            f"{path.name}: unknown requirements {sorted(unknown_req)}; known: {list(REQUIREMENTS)}"
+        )
+    return Profile(name, str(raw.get("description", "")), resolved, overridden, requirements)

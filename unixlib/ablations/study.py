@@ -69,7 +69,7 @@ class AblationSettings:
         gen = dict(steps=p["steps_gen"], lr=p["lr_gen"], warmup_steps=p["warmup_steps"],
                    image_size=p["image_size"], text_dropout_prob=p["text_dropout_prob"],
                    max_report_tokens=p["max_report_tokens"],
-                   model_overrides={"timestep_shift": p["timestep_shift"]})  # fmt: skip
+                   timestep_shift=p["timestep_shift"])  # fmt: skip
         common = dict(mixed_precision=p.get("mixed_precision", "auto"), device=p["device"],
                       checkpoint_every=0, log_every=10**9)  # fmt: skip
         recipes = {

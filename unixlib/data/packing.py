@@ -12,11 +12,25 @@ sample is one row of a padded [B, L] batch). A whole image block shares one RoPE
 continues at +1 after it. Padding attends only to itself (no empty softmax rows, no NaNs) and
 carries no loss.
 
-Layouts (``understanding_plan`` / ``generation_plan``)::
+Layouts (``understanding_plan`` / ``generation_plan``), ``layout="ours"`` (default)::
 
     understanding: text[bos, boi]  vit[N]  text[eoi, prompt...]  text[report..., eos] (CE)
     generation:    text[bos, report..., boi]  vae[h*w] (flow loss)
     unconditional: text[bos, boi]             vae[h*w]            (CFG / text dropout)
+
+and ``layout="official"``, the sequences of the official UniX inference code (ZrH42/UniX,
+``modeling/unix/unix.py``: ``prepare_vit_images``, ``prepare_prompts``, ``prepare_start_tokens``,
+``prepare_vae_latent``; the released weights were trained on them). There ``boi`` and ``eoi``
+sit *inside* the image block: they share its one RoPE position and its full attention, and
+are text tokens (understanding branch); the prompt is closed by ``eos`` and answering starts
+from a fresh ``bos``::
+
+    understanding: vit[boi | N | eoi] @p0  text[bos, prompt..., eos, bos]  text[report..., eos]
+    generation:    text[bos, report..., eos]  vae[boi | h*w | eoi] (one position)
+    unconditional:                            vae[boi | h*w | eoi] @p0 (the empty context)
+
+``prompt`` here is what the official code's ``tokenizer.encode`` returns
+(``ReportTokenizer.encode_official``).
 
 Text dropout for classifier-free guidance happens here, on the data side, when the plan is
 built (:func:`text_dropout`; BAGEL does the same): the model never changes a batch's layout.
@@ -33,6 +47,7 @@ from torch import Tensor
 
 TEXT, VIT, VAE = "text", "vit", "vae"
 KINDS = (TEXT, VIT, VAE)
+LAYOUTS = ("ours", "official")  # sequence layouts of the plan builders (module docstring)
 # Codes of PackedBatch.token_kind.
 PAD_CODE, TEXT_CODE, VIT_CODE, VAE_CODE = 0, 1, 2, 3
 _CODE = {TEXT: TEXT_CODE, VIT: VIT_CODE, VAE: VAE_CODE}
@@ -67,12 +82,15 @@ class Split:
         grid: (rows, cols) token grid of an image split (None for text).
         loss: text: its tokens are cross-entropy targets (predicted from the position before
             each); vae: the block carries the flow-matching loss; vit: must be False.
+        wrap: image splits only: (open, close) text ids placed first and last *inside* the
+            block, with its position and full attention (the official layout's boi / eoi).
     """
 
     kind: str
     token_ids: tuple[int, ...] = ()
     grid: tuple[int, int] | None = None
     loss: bool = False
+    wrap: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -85,11 +103,22 @@ class Split:
                 raise ValueError(f"a {self.kind} split needs a grid (rows, cols >= 1), no ids")
             if self.kind == VIT and self.loss:
                 raise ValueError("a vit split carries no loss")
+        if self.wrap is not None and (self.kind == TEXT or len(self.wrap) != 2):
+            raise ValueError("wrap takes (open, close) ids and only on an image split")
         object.__setattr__(self, "token_ids", tuple(int(i) for i in self.token_ids))
+        if self.wrap is not None:
+            object.__setattr__(self, "wrap", (int(self.wrap[0]), int(self.wrap[1])))
+
+    @property
+    def n_image_tokens(self) -> int:
+        """Image tokens of the block (0 for text)."""
+        return 0 if self.grid is None else self.grid[0] * self.grid[1]
 
     @property
     def n_tokens(self) -> int:
-        return len(self.token_ids) if self.grid is None else self.grid[0] * self.grid[1]
+        if self.grid is None:
+            return len(self.token_ids)
+        return self.n_image_tokens + (2 if self.wrap is not None else 0)
 
 
 @dataclass(frozen=True)
@@ -110,23 +139,37 @@ class SamplePlan:
         return sum(s.n_tokens for s in self.splits)
 
 
+def _check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise ValueError(f"sequence layout must be one of {LAYOUTS}, got {layout!r}")
+
+
 def understanding_plan(
     prompt_ids: Sequence[int],
     report_ids: Sequence[int] | None,
     vit_grid: tuple[int, int],
     special: SpecialTokens,
     sample_id: int = -1,
+    layout: str = "ours",
 ) -> SamplePlan:
-    """``[bos, boi] vit [eoi, prompt...] [report..., eos]``; CE on the report and eos.
+    """``[bos, boi] vit [eoi, prompt...] [report..., eos]``; CE on the report and eos
+    (``layout="official"``: ``vit[boi|N|eoi] [bos, prompt..., eos, bos] [report..., eos]``).
 
     ``report_ids=None`` gives the inference prefix (no answer split), from which
     ``UniX.generate_report`` decodes.
     """
-    splits = [
-        Split(TEXT, (special.bos, special.boi)),
-        Split(VIT, grid=tuple(vit_grid)),
-        Split(TEXT, (special.eoi, *prompt_ids)),
-    ]
+    _check_layout(layout)
+    if layout == "official":
+        splits = [
+            Split(VIT, grid=tuple(vit_grid), wrap=(special.boi, special.eoi)),
+            Split(TEXT, (special.bos, *prompt_ids, special.eos, special.bos)),
+        ]
+    else:
+        splits = [
+            Split(TEXT, (special.bos, special.boi)),
+            Split(VIT, grid=tuple(vit_grid)),
+            Split(TEXT, (special.eoi, *prompt_ids)),
+        ]
     if report_ids is not None:
         splits.append(Split(TEXT, (*report_ids, special.eos), loss=True))
     return SamplePlan(tuple(splits), sample_id, "und")
@@ -138,12 +181,21 @@ def generation_plan(
     special: SpecialTokens,
     sample_id: int = -1,
     loss: bool = True,
+    layout: str = "ours",
 ) -> SamplePlan:
-    """``[bos, report..., boi] vae[grid]``; an empty report is the unconditional plan."""
-    splits = (
-        Split(TEXT, (special.bos, *report_ids, special.boi)),
-        Split(VAE, grid=tuple(vae_grid), loss=loss),
-    )
+    """``[bos, report..., boi] vae[grid]``; an empty report is the unconditional plan
+    (``layout="official"``: ``[bos, report..., eos] vae[boi|grid|eoi]``, and the bare block for
+    an empty report)."""
+    _check_layout(layout)
+    if layout == "official":
+        block = Split(VAE, grid=tuple(vae_grid), loss=loss, wrap=(special.boi, special.eoi))
+        text = (Split(TEXT, (special.bos, *report_ids, special.eos)),) if report_ids else ()
+        splits = (*text, block)
+    else:
+        splits = (
+            Split(TEXT, (special.bos, *report_ids, special.boi)),
+            Split(VAE, grid=tuple(vae_grid), loss=loss),
+        )
     return SamplePlan(splits, sample_id, "gen" if report_ids else "uncond")
 
 
@@ -230,6 +282,8 @@ def pack(plans: Sequence[SamplePlan], pad_id: int, pad_to_multiple_of: int = 1) 
     position_ids = torch.zeros(b, length, dtype=torch.long)
     kind = torch.zeros(b, length, dtype=torch.long)  # PAD_CODE
     split_id = torch.full((b, length), -1, dtype=torch.long)  # -1: padding
+    block = torch.zeros(b, length, dtype=torch.bool)  # tokens of image blocks (wrap included)
+    noisy = torch.zeros(b, length, dtype=torch.bool)  # tokens of vae blocks (wrap included)
     label_ids = torch.full((b, length), IGNORE_INDEX, dtype=torch.long)
     flow_mask = torch.zeros(b, length, dtype=torch.bool)
     vit_grids, vae_grids, vit_rows, vae_rows, vae_loss = [], [], [], [], []
@@ -244,19 +298,27 @@ def pack(plans: Sequence[SamplePlan], pad_id: int, pad_to_multiple_of: int = 1) 
                 position_ids[row, col:end] = torch.arange(pos, pos + split.n_tokens)
                 pos += split.n_tokens
                 if split.loss:
-                    if col == 0 or kind[row, col - 1] == VAE_CODE:
+                    if col == 0 or noisy[row, col - 1]:
                         raise ValueError(f"plan {row} (sample {plan.sample_id}): loss split "
                                          f"{s_idx} has no understanding token before it")  # fmt: skip
                     label_ids[row, col - 1 : end - 1] = input_ids[row, col:end]
             else:
                 position_ids[row, col:end] = pos  # one position for the whole block
                 pos += 1
+                block[row, col:end] = True
+                noisy[row, col:end] = split.kind == VAE
+                if split.wrap is not None:  # boi | image | eoi: text tokens at both ends
+                    kind[row, col], kind[row, end - 1] = TEXT_CODE, TEXT_CODE
+                    input_ids[row, col], input_ids[row, end - 1] = split.wrap
+                    img = slice(col + 1, end - 1)
+                else:
+                    img = slice(col, end)
                 grids, rows = (vit_grids, vit_rows) if split.kind == VIT else (vae_grids, vae_rows)
                 grids.append(tuple(split.grid))
                 rows.append(row)
                 if split.kind == VAE:
                     vae_loss.append(split.loss)
-                    flow_mask[row, col:end] = split.loss
+                    flow_mask[row, img] = split.loss
             col = end
 
     def flat(mask: Tensor) -> Tensor:
@@ -267,7 +329,7 @@ def pack(plans: Sequence[SamplePlan], pad_id: int, pad_to_multiple_of: int = 1) 
     return PackedBatch(
         input_ids=input_ids,
         position_ids=position_ids,
-        attention_mask=attention_masks(split_id, kind),
+        attention_mask=attention_masks(split_id, kind, block, noisy),
         token_kind=kind,
         und_index=flat((kind == TEXT_CODE) | (kind == VIT_CODE)),
         gen_index=flat(kind == VAE_CODE),
@@ -290,21 +352,30 @@ def pack(plans: Sequence[SamplePlan], pad_id: int, pad_to_multiple_of: int = 1) 
     )
 
 
-def attention_masks(split_id: Tensor, kind: Tensor) -> Tensor:
+def attention_masks(
+    split_id: Tensor, kind: Tensor, block: Tensor | None = None, noisy: Tensor | None = None
+) -> Tensor:
     """The (B, 1, L, L) boolean masks of PAPER.md from per-token split ids and kinds.
 
     Args:
         split_id: (B, L) long, index of each token's split within its row, -1 on padding.
         kind: (B, L) long token kinds (PAD_CODE, TEXT_CODE, VIT_CODE, VAE_CODE).
+        block: (B, L) bool, tokens of image blocks, wrap tokens included (default: the
+            ViT and latent tokens); full attention within their block.
+        noisy: (B, L) bool, tokens of noisy latent blocks, wrap included (default: the latent
+            tokens); seen by no token outside their block.
     """
     length = split_id.shape[1]
+    if block is None:
+        block = (kind == VIT_CODE) | (kind == VAE_CODE)
+    if noisy is None:
+        noisy = kind == VAE_CODE
     sq, sk = split_id[:, :, None], split_id[:, None, :]  # (B, L, 1), (B, 1, L)
     same = sq == sk
     col = torch.arange(length)
     causal = col[:, None] >= col[None, :]  # (L, L)
-    block_q = ((kind == VIT_CODE) | (kind == VAE_CODE))[:, :, None]  # full attention in-block
-    mask = (sk < sq) | (same & (block_q | causal))
-    mask &= ~((kind == VAE_CODE)[:, None, :] & ~same)  # a noisy block is seen only by itself
+    mask = (sk < sq) | (same & (block[:, :, None] | causal))  # full attention in-block
+    mask &= ~(noisy[:, None, :] & ~same)  # a noisy block is seen only by itself
     mask &= (kind != PAD_CODE)[:, None, :]  # nobody attends padding ...
     mask |= torch.eye(length, dtype=torch.bool) & (kind == PAD_CODE)[:, :, None]  # ... but itself
     return mask[:, None]

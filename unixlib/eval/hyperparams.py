@@ -171,8 +171,7 @@ def _gen_only(cfg: TrainConfig, value: str) -> str:
 
 
 def _shift(cfg: TrainConfig) -> str:
-    shift = cfg.model_overrides.get("timestep_shift")
-    return _gen_only(cfg, "model default" if shift is None else fmt_number(shift))
+    return _gen_only(cfg, fmt_number(cfg.timestep_shift))
 
 
 # (setting, this run's value, the paper's value) of each row of Table 1, in order.

@@ -6,7 +6,7 @@ text and arrays (the notebooks and ``viz`` never touch token ids or tensors).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ def generate_reports(
     """Greedy reports for (N, 1, H, W) images in [0, 1] (resized to the model's ViT input)."""
     model.eval()
     device = next(model.parameters()).device
-    prompt_ids = tokenizer.encode(prompt)
+    prompt_ids = _encoder(model, tokenizer)(prompt)
     out: list[str] = []
     starts = range(0, len(images), batch_size)
     for start in bar(starts, desc="generate reports", unit="batch"):
@@ -40,6 +40,14 @@ def generate_reports(
         ids = model.generate_report(chunk, prompt_ids, max_new_tokens)
         out += [tokenizer.decode(r) for r in ids]
     return out
+
+
+def _encoder(model: UniX, tokenizer: ReportTokenizer) -> Callable[[str], list[int]]:
+    """Text -> ids as the model's sequence layout expects: the official layout encodes as the
+    official inference code does (``ReportTokenizer.encode_official``)."""
+    if model.config.sequence_layout == "official":
+        return tokenizer.encode_official
+    return tokenizer.encode
 
 
 @torch.no_grad()
@@ -59,7 +67,8 @@ def generate_images(
     The b-th batch of ``batch_size`` reports starts from noise seeded by ``seed + b``.
     """
     model.eval()
-    ids = [tokenizer.encode(r)[:max_report_tokens] if r else [] for r in reports]
+    encode = _encoder(model, tokenizer)
+    ids = [encode(r)[:max_report_tokens] if r else [] for r in reports]
     out = []
     starts = range(0, len(ids), batch_size)
     for b, start in enumerate(bar(starts, desc="generate images", unit="batch")):

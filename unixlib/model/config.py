@@ -110,20 +110,19 @@ class UniXConfig(PretrainedConfig):
         vae_shift: float = 0.0,
         latent_patch_size: int = 1,  # latent pixels per token side (paper 1)
         max_latent_size: int = 16,  # side of the fixed sin-cos position table, in tokens
-        # --- training objective ---
-        ce_weight: float = 1.0,
-        flow_weight: float = 1.0,
-        # P(report replaced by the empty context) in generation training, for CFG (BAGEL's
-        # default; the paper is silent). Applied on the data side: packing.text_dropout.
-        text_dropout_prob: float = 0.1,
-        timestep_shift: float = 1.0,  # training t = shift(sigmoid(N(0,1))); released config: 1
+        # (Training knobs -- loss weights, REPA weight, text dropout, training timestep shift --
+        # live in train/config.py's TrainConfig, their one home.)
         # --- REPA (stage 2) ---
-        repa_weight: float = 0.5,
         # Take the generation tokens' hidden state after block `repa_depth`, counted from 1
         # (the paper's "eighth layer" = 8). The official code indexes 0-based and so aligns the
         # output of the 9th block; `repa_official_zero_based=True` reproduces that quirk.
         repa_depth: int = 2,
         repa_official_zero_based: bool = False,
+        # The release's other two REPA quirks (model/repa.py), off by default: match the token
+        # grids by 1-D interpolation of the flattened sequence (mixes rows) instead of in 2-D,
+        # and divide the batch-mean REPA loss by the number of generation images once more.
+        repa_official_1d_interp: bool = False,
+        repa_official_batch_factor: bool = False,
         repa_hidden_size: int = 256,  # projector width (paper: = hidden size 2048)
         repa_target_dim: int = 128,  # the frozen target encoder's feature width (RadDino: 768)
         # --- sampling defaults (PAPER.md, "Flow matching and sampling") ---
@@ -132,6 +131,9 @@ class UniXConfig(PretrainedConfig):
         cfg_scale: float = 2.0,
         cfg_interval: tuple[float, float] = (0.4, 1.0),  # CFG active for lo < t <= hi
         cfg_renorm: bool = True,  # global renorm v <- v * min(1, |v_cond| / |v_cfg|)
+        # Token layout of every sequence plan (data/packing.py): "ours", or "official", the
+        # layout of the official inference code, which the released weights expect.
+        sequence_layout: str = "ours",
         initializer_range: float = 0.02,
         **kwargs: Any,
     ) -> None:
@@ -164,13 +166,10 @@ class UniXConfig(PretrainedConfig):
         self.vae_shift = vae_shift
         self.latent_patch_size = latent_patch_size
         self.max_latent_size = max_latent_size
-        self.ce_weight = ce_weight
-        self.flow_weight = flow_weight
-        self.text_dropout_prob = text_dropout_prob
-        self.timestep_shift = timestep_shift
-        self.repa_weight = repa_weight
         self.repa_depth = repa_depth
         self.repa_official_zero_based = repa_official_zero_based
+        self.repa_official_1d_interp = repa_official_1d_interp
+        self.repa_official_batch_factor = repa_official_batch_factor
         self.repa_hidden_size = repa_hidden_size
         self.repa_target_dim = repa_target_dim
         self.sample_steps = sample_steps
@@ -178,6 +177,7 @@ class UniXConfig(PretrainedConfig):
         self.cfg_scale = cfg_scale
         self.cfg_interval = (float(cfg_interval[0]), float(cfg_interval[1]))
         self.cfg_renorm = cfg_renorm
+        self.sequence_layout = sequence_layout
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
         self.validate_shapes()
@@ -281,13 +281,13 @@ class UniXConfig(PretrainedConfig):
         lo, hi = self.cfg_interval
         if not 0.0 <= lo <= hi <= 1.0:
             problems.append(f"cfg_interval {self.cfg_interval} is not 0 <= lo <= hi <= 1")
-        if not 0.0 <= self.text_dropout_prob < 1.0:
-            problems.append(f"text_dropout_prob {self.text_dropout_prob} not in [0, 1)")
         if self.gen_conditioning not in GEN_CONDITIONINGS:
             problems.append(f"gen_conditioning {self.gen_conditioning!r} not one of "
                             f"{GEN_CONDITIONINGS}")  # fmt: skip
         elif self.gen_conditioning == "final_states" and not self.mot:
             problems.append("gen_conditioning 'final_states' needs mot=True (a generation branch)")
+        if self.sequence_layout not in ("ours", "official"):
+            problems.append(f"sequence_layout {self.sequence_layout!r} is not ours | official")
         if problems:
             raise ValueError("UniXConfig: " + "; ".join(problems))
         self.latent_grid(self.image_size_gen)

@@ -130,7 +130,10 @@ def generate_report(
         raise ValueError(f"{len(prompt_ids)} prompts for {b} images")
     special = SpecialTokens.from_mapping(cfg.special_ids())
     grid = (cfg.vit_grid, cfg.vit_grid)
-    plans = [understanding_plan(p, None, grid, special, i) for i, p in enumerate(prompt_ids)]
+    layout = cfg.sequence_layout
+    plans = [
+        understanding_plan(p, None, grid, special, i, layout) for i, p in enumerate(prompt_ids)
+    ]
     pixels = preprocess_for_vit(images, cfg.image_size_und)
     ids, _ = greedy_decode(model, plans, pixels, max_new_tokens, use_cache)
     reports = []

@@ -222,6 +222,8 @@ class UniX(nn.Module):
         repa_target: Tensor | None = None,
         repa_grid: tuple[int, int] | None = None,
         generator: torch.Generator | None = None,
+        timestep_shift: float = 1.0,
+        loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
     ) -> dict[str, Tensor]:
         """Losses of a packed batch; every term is summed per token then normalised here.
 
@@ -232,16 +234,18 @@ class UniX(nn.Module):
             latents: (Ng, C, h, w) float normalised VAE latents x0 (``vae.encode``), one per
                 vae split in batch order, all of one size; None when the batch has none.
             timesteps: (Ng,) float flow times in [0, 1] (default: logit-normal draw shifted by
-                ``config.timestep_shift``); t = 0 is the clean latent.
+                ``timestep_shift``); t = 0 is the clean latent.
             noise: (Ng, C, h, w) float eps (default: standard normal).
             repa_target: (Ng, M, Dt) float frozen-encoder patch features of the clean images;
                 REPA is computed only when given (stage 2).
             repa_grid: (H, W) grid of ``repa_target``'s M tokens.
             generator: for the default timesteps and noise (reproducible runs).
+            timestep_shift, loss_weights: the training config's ``timestep_shift`` and
+                ``(ce_weight, flow_weight, repa_weight)`` (TrainConfig is their one home).
         Returns:
             ``ce`` (mean over answer tokens), ``flow`` (mean over latent tokens with loss of the
             per-token mean squared error), ``repa`` (mean negative cosine), ``loss`` =
-            ce_weight * ce + flow_weight * flow + repa_weight * repa, the counts
+            the ``loss_weights``-weighted sum of ce, flow and repa, the counts
             ``n_ce_tokens`` and ``n_flow_tokens`` (for re-normalising across devices), and
             ``timesteps`` (Ng,) used (only when latents are given). Absent terms are 0 with
             count 0.
@@ -259,7 +263,7 @@ class UniX(nn.Module):
             x0 = patchify(latents, cfg.latent_patch_size)  # (Ng, T, C p p)
             if timesteps is None:
                 gen_device = generator.device if generator is not None else latents.device
-                timesteps = sample_train_timesteps(n, cfg.timestep_shift, generator, gen_device)
+                timesteps = sample_train_timesteps(n, timestep_shift, generator, gen_device)
             timesteps = timesteps.to(latents.device, torch.float32)
             if noise is None:
                 noise = torch.randn(latents.shape, generator=generator,
@@ -298,9 +302,12 @@ class UniX(nn.Module):
         if use_repa:
             feats = captured[n_und:].unflatten(0, (latents.shape[0], -1))
             pred = self.repa_projector(feats).float()  # (Ng, T, Dt)
-            out["repa"] = repa_loss(pred, grid, repa_target.float(), tuple(repa_grid))
-        out["loss"] = (cfg.ce_weight * out["ce"] + cfg.flow_weight * out["flow"]
-                       + cfg.repa_weight * out["repa"])  # fmt: skip
+            out["repa"] = repa_loss(pred, grid, repa_target.float(), tuple(repa_grid),
+                                    official_1d_interp=cfg.repa_official_1d_interp)  # fmt: skip
+            if cfg.repa_official_batch_factor:  # the release's extra 1/B (model/repa.py)
+                out["repa"] = out["repa"] / latents.shape[0]
+        w_ce, w_flow, w_repa = loss_weights
+        out["loss"] = w_ce * out["ce"] + w_flow * out["flow"] + w_repa * out["repa"]
         out["n_ce_tokens"] = torch.tensor(n_ce, device=h.device)
         out["n_flow_tokens"] = torch.tensor(n_flow, device=h.device)
         return out

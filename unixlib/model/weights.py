@@ -36,9 +36,11 @@ from unixlib.model.vae import convert_ldm_vae_state_dict, ldm_vae_config
 __all__ = [
     "ImportReport",
     "WeightImportError",
+    "embedding_rows",
     "import_janus_pro",
     "import_unix_release",
     "load_foreign_state_dict",
+    "safetensors_header",
 ]
 
 
@@ -96,31 +98,53 @@ class ImportReport:
 # ------------------------------------------------------------------------------- file loading
 
 
-def load_foreign_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+              "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32, "I16": torch.int16,
+              "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}  # fmt: skip
+
+
+def safetensors_header(path: str | os.PathLike) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
+    """``{name: (dtype, shape)}`` from a safetensors file's header; no tensor data is read."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if not 0 < size < 100_000_000:
+            raise ValueError(f"{path}: not a safetensors file (header length {size})")
+        header = json.loads(f.read(size))
+    header.pop("__metadata__", None)
+    return {k: (_ST_DTYPES[v["dtype"]], tuple(v["shape"])) for k, v in header.items()}
+
+
+def load_foreign_state_dict(path: str | os.PathLike, meta: bool = False) -> dict[str, Tensor]:
     """Tensors of a checkpoint file or HF-style directory (safetensors / torch, sharded or not).
 
     ``.ckpt``/``.pt``/``.bin`` files load with ``weights_only=True``; a Lightning checkpoint's
-    ``state_dict`` entry is unwrapped.
+    ``state_dict`` entry is unwrapped. ``meta=True`` returns meta tensors of the stored
+    shapes and dtypes without reading the data (safetensors headers; torch files memory-mapped
+    onto the meta device): the dry run's key and shape check of a 1B checkpoint.
     """
     path = Path(path)
     if path.is_dir():
         for name in ("model.safetensors", "pytorch_model.bin"):
             if (path / name).is_file():
-                return load_foreign_state_dict(path / name)
+                return load_foreign_state_dict(path / name, meta)
         for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
             if (path / index).is_file():
                 shards = sorted(set(json.loads((path / index).read_text())["weight_map"].values()))
                 merged: dict[str, Tensor] = {}
                 for shard in shards:
-                    merged.update(load_foreign_state_dict(path / shard))
+                    merged.update(load_foreign_state_dict(path / shard, meta))
                 return merged
         raise FileNotFoundError(f"{path}: no model.safetensors / pytorch_model.bin (or index)")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
+        if meta:
+            return {k: torch.empty(shape, dtype=dtype, device="meta")
+                    for k, (dtype, shape) in safetensors_header(path).items()}  # fmt: skip
         return load_file(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        kwargs = {"map_location": "meta", "mmap": True} if meta else {"map_location": "cpu"}
+        obj = torch.load(path, weights_only=True, **kwargs)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # refused or unreadable
         raise ValueError(
             f"{path}: cannot be read with torch.load(weights_only=True) ({err}); convert it "
@@ -131,6 +155,19 @@ def load_foreign_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
     return {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+
+
+JANUS_EMBEDDING_KEY = "language_model.model.embed_tokens.weight"
+
+
+def embedding_rows(janus_dir: str | os.PathLike) -> int:
+    """Rows of a Janus-Pro checkpoint's token embedding (102,400 for Janus-Pro-1B), read from
+    the stored shape (no data): the ``vocab_size`` a model initialised from it must have."""
+    state = load_foreign_state_dict(janus_dir, meta=True)
+    if JANUS_EMBEDDING_KEY not in state:
+        raise WeightImportError(f"{janus_dir}: no {JANUS_EMBEDDING_KEY} (not a Janus-Pro "
+                                "checkpoint?)")  # fmt: skip
+    return int(state[JANUS_EMBEDDING_KEY].shape[0])
 
 
 # ------------------------------------------------------------------------------- applying
@@ -151,11 +188,17 @@ def _apply(
             elif tuple(value.shape) != tuple(target[key].shape):
                 report.mismatched.append((key, tuple(value.shape), tuple(target[key].shape)))
             else:
-                target[key].copy_(value)
+                if not (target[key].is_meta or value.is_meta):  # meta: a shape check only
+                    target[key].copy_(value)
                 report.loaded.append(key)
     done = set(report.loaded) | {k for k, _, _ in report.mismatched}  # listed once, there
     report.missing += [k for k in target if k.startswith(scope) and k not in done]
     return target
+
+
+def _on_meta(model: nn.Module) -> bool:
+    """True when the model's weights are on the meta device (a dry-run check)."""
+    return any(p.is_meta for p in model.parameters())
 
 
 def _copy_und_to_gen(target: dict[str, Tensor], report: ImportReport) -> None:
@@ -180,9 +223,13 @@ def _note_vit_activation(model: nn.Module, report: ImportReport) -> None:
 
 
 def import_janus_pro(
-    model: nn.Module, janus_dir: str | os.PathLike, strict: bool = False
+    model: nn.Module, janus_dir: str | os.PathLike, strict: bool = True
 ) -> ImportReport:
     """Initialise understanding (and, by copy, generation) weights from Janus-Pro.
+
+    Strict by default: a missing, unexpected or shape-mismatched key raises
+    :class:`WeightImportError` naming it (``strict=False`` only reports). A model on the meta
+    device is checked without reading any tensor data (keys and shapes only).
 
     Llama has no q/k/v biases and no q/k norms: those start as zeros / ones (recorded in
     ``initialised``). Keys outside ``language_model.``, ``lm_head.``, ``vision_tower.``,
@@ -190,7 +237,7 @@ def import_janus_pro(
     with ``hidden_act="gelu"`` to reproduce its features.
     """
     report = ImportReport(source=str(janus_dir))
-    mapped = janus_to_unix(load_foreign_state_dict(janus_dir))
+    mapped = janus_to_unix(load_foreign_state_dict(janus_dir, meta=_on_meta(model)))
     scope = ("language_model.", "lm_head.", "vision_tower.", "connector.")
     target = _apply(model, mapped, report, scope)
     with torch.no_grad():
@@ -243,18 +290,20 @@ def import_unix_release(
     unix_dir: str | os.PathLike,
     vae_checkpoint: str | os.PathLike | None = None,
     vae_config: str | os.PathLike | None = None,
-    strict: bool = False,
+    strict: bool = True,
 ) -> ImportReport:
     """Load the official UniX weights (``model.safetensors``) and its kl-f16 VAE.
 
     The VAE is ``vae_checkpoint`` + ``vae_config`` (the LDM yaml) or, by default, the first
     ``unix_dir/vae/*.ckpt`` with ``<name>.yaml`` or ``config.yaml`` beside it; without one,
     ``vae.*`` stays untouched and a note says so. ``repa_projector.*`` is loaded only if the
-    checkpoint has it (the released stage-3 model was trained without REPA).
+    checkpoint has it (the released stage-3 model was trained without REPA). Strict by
+    default (see :func:`import_janus_pro`); a meta-device model is checked without data.
     """
     unix_dir = Path(unix_dir)
     report = ImportReport(source=str(unix_dir))
-    state = load_foreign_state_dict(unix_dir)
+    meta = _on_meta(model)
+    state = load_foreign_state_dict(unix_dir, meta)
     mapped = unix_release_to_unix(state)
     ours = mapped[0]
     found = _find_vae(unix_dir) if vae_checkpoint is None else (Path(vae_checkpoint), vae_config)
@@ -272,7 +321,7 @@ def import_unix_release(
         want = ldm_vae_config(ldm_cfg)
         levels = len(want["block_out_channels"])
         _note_vae_layout(want, model.vae.autoencoder.config, report)
-        vae_map = convert_ldm_vae_state_dict(load_foreign_state_dict(found[0]), levels)
+        vae_map = convert_ldm_vae_state_dict(load_foreign_state_dict(found[0], meta), levels)
         ours.update({f"vae.autoencoder.{k}": v for k, v in vae_map[0].items()})
         mapped[1].update(vae_map[1])
         mapped[2].extend(vae_map[2])
@@ -282,7 +331,7 @@ def import_unix_release(
         report.notes.append("no VAE checkpoint found under vae/: vae.* left untouched")
     _apply(model, mapped, report, scope)
     _note_vit_activation(model, report)
-    if "latent_pos_embed.pos_embed" in state:
+    if "latent_pos_embed.pos_embed" in state and not meta:
         table = state["latent_pos_embed.pos_embed"].float()
         grid = round(table.shape[0] ** 0.5)
         ref = sincos_2d_table(table.shape[1], grid)

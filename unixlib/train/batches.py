@@ -101,6 +101,7 @@ class BatchSource:
     world_size: int = 1
     rank: int = 0
     gen_pixels: bool = True  # decode generation images (False: latents cached, no REPA)
+    layout: str = "ours"  # sequence layout of the plans (UniXConfig.sequence_layout)
 
     def _positions(self, task_index: int, count: int, step: int, micro: int) -> range:
         slot = (step * self.grad_accum + micro) * self.world_size + self.rank
@@ -115,7 +116,9 @@ class BatchSource:
                 idx, epoch = stream_index(self.seed, k, len(data))
                 ex = data.example(idx, epoch)
                 plans.append(
-                    understanding_plan(ex.prompt_ids, ex.report_ids, self.vit_grid, self.special, k)
+                    understanding_plan(
+                        ex.prompt_ids, ex.report_ids, self.vit_grid, self.special, k, self.layout
+                    )
                 )
                 vit_images.append(ex.image)
         if n_gen:
@@ -125,7 +128,9 @@ class BatchSource:
                 ex_seed = example_seed(self.seed, k)
                 rng = random.Random(ex_seed)
                 report = text_dropout(data.report_ids[idx], self.text_dropout_prob, rng)
-                plans.append(generation_plan(report, self.latent_grid, self.special, k))
+                plans.append(
+                    generation_plan(report, self.latent_grid, self.special, k, layout=self.layout)
+                )
                 if self.gen_pixels:
                     gen_images.append(data.image(idx))
                 gen_rows.append(idx)
@@ -200,10 +205,11 @@ def build_source(
         vit_size=mc.image_size_und,
         vit_grid=(mc.vit_grid, mc.vit_grid),
         latent_grid=(grid, grid),
-        timestep_shift=mc.timestep_shift,
+        timestep_shift=cfg.timestep_shift,
         text_dropout_prob=cfg.text_dropout_prob,
         world_size=world_size,
         rank=rank,
+        layout=mc.sequence_layout,
     )
 
 

@@ -18,7 +18,10 @@ damaged later (a truncated copy, a full disk during a sync) fails its checksums:
 :func:`latest_intact_checkpoint` then names it and falls back to the one before.
 
 The format is the same whether the run was one process, DDP or FSDP (whose sharded state is
-gathered into full tensors first, see fsdp.py), so any of them resumes from any other.
+gathered into full tensors first, see fsdp.py), so any of them resumes from any other. A sharded
+checkpoint (the paper preset under FSDP, :func:`save_sharded_checkpoint`) holds ``sharded/``
+(``torch.distributed.checkpoint``: weights, optimizer and EMA, each rank's shards) instead of the
+three full files; it too loads into any layout, one plain process included.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from unixlib.train import fsdp
 STEP_DIR = re.compile(r"^step_(\d+)$")
 CHECKSUMS = "checksums.json"
 REQUIRED = ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", "state.json")
+REQUIRED_SHARDED = ("scheduler.pt", "rng.pt", "state.json")  # + the sharded/ directory
 
 
 class CheckpointError(ValueError):
@@ -77,8 +81,8 @@ def _sha256(path: Path) -> str:
 def write_checksums(directory: Path) -> dict[str, dict[str, Any]]:
     """``checksums.json``: {file: {"bytes": n, "sha256": hex}} for every file of ``directory``."""
     sums = {
-        p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
-        for p in sorted(directory.iterdir())
+        p.relative_to(directory).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        for p in sorted(directory.rglob("*"))
         if p.is_file() and p.name != CHECKSUMS
     }
     (directory / CHECKSUMS).write_text(json.dumps(sums, indent=1) + "\n")
@@ -89,7 +93,10 @@ def verify_checkpoint(path: Path) -> str | None:
     """Why ``path`` cannot be resumed from (a missing, truncated or altered file), else None.
 
     Checkpoints written before checksums were recorded pass when their files are all there."""
-    missing = [name for name in REQUIRED if not (path / name).is_file()]
+    required = REQUIRED
+    if (path / fsdp.SHARDED_DIR).is_dir():  # weights and optimizer are in the shards
+        required = (*REQUIRED_SHARDED, f"{fsdp.SHARDED_DIR}/.metadata")
+    missing = [name for name in required if not (path / name).is_file()]
     if missing:
         return f"{', '.join(missing)} missing"
     if not (path / CHECKSUMS).is_file():
@@ -199,20 +206,24 @@ def save_checkpoint(
     ema: torch.nn.Module | dict[str, torch.Tensor] | None = None,
     extra: dict[str, Any] | None = None,
     limit: int | None = None,
+    _into: Path | None = None,
 ) -> Path:
     """Write checkpoint ``step`` atomically under ``root`` and rotate to the newest ``limit``.
 
     ``model``, ``optimizer`` and ``ema`` are the objects or their full state dicts (what a
-    sharded run gathers: ``fsdp.full_state_dict``, ``fsdp.full_optimizer_state``)."""
+    sharded run gathers: ``fsdp.full_state_dict``, ``fsdp.full_optimizer_state``).
+    ``_into``: a temporary folder that already holds the sharded state (then the three full
+    files are not written)."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
     tmp = root / f".tmp-{final.name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file(_state_dict_for_safetensors(_state(model)), str(tmp / "model.safetensors"))
-    if ema is not None:
-        save_file(_state_dict_for_safetensors(_state(ema)), str(tmp / "ema.safetensors"))
-    torch.save(_state(optimizer), tmp / "optimizer.pt")
+    if _into is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_file(_state_dict_for_safetensors(_state(model)), str(tmp / "model.safetensors"))
+        if ema is not None:
+            save_file(_state_dict_for_safetensors(_state(ema)), str(tmp / "ema.safetensors"))
+        torch.save(_state(optimizer), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     rng = rng_state()
     torch.save({k: rng[k] for k in ("torch", "cuda") if k in rng}, tmp / "rng.pt")
@@ -239,6 +250,39 @@ def save_checkpoint(
     return final
 
 
+def save_sharded_checkpoint(
+    root: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    data_position: int,
+    config: dict[str, Any],
+    is_main: bool,
+    barrier: Any,
+    ema: torch.nn.Module | None = None,
+    limit: int | None = None,
+) -> Path:
+    """Checkpoint ``step`` with the weights, optimizer and EMA saved by every rank as shards
+    (all ranks call; ``barrier()`` synchronises them); rank 0 writes the rest and renames the
+    directory atomically as :func:`save_checkpoint` does."""
+    final = root / step_dir_name(step)
+    tmp = root / f".tmp-{final.name}"
+    if is_main:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    barrier()
+    fsdp.save_sharded(tmp / fsdp.SHARDED_DIR, model, optimizer, ema)
+    barrier()
+    if is_main:
+        save_checkpoint(
+            root, step, {}, {}, scheduler, data_position, config, limit=limit, _into=tmp
+        )
+    barrier()
+    return final
+
+
 def load_checkpoint(
     path: Path,
     model: torch.nn.Module,
@@ -253,6 +297,9 @@ def load_checkpoint(
     sends every rank its shards, so all ranks must call."""
     if not (path / "state.json").is_file():
         raise FileNotFoundError(f"{path} is not a checkpoint directory (no state.json)")
+    if (path / fsdp.SHARDED_DIR).is_dir():
+        fsdp.load_sharded(path / fsdp.SHARDED_DIR, model, optimizer, ema)
+        return _finish_load(path, scheduler, restore_rng)
     reads = fsdp.reads_full_state(model)
     device = "cpu" if fsdp.is_sharded(model) else str(next(model.parameters()).device)
     fsdp.load_full_state_dict(
@@ -269,6 +316,11 @@ def load_checkpoint(
             else {}
         )
         fsdp.load_full_optimizer_state(model, optimizer, opt_state)
+    return _finish_load(path, scheduler, restore_rng)
+
+
+def _finish_load(path: Path, scheduler: Any, restore_rng: bool) -> Checkpoint:
+    """Scheduler, RNG states and the step record of checkpoint ``path``."""
     if scheduler is not None:
         scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     state = json.loads((path / "state.json").read_text())
@@ -292,6 +344,8 @@ def load_sampling_weights(path: Path, model: torch.nn.Module) -> bool:
     exported ``final/`` model; otherwise the raw weights are used. RNG states are not touched.
     Returns whether EMA weights were used.
     """
+    if (path / fsdp.SHARDED_DIR).is_dir():
+        return _sharded_sampling_weights(path, model)
     load_checkpoint(path, model, restore_rng=False)
     ema_file = path / "ema.safetensors"
     if not ema_file.is_file():
@@ -303,4 +357,23 @@ def load_sampling_weights(path: Path, model: torch.nn.Module) -> bool:
             if key not in params:
                 raise KeyError(f"{ema_file}: {key!r} names no parameter of the model")
             params[key].copy_(value)
+    return True
+
+
+def _sharded_sampling_weights(path: Path, model: torch.nn.Module) -> bool:
+    """:func:`load_sampling_weights` for a sharded checkpoint: its weights, then its EMA
+    averages (when it has them) over the trained parameters."""
+    import torch.distributed.checkpoint as dcp
+
+    fsdp.load_sharded(path / fsdp.SHARDED_DIR, model)
+    meta = dcp.FileSystemReader(str(path / fsdp.SHARDED_DIR)).read_metadata()
+    keys = {k.removeprefix("ema.") for k in meta.state_dict_metadata if k.startswith("ema.")}
+    if not keys:
+        return False
+    params = {ema_key(name): p for name, p in model.named_parameters() if ema_key(name) in keys}
+    state = {"ema": {k: torch.empty_like(p, dtype=torch.float32) for k, p in params.items()}}
+    dcp.load(state, checkpoint_id=str(path / fsdp.SHARDED_DIR), no_dist=True)
+    with torch.no_grad():
+        for k, p in params.items():
+            p.copy_(state["ema"][k])
     return True

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 #   norm, vae2llm, llm2vae, time embedder and the REPA projector.
 GROUPS = ("vision", "connector", "und", "gen")
 
+# Training knobs whose one home is TrainConfig (never UniXConfig / model_overrides).
+TRAINING_KNOBS = ("timestep_shift", "ce_weight", "flow_weight", "repa_weight", "text_dropout_prob")
+
 # UniXConfig fields that identify a model of the paper's size (TrainConfig.parallel_mode).
 _LLM_SHAPE = ("hidden_size", "num_layers", "intermediate_size")
 
@@ -64,8 +67,14 @@ class TrainConfig:
     eps: float = 1e-15  # as the paper (BAGEL); tiny eps keeps Adam's update scale exact in bf16
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    # --- the objective: every training knob has its home here (not in UniXConfig) ---
     repa_weight: float | None = None  # None = stage default (0.5 in stage 2)
-    text_dropout_prob: float = 0.1  # report dropped for classifier-free guidance
+    # P(report replaced by the empty context) in generation training, for CFG (BAGEL's
+    # default; the paper is silent). Applied on the data side: packing.text_dropout.
+    text_dropout_prob: float = 0.1
+    timestep_shift: float = 1.0  # training t = shift(sigmoid(N(0,1))); the released config: 1
+    ce_weight: float = 1.0  # loss = ce_weight * ce + flow_weight * flow + repa_weight * repa
+    flow_weight: float = 1.0
     max_report_tokens: int = 256
     # report_clean | report_raw: the text trained on (raw only for the cleaning ablation, 06)
     report_column: str = "report_clean"
@@ -74,6 +83,10 @@ class TrainConfig:
     # tower before the report loss, a stand-in for its pretraining (vision_pretrain.py); 0 = off
     vision_pretrain_steps: int = 0
     vision_pretrain_lr: float = 1e-3
+    # Recompute every MoT block (and the SigLIP layers, when trained) in backward instead of
+    # keeping their activations: about a third more compute, a fraction of the activation
+    # memory (train/memory.py); the paper profile turns it on to fit 48 GB GPUs
+    activation_checkpointing: bool = False
     # auto = bf16 autocast on CUDA, fp32 on CPU (CPUs without bf16 units run autocast 3-10x
     # slower than fp32; measured on the 2-core development machine) | bf16 | no
     mixed_precision: str = "auto"
@@ -86,6 +99,10 @@ class TrainConfig:
     # weights, gradients and optimizer state (train/fsdp.py); auto = fsdp for the paper preset
     # (or a model of its shape: see parallel_mode)
     parallel: str = "auto"
+    # Checkpoint layout: full (one-process files, gathered on rank 0) | sharded (every rank
+    # writes its shards with torch.distributed.checkpoint; loads into any layout, one process
+    # included) | auto = sharded for a paper-shaped model under FSDP
+    checkpoint_format: str = "auto"
 
     def __post_init__(self) -> None:
         if self.stage not in STAGE_DEFAULTS:
@@ -108,12 +125,23 @@ class TrainConfig:
             raise ValueError(
                 f"mixed_precision must be auto, bf16 or no, got {self.mixed_precision!r}"
             )
+        if self.checkpoint_format not in ("auto", "full", "sharded"):
+            raise ValueError(f"checkpoint_format must be auto, full or sharded, got "
+                             f"{self.checkpoint_format!r}")  # fmt: skip
         if self.parallel not in ("auto", "ddp", "fsdp"):
             raise ValueError(f"parallel must be auto, ddp or fsdp, got {self.parallel!r}")
         if self.report_column not in ("report_clean", "report_raw"):
             raise ValueError(
                 f"report_column must be report_clean or report_raw, got {self.report_column!r}"
             )
+        knobs = sorted(set(self.model_overrides) & set(TRAINING_KNOBS))
+        if knobs:
+            raise ValueError(f"{knobs} are training knobs: set them on the training config, not "
+                             "in model_overrides")  # fmt: skip
+        if not 0.0 <= self.text_dropout_prob < 1.0:
+            raise ValueError(f"text_dropout_prob must be in [0, 1), got {self.text_dropout_prob}")
+        if self.timestep_shift <= 0:
+            raise ValueError(f"timestep_shift must be > 0, got {self.timestep_shift}")
         if self.vision_pretrain_steps < 0:
             raise ValueError(
                 f"vision_pretrain_steps must be >= 0, got {self.vision_pretrain_steps}"
@@ -135,13 +163,23 @@ class TrainConfig:
         a ``model_config`` with the paper's LLM shape counts as the paper preset too."""
         if self.parallel != "auto":
             return self.parallel
+        return "fsdp" if self._paper_shaped(model_config) else "ddp"
+
+    def _paper_shaped(self, model_config: UniXConfig | None) -> bool:
+        """The paper preset, or a model of its LLM shape (stages 2-3 keep preset's default)."""
         from unixlib.model.config import PRESETS  # lazy: no transformers import for a config
 
-        paper = self.preset == "paper" or (
+        return self.preset == "paper" or (
             model_config is not None
             and all(getattr(model_config, k) == PRESETS["paper"][k] for k in _LLM_SHAPE)
         )
-        return "fsdp" if paper else "ddp"
+
+    def sharded_checkpoints(self, model_config: UniXConfig | None, sharded: bool) -> bool:
+        """Whether checkpoints are written with torch.distributed.checkpoint (see
+        ``checkpoint_format``); ``sharded``: the model is FSDP-sharded in this run."""
+        if self.checkpoint_format != "auto":
+            return self.checkpoint_format == "sharded"
+        return sharded and self._paper_shaped(model_config)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -20,6 +20,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from unixlib.model.unix import UniX
 from unixlib.train import fsdp
+from unixlib.train.config import TrainConfig
+from unixlib.train.setup import ddp_needs_unused_parameters
 
 
 @dataclass(frozen=True)
@@ -72,16 +74,27 @@ def init_from_env(device: torch.device) -> DistInfo:
     return info
 
 
-def parallelize(model: UniX, mode: str, info: DistInfo, device: torch.device) -> nn.Module:
+def parallelize(
+    model: UniX,
+    mode: str,
+    info: DistInfo,
+    device: torch.device,
+    cfg: TrainConfig | None = None,
+    bf16: bool = False,
+) -> nn.Module:
     """The module to run forward and backward on: ``model`` itself for one process; DDP around
-    it (``mode`` ddp); or, for fsdp, ``model`` sharded in place (fsdp.py). Parameters that train
-    must be set before, and the optimizer built after (FSDP replaces the parameters)."""
+    it (``mode`` ddp); or, for fsdp, ``model`` sharded in place (fsdp.py; ``bf16``: gathered
+    weights and gradient reduction in bf16). Parameters that train must be set before, and the
+    optimizer built after (FSDP replaces the parameters). DDP looks for unused parameters only
+    when the stage ``cfg`` can leave some without a gradient (``setup.ddp_needs_unused_parameters``;
+    always without a ``cfg``)."""
     if not info.enabled:
         return model
     if mode == "fsdp":
-        return fsdp.shard_model(model, device)
+        return fsdp.shard_model(model, device, bf16=bf16)
     device_ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
+    unused = cfg is None or ddp_needs_unused_parameters(cfg, model.config.mot)
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=unused)
 
 
 @contextlib.contextmanager

@@ -41,9 +41,10 @@ from unixlib.train.batches import (
     load_training_data,
 )
 from unixlib.train.config import TrainConfig
+from unixlib.train.memory import estimate_memory
 from unixlib.train.reporting import open_reporters
 from unixlib.train.schedules import constant_with_warmup
-from unixlib.train.setup import build_model, set_trainable
+from unixlib.train.setup import build_model, set_activation_checkpointing, set_trainable
 
 
 class EMA(nn.Module):
@@ -209,6 +210,7 @@ def _train(
     counts = set_trainable(model, cfg.trainable)
     # stages 2-3: no backward through the frozen understanding branch (mot.py, freeze_und)
     model.language_model.freeze_und = not {"vision", "connector", "und"} & set(cfg.trainable)
+    set_activation_checkpointing(model, cfg)
     repa_target = _repa_target(cfg, model, device)
     source = build_source(cfg, model.config, info.world_size, info.rank, data)
     latest = ckpt.latest_intact_checkpoint(run_dir / "checkpoints") if resume else None
@@ -225,7 +227,14 @@ def _train(
         source.gen_pixels = repa_target is not None  # only REPA would still look at the pixels
     # DDP wraps the model; FSDP shards it in place (new parameters: build the optimizer after).
     parallel = cfg.parallel_mode(model.config)
-    wrapped = dist_utils.parallelize(model, parallel, info, device)
+    if info.is_main:
+        print(
+            estimate_memory(model.config, cfg, info.world_size, parallel if info.enabled else None)
+        )
+    bf16_shards = cfg.mixed_precision == "bf16" or (
+        cfg.mixed_precision == "auto" and device.type == "cuda"
+    )
+    wrapped = dist_utils.parallelize(model, parallel, info, device, cfg, bf16_shards)
     params = [p for p in model.parameters() if p.requires_grad]
     # The fused kernel (one pass over all tensors): ~6% of a tiny CPU step faster than the
     # default; it takes FSDP's sharded (DTensor) parameters too (gloo test).
@@ -265,7 +274,7 @@ def _train(
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
     )
-    weights = model.config.ce_weight, model.config.flow_weight, cfg.repa_weight
+    weights = cfg.ce_weight, cfg.flow_weight, cfg.repa_weight
     bar = None
     if progress and info.is_main:
         from unixlib.progress import bar as progress_bar  # text under the series runner
@@ -340,15 +349,23 @@ def _train(
         if not math.isfinite(row["loss"]):
             raise FloatingPointError(f"stage {cfg.stage}: loss became {row['loss']} at step {done}")
         if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps:
-            # Full states (under FSDP gathered by all ranks into rank 0), written by rank 0.
-            model_sd = fsdp.full_state_dict(model)
-            optim_sd = fsdp.full_optimizer_state(model, optimizer)
-            ema_sd = fsdp.full_state_dict(ema) if ema is not None else None
-            if info.is_main:
-                ckpt.save_checkpoint(run_dir / "checkpoints", done, model_sd, optim_sd, scheduler,
-                                     data_position=done * examples_per_step,
-                                     config=cfg.to_dict(), ema=ema_sd,
-                                     limit=cfg.checkpoints_total_limit)  # fmt: skip
+            if cfg.sharded_checkpoints(model.config, fsdp.is_sharded(model)):
+                # every rank writes its own shards (torch.distributed.checkpoint)
+                ckpt.save_sharded_checkpoint(
+                    run_dir / "checkpoints", done, model, optimizer, scheduler,
+                    done * examples_per_step, cfg.to_dict(), info.is_main,
+                    lambda: dist_utils.barrier(info), ema, cfg.checkpoints_total_limit,
+                )  # fmt: skip
+            else:
+                # Full states (under FSDP gathered by all ranks into rank 0), written by rank 0.
+                model_sd = fsdp.full_state_dict(model)
+                optim_sd = fsdp.full_optimizer_state(model, optimizer)
+                ema_sd = fsdp.full_state_dict(ema) if ema is not None else None
+                if info.is_main:
+                    ckpt.save_checkpoint(run_dir / "checkpoints", done, model_sd, optim_sd,
+                                         scheduler, data_position=done * examples_per_step,
+                                         config=cfg.to_dict(), ema=ema_sd,
+                                         limit=cfg.checkpoints_total_limit)  # fmt: skip
         dist_utils.barrier(info)
     if bar is not None:
         bar.close()

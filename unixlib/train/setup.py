@@ -64,15 +64,50 @@ def set_trainable(model: nn.Module, groups: tuple[str, ...]) -> dict[str, int]:
     return counts
 
 
+def vocab_rows(cfg: TrainConfig, tokenizer: ReportTokenizer) -> int:
+    """The model's vocabulary: the Janus-Pro embedding's rows when stage 1 starts from Janus-Pro
+    (102,400, read from the checkpoint's stored shape; never the tokenizer's ~100.6k entries),
+    else the tokenizer's. A tokenizer with more entries than the embedding has rows is an error.
+    """
+    if not (cfg.janus_dir and not cfg.init_from):
+        return tokenizer.vocab_size
+    from unixlib.model.weights import embedding_rows
+
+    rows = embedding_rows(project_path(cfg.janus_dir))
+    if tokenizer.vocab_size > rows:
+        raise ValueError(f"the tokenizer needs {tokenizer.vocab_size} embedding rows, the "
+                         f"Janus-Pro checkpoint at {cfg.janus_dir} has {rows}")  # fmt: skip
+    return rows
+
+
+def set_activation_checkpointing(model: UniX, cfg: TrainConfig) -> None:
+    """Recompute the MoT blocks (and the SigLIP layers when they train) in backward."""
+    model.language_model.gradient_checkpointing = cfg.activation_checkpointing
+    tower = model.vision_tower
+    if cfg.activation_checkpointing and "vision" in cfg.trainable:
+        tower.activation_checkpointing_enable({"use_reentrant": False})
+    elif tower.is_activation_checkpointing:
+        tower.activation_checkpointing_disable()
+
+
+def ddp_needs_unused_parameters(cfg: TrainConfig, mot: bool = True) -> bool:
+    """Whether a trainable parameter can get no gradient in a step of this stage, which DDP must
+    then be told (``find_unused_parameters``, an extra graph traversal every step): the REPA
+    projector without REPA (stage 3), a group of a task the stage has no examples of, or the
+    shared-weight ablation. Stages 1 and 2 of the paper use every trained parameter."""
+    und_task, gen_task = (n > 0 for n in cfg.task_ratio)
+    trains = set(cfg.trainable)
+    if not mot:
+        return True
+    if "gen" in trains and (not gen_task or cfg.repa_weight <= 0):
+        return True  # no generation examples, or the REPA projector idle
+    return bool(trains & {"vision", "connector", "und"}) and not und_task
+
+
 def model_config(cfg: TrainConfig, tokenizer: ReportTokenizer) -> dict:
     """UniXConfig fields a run sets: vocabulary, special ids, the stage's image size."""
     size_key = "image_size_und" if cfg.stage == 1 else "image_size_gen"
-    values = {
-        "vocab_size": tokenizer.vocab_size,
-        size_key: cfg.image_size,
-        "repa_weight": cfg.repa_weight,
-        "text_dropout_prob": cfg.text_dropout_prob,
-    }
+    values = {"vocab_size": vocab_rows(cfg, tokenizer), size_key: cfg.image_size}
     values.update({f"{k}_id": v for k, v in tokenizer.special_ids.items()})
     values.update(cfg.model_overrides)
     return values
@@ -90,7 +125,8 @@ def build_model(cfg: TrainConfig, tokenizer: ReportTokenizer) -> UniX:
         if cfg.janus_dir:
             from unixlib.model.weights import import_janus_pro
 
-            print(import_janus_pro(model, project_path(cfg.janus_dir)))
+            # strict: a missing or mismatched key is an error naming it, before any step
+            print(import_janus_pro(model, project_path(cfg.janus_dir), strict=True))
     if cfg.vae_dir:
         from unixlib.train.vae_files import load_vae
 

@@ -18,7 +18,9 @@ One candidate per CSV row. Columns are named by the caller:
   or else of the row id;
 - ``view_col``: PA/AP/Lateral/... (:func:`normalize_view`); without it UNKNOWN. With
   ``frontal_only`` (default) LATERAL/LL rows are ``view`` rejects; UNKNOWN rows are kept;
-- ``id_col``: row id; without it the image path without its suffix.
+- ``id_col``: row id; without it the image path without its suffix;
+- ``template_reports``: without ``report_col``, write each row's report from its labels
+  (:mod:`unixlib.data.text.label_reports`; said plainly there: these are not radiology reports).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from unixlib.data.sources.common import (
     normalize_split,
     normalize_view,
 )
+from unixlib.data.text.label_reports import report_from_labels
 
 # NIH ChestX-ray14 finding -> CheXpert class (None: a finding CheXpert has no class for).
 # Emphysema, Fibrosis and Hernia (hiatal) have no CheXpert counterpart: such a row gets 0 for
@@ -79,6 +82,7 @@ def candidates(
     frontal_only: bool = True,
     labels_sep: str = "|",
     label_map: Mapping[str, str | None] | None = None,
+    template_reports: bool = False,
 ) -> Iterator[Candidate]:
     """Yield one candidate per row of ``csv`` (columns as in the module docstring)."""
     root = Path(root)
@@ -88,6 +92,8 @@ def candidates(
     if missing:
         raise ValueError(f"{csv}: no column(s) {missing}; columns are {list(frame.columns)}")
     names = _name_table(label_map or {})
+    if template_reports and (report_col or not labels_col):
+        raise ValueError("template_reports needs labels_col and no report_col")
 
     for line, row in enumerate(frame.to_dict(orient="records"), start=2):  # 1 = header
         image_value = row[image_col].strip()
@@ -110,9 +116,12 @@ def candidates(
         elif frontal_only and cand.view in ("LATERAL", "LL"):
             yield cand.rejected(STAGE_VIEW, f"non-frontal view ({row[view_col]})")
         else:
-            yield _fill(
+            cand = _fill(
                 cand, row, names, labels_col, labels_sep, split_col, group_col, split_fractions
             )
+            if template_reports and cand.labels is not None:
+                cand.report_raw = report_from_labels(cand.labels, cand.id)
+            yield cand
 
 
 def _fill(

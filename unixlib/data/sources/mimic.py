@@ -13,7 +13,14 @@ Row id = ``dicom_id``; split = the official split; labels = the CheXpert CSV's v
 labeler fills later). Frontal views only (the paper trains on frontal images): with
 ``frontal_only`` (default) every image whose ViewPosition is not exactly PA or AP (LATERAL, LL,
 AP AXIAL, empty, ...) is recorded as a ``view`` reject "non-frontal view (<ViewPosition>)".
-The LLaVA-Rad/CheXGenBench test-annotation CSVs are not read here (not implemented).
+
+``test_annotations`` (the ``release-eval`` profile): the LLaVA-Rad / CheXGenBench test annotation
+CSV (``LLAVARAD_ANNOTATIONS_TEST.csv``, columns ``path`` = ``files/p../p../s../<dicom_id>.jpg``
+relative to the MIMIC-CXR-JPG root and ``annotated_prompt``), the 4,352 test report-image pairs
+the paper's generation tables use. With it the test split is exactly those images and each one's
+report is its annotated prompt (the text the images are generated from); a test image the CSV
+does not list is rejected ("not in the test annotations"), and a listed image absent from the
+metadata is an error. Train and validate rows are unchanged.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ def candidates(
     csv_root: str | Path | None = None,
     image_format: str = "jpg",
     frontal_only: bool = True,
+    test_annotations: str | Path | None = None,
 ) -> Iterator[Candidate]:
     """Yield one candidate per row of the metadata CSV.
 
@@ -56,6 +64,7 @@ def candidates(
         csv_root: folder holding the three CSVs (default root).
         image_format: ``"jpg"`` (MIMIC-CXR-JPG) or ``"dcm"`` (MIMIC-CXR DICOM).
         frontal_only: reject images whose ViewPosition is not PA/AP (module doc).
+        test_annotations: the LLaVA-Rad / CheXGenBench test CSV (module doc), or None.
     """
     if image_format not in ("jpg", "dcm"):
         raise ValueError(f"image_format must be 'jpg' or 'dcm', got {image_format!r}")
@@ -71,6 +80,12 @@ def candidates(
         for row in labels.to_dict(orient="records")
     }
 
+    prompts = read_test_annotations(test_annotations) if test_annotations else None
+    if prompts is not None:
+        unknown = set(prompts) - set(meta["dicom_id"].astype(str))
+        if unknown:
+            raise ValueError(f"{test_annotations}: {len(unknown)} annotated images are not in "
+                             f"{METADATA_CSV}, e.g. {sorted(unknown)[:3]}")  # fmt: skip
     for row in meta.to_dict(orient="records"):
         dicom_id, subject, study = (
             str(row["dicom_id"]),
@@ -94,6 +109,11 @@ def candidates(
             yield cand.rejected(STAGE_METADATA, reason)
             continue
         cand.split = split
+        if prompts is not None and split == "test":
+            if dicom_id not in prompts:
+                yield cand.rejected(STAGE_METADATA, "not in the test annotations")
+                continue
+            cand.report_raw = prompts[dicom_id]
         label_row = labels_of.get((subject, study))
         if label_row is not None:
             try:
@@ -101,12 +121,30 @@ def candidates(
             except ValueError as err:
                 yield cand.rejected(STAGE_LABELS, str(err))
                 continue
+        if cand.report_raw:  # the annotated prompt of a test image
+            yield cand
+            continue
         report_path = reports_root / f"{study_dir}.txt"
         if not report_path.is_file():
             yield cand.rejected(STAGE_REPORT, f"report file not found ({report_path})")
             continue
         cand.report_raw = report_path.read_text(encoding="utf-8", errors="replace")
         yield cand
+
+
+def read_test_annotations(path: str | Path) -> dict[str, str]:
+    """``{dicom_id: annotated_prompt}`` of a LLaVA-Rad / CheXGenBench annotation CSV."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"test annotation CSV not found: {path}")
+    frame = pd.read_csv(path, dtype=str)
+    missing = {"path", "annotated_prompt"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: missing columns {sorted(missing)} (LLaVA-Rad annotations have "
+                         "path, annotated_prompt)")  # fmt: skip
+    return {
+        Path(p).stem: str(t) for p, t in zip(frame["path"], frame["annotated_prompt"], strict=True)
+    }
 
 
 def _read_csv(folder: Path, name: str, required: tuple[str, ...]) -> pd.DataFrame:

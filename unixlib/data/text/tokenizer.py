@@ -35,10 +35,15 @@ class ReportTokenizer:
     pad: int
     boi: int
     eoi: int
+    # Rows of the model's embedding table when it has more than the tokenizer file has entries
+    # (Janus-Pro: 102,400 rows, ~100.6k tokenizer entries, specials up to 100,580); 0 = none.
+    embedding_rows: int = 0
 
     @property
     def vocab_size(self) -> int:
-        return self.tokenizer.get_vocab_size()
+        """Rows the model's embedding table needs: the tokenizer's entries, or the pretrained
+        embedding's row count when that is larger (saved with the tokenizer, kept on reload)."""
+        return max(self.tokenizer.get_vocab_size(with_added_tokens=True), self.embedding_rows)
 
     @property
     def special_ids(self) -> dict[str, int]:
@@ -49,6 +54,12 @@ class ReportTokenizer:
 
     def encode_batch(self, texts: Iterable[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    def encode_official(self, text: str) -> list[int]:
+        """Ids as the official UniX inference encodes a prompt (``tokenizer.encode(text)`` of
+        transformers): the tokenizer file's own post-processor is applied, so a Janus-Pro
+        tokenizer that prepends bos does so here too; our BPE has no post-processor."""
+        return self.tokenizer.encode(text, add_special_tokens=True).ids
 
     def decode(self, ids: Iterable[int]) -> str:
         """Decode, dropping special ids and stopping at the first eos."""
@@ -64,7 +75,8 @@ class ReportTokenizer:
     def save(self, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(str(out_dir / "tokenizer.json"))
-        (out_dir / SPECIALS_FILE).write_text(json.dumps(self.special_ids, indent=2) + "\n")
+        specials = {**self.special_ids, "embedding_rows": self.embedding_rows}
+        (out_dir / SPECIALS_FILE).write_text(json.dumps(specials, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> ReportTokenizer:
@@ -80,13 +92,16 @@ class ReportTokenizer:
         ids = (
             json.loads(specials_file.read_text()) if specials_file.is_file() else JANUS_SPECIAL_IDS
         )
-        vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-        if not specials_file.is_file():  # Janus-Pro: its ids index the model's 102,400 rows,
-            vocab = max(vocab, JANUS_VOCAB_SIZE)  # beyond the tokenizer file's own entries
-        bad = {k: v for k, v in ids.items() if not 0 <= v < vocab}
+        # Janus-Pro (no specials file): its ids index the model's 102,400 rows, beyond the
+        # tokenizer file's own entries. A re-saved tokenizer keeps the allowance it was given.
+        rows = int(ids.get("embedding_rows", 0)) if specials_file.is_file() else JANUS_VOCAB_SIZE
+        tok = cls(tokenizer, **{k: int(ids[k]) for k in ("bos", "eos", "pad", "boi", "eoi")},
+                  embedding_rows=rows)  # fmt: skip
+        bad = {k: v for k, v in tok.special_ids.items() if not 0 <= v < tok.vocab_size}
         if bad:
-            raise ValueError(f"{path}: special ids {bad} fall outside the vocabulary ({vocab})")
-        return cls(tokenizer, **{k: int(ids[k]) for k in ("bos", "eos", "pad", "boi", "eoi")})
+            raise ValueError(f"{path}: special ids {bad} fall outside the vocabulary "
+                             f"({tok.vocab_size})")  # fmt: skip
+        return tok
 
 
 def train_bpe(
