@@ -29,7 +29,7 @@ from unixlib.model.saving import from_pretrained
 from unixlib.model.unix import UniX
 from unixlib.train.config import TrainConfig
 from unixlib.train.distributed import resolve_device
-from unixlib.train.loop import train
+from unixlib.train.launch import run_stage
 from unixlib.train.setup import group_of
 
 # The F1 convention of the ablation tables (PAPER.md Table 5 matches the paper's Table 2 UniX
@@ -61,9 +61,11 @@ def train_runs(
     run_dir: str,
     seeds: list[int],
     batch_size: int,
+    nproc: int = 1,
 ) -> dict[tuple[str, int], TrainedRun]:
     """Train every distinct run of ``variants`` for every seed (``recipes``: stage -> flat
-    TrainConfig parameters, as notebooks pass them to ``stage_config``)."""
+    TrainConfig parameters, as notebooks pass them to ``stage_config``; ``nproc`` > 1 hands
+    each run to torchrun, as notebooks 02-04 do)."""
     out = {}
     for seed in seeds:
         for name, v in runs(variants).items():
@@ -81,7 +83,7 @@ def train_runs(
                 print(f"{name} seed {seed}: reusing {final}")
             else:
                 print(f"{name} seed {seed}: {v.label} ({cfg.steps} steps, batch {cfg.batch_size})")
-                train(cfg, progress=False)
+                run_stage(cfg, nproc=nproc)
             out[(name, seed)] = TrainedRun(cfg, final, 0.0 if reuse else time.perf_counter() - t0,
                                            _step_seconds(where), reuse)  # fmt: skip
     return out

@@ -61,6 +61,7 @@ class AblationSettings:
     evaluation: EvalSettings
     cleaning_start: str = "stage1/vision_pretrained"
     device: str = "auto"
+    nproc: int = 1  # processes per training run (torchrun when > 1)
     scale_note: str = ""  # e.g. "1 seed, smoke scale", printed in every caption
 
     @classmethod
@@ -71,6 +72,8 @@ class AblationSettings:
                    max_report_tokens=p["max_report_tokens"],
                    timestep_shift=p["timestep_shift"])  # fmt: skip
         common = dict(mixed_precision=p.get("mixed_precision", "auto"), device=p["device"],
+                      grad_accum=p.get("grad_accum", 1), parallel=p.get("parallel", "auto"),
+                      activation_checkpointing=p.get("activation_checkpointing", False),
                       checkpoint_every=0, log_every=10**9)  # fmt: skip
         recipes = {
             1: dict(steps=p["steps_und"], lr=p["lr_und"], warmup_steps=p["warmup_steps"],
@@ -84,7 +87,8 @@ class AblationSettings:
                                        "batch_size": p["eval_batch_size"]})  # fmt: skip
         note = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}, {p.get('scale', '')} scale"
         return cls(p["run_dir"], studies, seeds, p["batch_size"], recipes, ev,
-                   p.get("cleaning_start", "stage1/vision_pretrained"), p["device"], note)  # fmt: skip
+                   p.get("cleaning_start", "stage1/vision_pretrained"), p["device"],
+                   p.get("nproc", 1), note)  # fmt: skip
 
 
 @dataclass
@@ -101,7 +105,7 @@ class AblationResult:
 def run(s: AblationSettings) -> AblationResult:
     """Train every run of the selected studies for every seed, then measure every arm."""
     variants = select(s.studies, cleaning_start=s.cleaning_start)
-    trained = train_runs(variants, s.recipes, s.run_dir, s.seeds, s.batch_size)
+    trained = train_runs(variants, s.recipes, s.run_dir, s.seeds, s.batch_size, s.nproc)
     inputs = load_inputs(s.evaluation)
     encoders = build_encoders(inputs, s.evaluation)  # notebook 05's cache
     measurer = Measurer(inputs, encoders, s.evaluation)
