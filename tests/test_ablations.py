@@ -16,10 +16,16 @@ from unixlib.model.unix import UniX
 
 RECIPES = {
     1: {"steps": 5, "lr": 1e-3, "warmup_steps": 0, "image_size": 64},
-    2: {"steps": 7, "lr": 1e-3, "warmup_steps": 0, "image_size": 64, "repa_weight": 0.5,
-        "timestep_shift": 3.0},
+    2: {
+        "steps": 7,
+        "lr": 1e-3,
+        "warmup_steps": 0,
+        "image_size": 64,
+        "repa_weight": 0.5,
+        "timestep_shift": 3.0,
+    },
     3: {"steps": 7, "lr": 1e-3, "warmup_steps": 0, "image_size": 64, "timestep_shift": 3.0},
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -32,8 +38,13 @@ def run_root(tmp_path, monkeypatch):
 
 def test_table5_arms_keep_the_generation_examples_per_step(run_root):
     arms = select(["table5"])
-    assert [v.label for v in arms] == ["gen only (und frozen) 0:1", "und + gen 1:1",
-                                       "und + gen 1:2", "und + gen 1:4", "und + gen 0:1"]  # fmt: skip
+    assert [v.label for v in arms] == [
+        "gen only (und frozen) 0:1",
+        "und + gen 1:1",
+        "und + gen 1:2",
+        "und + gen 1:4",
+        "und + gen 0:1",
+    ]
     cfgs = [run_config(v, RECIPES[v.stage], run_root, 0, 16) for v in arms]
     assert [c.batch_size for c in cfgs] == [16, 32, 24, 20, 16]
     assert [c.task_ratio for c in cfgs] == [(0, 1), (1, 1), (1, 2), (1, 4), (0, 1)]
@@ -94,10 +105,17 @@ def test_bad_selections_are_rejected(run_root):
 def _measured() -> pd.DataFrame:
     rows = []
     for seed, (a, b) in enumerate([(0.50, 0.40), (0.60, 0.42)]):
-        rows += [{"study": "table5", "label": "ref", "run": "r", "seed": seed, "micro_f1": a,
-                  "fd": 10.0 + seed},
-                 {"study": "table5", "label": "arm", "run": "a", "seed": seed, "micro_f1": b,
-                  "fd": 9.0}]  # fmt: skip
+        rows += [
+            {
+                "study": "table5",
+                "label": "ref",
+                "run": "r",
+                "seed": seed,
+                "micro_f1": a,
+                "fd": 10.0 + seed,
+            },
+            {"study": "table5", "label": "arm", "run": "a", "seed": seed, "micro_f1": b, "fd": 9.0},
+        ]
     return pd.DataFrame(rows)
 
 
@@ -130,10 +148,15 @@ def test_verdicts_direction_and_spread_by_hand():
 
 def test_study_table_quotes_the_paper_in_percent():
     base = pd.DataFrame([{"label": "baseline: x", "micro_f1": 0.3}])
-    table = summary.study_table(_measured(), "table5", base,
-                                {"gen only (und frozen) 0:1": {"micro_f1": 53.2, "fd": 62.1}})  # fmt: skip
-    assert list(table["source"]) == ["this run", "this run", "baseline (this run)",
-                                     "paper (quoted)"]  # fmt: skip
+    table = summary.study_table(
+        _measured(), "table5", base, {"gen only (und frozen) 0:1": {"micro_f1": 53.2, "fd": 62.1}}
+    )
+    assert list(table["source"]) == [
+        "this run",
+        "this run",
+        "baseline (this run)",
+        "paper (quoted)",
+    ]
     assert table["micro_f1"].tolist() == pytest.approx([55.0, 41.0, 30.0, 53.2])
 
 

@@ -63,9 +63,14 @@ def test_rotation_keeps_the_newest_and_ignores_temporaries(tmp_path) -> None:
     assert _names(root) == ["step_0000002", "step_0000003", "step_0000010"]
     assert ckpt.latest_checkpoint(root) == root / "step_0000010"  # numeric, not mtime order
     assert sorted(p.name for p in (root / "step_0000010").iterdir()) == [
-        "checksums.json", "config.json", "model.safetensors", "optimizer.pt", "rng.pt",
-        "scheduler.pt", "state.json"
-    ]  # fmt: skip
+        "checksums.json",
+        "config.json",
+        "model.safetensors",
+        "optimizer.pt",
+        "rng.pt",
+        "scheduler.pt",
+        "state.json",
+    ]
 
 
 def test_round_trip_of_weights_optimizer_scheduler_rng_and_position(tmp_path) -> None:
@@ -106,8 +111,12 @@ def test_strict_loading_errors(tmp_path) -> None:
 def test_training_checkpoints_rotation_and_in_process_resume(data, tmp_path) -> None:
     """The diffusers-examples test: exactly which step_* folders exist after saving, rotation
     and resume; the resumed losses and weights equal an uninterrupted run's."""
-    kw = {"task_ratio": (1, 1), "trainable": ("connector", "und", "gen"), "checkpoint_every": 2,
-          "checkpoints_total_limit": 2}  # fmt: skip
+    kw = {
+        "task_ratio": (1, 1),
+        "trainable": ("connector", "und", "gen"),
+        "checkpoint_every": 2,
+        "checkpoints_total_limit": 2,
+    }
     run = tmp_path / "run"
     train(tiny_config(data, run, 3, steps=5, **kw), progress=False)
     assert _names(run / "checkpoints") == ["step_0000004", "step_0000005"]  # + the final step
@@ -151,15 +160,24 @@ def test_killed_run_resumes_exactly_through_the_cli(data, tmp_path) -> None:
     final weights equal an uninterrupted run's exactly (CPU fp32, same thread count, every random
     draw a function of the seed and the stream position)."""
     run = tmp_path / "run"
-    cfg = tiny_config(data, run, 3, steps=2000, task_ratio=(1, 1), checkpoint_every=3,
-                      checkpoints_total_limit=2, trainable=("connector", "und", "gen"),
-                      repa_weight=0.5)  # fmt: skip
+    cfg = tiny_config(
+        data,
+        run,
+        3,
+        steps=2000,
+        task_ratio=(1, 1),
+        checkpoint_every=3,
+        checkpoints_total_limit=2,
+        trainable=("connector", "und", "gen"),
+        repa_weight=0.5,
+    )
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(cfg.to_dict()))
     cli = [sys.executable, "-m", "unixlib", "train", "--config", str(config_path), "--no-progress"]
     env = subprocess_env()
-    proc = subprocess.Popen(cli, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        cli, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -180,13 +198,27 @@ def test_killed_run_resumes_exactly_through_the_cli(data, tmp_path) -> None:
     assert checkpoint >= 3 and len(killed) >= checkpoint
     steps = len(killed) + 3  # the resumed run recomputes the steps after its checkpoint
 
-    done = subprocess.run([*cli, "--resume", "--max-steps", str(steps)], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [*cli, "--resume", "--max-steps", str(steps)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"steps {checkpoint}->{steps}" in done.stdout
 
-    ref = train(tiny_config(data, tmp_path / "ref", 3, steps=steps, **{
-        k: getattr(cfg, k) for k in ("task_ratio", "trainable", "repa_weight")}), progress=False)  # fmt: skip
+    ref = train(
+        tiny_config(
+            data,
+            tmp_path / "ref",
+            3,
+            steps=steps,
+            **{k: getattr(cfg, k) for k in ("task_ratio", "trainable", "repa_weight")},
+        ),
+        progress=False,
+    )
     assert losses(run) == losses(ref.run_dir)
     assert killed == losses(ref.run_dir)[: len(killed)]  # the killed run was on the same path
     a = load_file(str(run / "final" / "model.safetensors"))

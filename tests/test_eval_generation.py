@@ -199,8 +199,13 @@ def test_faithfulness_summary_fraction_of_the_way() -> None:
 
     out = faithfulness_summary(table([0.7, 0.8, 0.6]), table([0.9, 0.55, 0.8]), table([0.5] * 3))
     assert list(out.columns) == [
-        "class", "n_pos", "auroc_generated", "auroc_real", "auroc_shuffled", "fraction_of_the_way",
-    ]  # fmt: skip
+        "class",
+        "n_pos",
+        "auroc_generated",
+        "auroc_real",
+        "auroc_shuffled",
+        "fraction_of_the_way",
+    ]
     assert list(out["class"]) == ["a", "b", "c", "mean"]
     frac = out["fraction_of_the_way"].to_numpy()
     assert frac[0] == pytest.approx(0.5)  # (0.7 - 0.5) / (0.9 - 0.5)

@@ -16,8 +16,9 @@ def test_make_help_lists_every_target_and_args() -> None:
     targets = re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.MULTILINE)
     phony = re.search(r"^\.PHONY:(.*)$", makefile, flags=re.MULTILINE)[1].split()
     assert set(phony) <= set(targets)
-    out = subprocess.run(["make", "-s", "help"], cwd=REPO_ROOT, capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["make", "-s", "help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
     listed = re.findall(r"^  ([a-z][a-z-]*) +\S", out, flags=re.MULTILINE)
     assert sorted(listed) == sorted(targets)
     assert "ARGS=" in out and "PROFILE=" in out

@@ -57,8 +57,14 @@ def _same_weights(a: UniX, b: UniX) -> bool:
 def test_round_trip_gives_identical_weights_and_outputs(saved) -> None:
     model, path = saved
     names = sorted(p.name for p in path.iterdir())
-    assert names == ["README.md", "config.json", "model.safetensors", "special_tokens.json",
-                     "tokenizer.json", "vae"]  # fmt: skip
+    assert names == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "special_tokens.json",
+        "tokenizer.json",
+        "vae",
+    ]
     assert not any(k.startswith("vae.") for k in load_file(str(path / "model.safetensors")))
     loaded = UniX.from_pretrained(path)
     assert _same_weights(model, loaded)
@@ -185,8 +191,23 @@ def test_draw_end_to_end(saved, tmp_path, capsys) -> None:
     csv = tmp_path / "r.csv"
     csv.write_text('report\n"Large right pleural effusion."\n')
     out = tmp_path / "drawn"
-    argv = ["draw", "--model", str(path), "--report", "Normal chest.", "--reports-csv", str(csv),
-            "--out", str(out), "--steps", "2", "--size", "32", "--seed", "3"]  # fmt: skip
+    argv = [
+        "draw",
+        "--model",
+        str(path),
+        "--report",
+        "Normal chest.",
+        "--reports-csv",
+        str(csv),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--size",
+        "32",
+        "--seed",
+        "3",
+    ]
     assert main(argv) == 0
     files = sorted(p.name for p in out.glob("*.png"))
     assert files == ["000_normal-chest.png", "001_large-right-pleural-effusion.png"]
@@ -203,15 +224,19 @@ def test_draw_end_to_end(saved, tmp_path, capsys) -> None:
         (["describe", "--model", "{model}", "{tmp}/broken.png"], "broken.png: unreadable"),
         (["describe", "--model", "{model}", "{tmp}/absent.png"], "absent.png: file not found"),
         (["draw", "--model", "{model}", "--out", "{tmp}/o"], "give --report"),
-        (["draw", "--model", "{model}", "--report", "x", "--size", "20", "--out", "{tmp}/o"],
-         "not a multiple"),
-        (["draw", "--model", "{model}", "--reports-csv", "{tmp}/none.csv", "--out", "{tmp}/o"],
-         "none.csv"),
+        (
+            ["draw", "--model", "{model}", "--report", "x", "--size", "20", "--out", "{tmp}/o"],
+            "not a multiple",
+        ),
+        (
+            ["draw", "--model", "{model}", "--reports-csv", "{tmp}/none.csv", "--out", "{tmp}/o"],
+            "none.csv",
+        ),
         (["model-info", "--preset", "huge"], "invalid choice: 'huge'"),
         (["train", "--profile", "nope", "--stage", "1"], "invalid choice: 'nope'"),
         (["evaluate", "--run-dir", "{tmp}/none", "--out", "{tmp}/o"], "error:"),
     ],
-)  # fmt: skip
+)
 def test_user_errors_are_one_line_with_status_2(saved, tmp_path, capsys, argv, message) -> None:
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     argv = [a.format(tmp=tmp_path, model=saved[1]) for a in argv]
@@ -251,14 +276,20 @@ def test_export_of_a_run_adds_tokenizer_and_metrics(saved, data, tmp_path) -> No
     (run / "stage3" / "final").mkdir(parents=True)
     (run / "data").symlink_to(data / "data")
     model.config.to_json_file(str(run / "stage3" / "final" / "config.json"))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-              str(run / "stage3" / "final" / "model.safetensors"))  # fmt: skip
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(run / "stage3" / "final" / "model.safetensors"),
+    )
     (run / "stage3" / "config.json").write_text(json.dumps({"stage": 3, "steps": 7}))
     figures = tmp_path / "figures"
     figures.mkdir()
-    summary = {"understanding": {"micro14_upos": 0.61}, "faithfulness_mean": 0.9,
-               "faithfulness_classes": ["edema"], "alignment": {"UniX stage 3": 0.4},
-               "verdicts": ["beats random"]}  # fmt: skip
+    summary = {
+        "understanding": {"micro14_upos": 0.61},
+        "faithfulness_mean": 0.9,
+        "faithfulness_classes": ["edema"],
+        "alignment": {"UniX stage 3": 0.4},
+        "verdicts": ["beats random"],
+    }
     (figures / "evaluation_summary.json").write_text(json.dumps(summary))
     resolved = {"notebooks": {"05_evaluate": {"figures_dir": str(figures)}}}
     (run / "profile_resolved.json").write_text(json.dumps(resolved))

@@ -40,10 +40,20 @@ def test_state_dict_names_follow_the_contract():
     keys = set(MoTLanguageModel(CFG).state_dict())
     for branch in ("und", "gen"):
         p = f"layers.1.{branch}."
-        for name in ("input_norm.weight", "q_proj.weight", "q_proj.bias", "k_proj.bias",
-                     "v_proj.bias", "q_norm.weight", "k_norm.weight", "o_proj.weight",
-                     "post_norm.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
-                     "mlp.down_proj.weight"):  # fmt: skip
+        for name in (
+            "input_norm.weight",
+            "q_proj.weight",
+            "q_proj.bias",
+            "k_proj.bias",
+            "v_proj.bias",
+            "q_norm.weight",
+            "k_norm.weight",
+            "o_proj.weight",
+            "post_norm.weight",
+            "mlp.gate_proj.weight",
+            "mlp.up_proj.weight",
+            "mlp.down_proj.weight",
+        ):
             assert p + name in keys
     assert {"embed_tokens.weight", "norm_und.weight", "norm_gen.weight"} <= keys
     assert "layers.0.und.o_proj.bias" not in keys
@@ -65,8 +75,9 @@ def test_mot_with_copied_weights_equals_shared_weights():
     """Routing is exact: with gen == und, MoT computes what one shared weight set computes."""
     batch = mixed_batch()
     mot, shared = make_lm(True), make_lm(False)
-    shared.load_state_dict({k: v for k, v in mot.state_dict().items() if ".gen." not in k
-                            and "norm_gen" not in k})  # fmt: skip
+    shared.load_state_dict(
+        {k: v for k, v in mot.state_dict().items() if ".gen." not in k and "norm_gen" not in k}
+    )
     mot.init_gen_from_und()
     h = torch.randn(batch.und_index.numel() + batch.gen_index.numel(), CFG.hidden_size)
     torch.testing.assert_close(run(mot, batch, h), run(shared, batch, h))
@@ -130,11 +141,23 @@ def test_kv_cache_matches_full_attention_and_rejects_overflow():
     causal = torch.ones(6, 6, dtype=torch.bool).tril()[None, None]
     full = layer([x[0]], Routing.dense(1, 6, "und", x.device), cos, sin, causal)[0]
     cache = KVCache(num_layers=1, capacity=6)
-    layer([x[0, :5]], Routing.dense(1, 5, "und", x.device), cos[:, :5], sin[:, :5],
-          causal[..., :5, :5], cache)  # fmt: skip
+    layer(
+        [x[0, :5]],
+        Routing.dense(1, 5, "und", x.device),
+        cos[:, :5],
+        sin[:, :5],
+        causal[..., :5, :5],
+        cache,
+    )
     cache.length = 5
-    last = layer([x[0, 5:]], Routing.dense(1, 1, "und", x.device), cos[:, 5:], sin[:, 5:],
-                 causal[..., 5:, :], cache)[0]  # fmt: skip
+    last = layer(
+        [x[0, 5:]],
+        Routing.dense(1, 1, "und", x.device),
+        cos[:, 5:],
+        sin[:, 5:],
+        causal[..., 5:, :],
+        cache,
+    )[0]
     torch.testing.assert_close(last, full[5:], atol=1e-5, rtol=1e-5)
     cache.length = 6
     with pytest.raises(ValueError, match="overflow"):

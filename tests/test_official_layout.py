@@ -57,8 +57,10 @@ def _official_generation(report: list[int], n_lat: int) -> list[tuple[int, int]]
 def _ours(plan) -> list[tuple[int, int]]:
     batch = pack([plan], pad_id=SP.pad)
     kind, ids, pos = batch.token_kind[0], batch.input_ids[0], batch.position_ids[0]
-    return [(IMG if int(k) in (VIT_CODE, VAE_CODE) else int(i), int(p))
-            for k, i, p in zip(kind, ids, pos, strict=True)]  # fmt: skip
+    return [
+        (IMG if int(k) in (VIT_CODE, VAE_CODE) else int(i), int(p))
+        for k, i, p in zip(kind, ids, pos, strict=True)
+    ]
 
 
 def test_understanding_matches_the_official_prefix() -> None:
@@ -94,8 +96,16 @@ def test_unconditional_matches_the_official_empty_context() -> None:
 
 def test_ours_layout_is_unchanged() -> None:
     plan = understanding_plan([9], [7], (1, 2), SP)
-    assert _ours(plan) == [(BOS, 0), (BOI, 1), (IMG, 2), (IMG, 2), (EOI, 3), (9, 4), (7, 5),
-                           (EOS, 6)]  # fmt: skip
+    assert _ours(plan) == [
+        (BOS, 0),
+        (BOI, 1),
+        (IMG, 2),
+        (IMG, 2),
+        (EOI, 3),
+        (9, 4),
+        (7, 5),
+        (EOS, 6),
+    ]
 
 
 def test_model_decodes_and_samples_in_the_official_layout() -> None:

@@ -34,8 +34,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def holder(tmp_path):
     """Another process holding the lock of ``tmp_path / "run"``."""
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], cwd=REPO_ROOT,
-                            env=subprocess_env(), stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run)],
+        cwd=REPO_ROOT,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "held"
         yield run, proc
@@ -93,8 +98,14 @@ def test_resume_skips_a_damaged_checkpoint_and_stops_when_none_is_intact(data, t
     train(cfg, progress=False)
     step2, step4 = (p for _, p in ckpt.list_checkpoints(run / "checkpoints"))
     sums = json.loads((step4 / ckpt.CHECKSUMS).read_text())
-    assert set(sums) == {"model.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt",
-                         "state.json", "config.json"}  # fmt: skip
+    assert set(sums) == {
+        "model.safetensors",
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng.pt",
+        "state.json",
+        "config.json",
+    }
     assert ckpt.verify_checkpoint(step4) is None
     size = (step4 / "model.safetensors").stat().st_size
     _truncate(step4 / "model.safetensors")
@@ -102,8 +113,11 @@ def test_resume_skips_a_damaged_checkpoint_and_stops_when_none_is_intact(data, t
         f"model.safetensors has {size // 2} bytes, {size} were written (truncated?)"
     )
     capsys.readouterr()
-    train(tiny_config(data, run, 1, steps=6, checkpoint_every=2, checkpoints_total_limit=3),
-          resume=True, progress=False)  # fmt: skip
+    train(
+        tiny_config(data, run, 1, steps=6, checkpoint_every=2, checkpoints_total_limit=3),
+        resume=True,
+        progress=False,
+    )
     out = capsys.readouterr().out
     assert f"skipping checkpoint {step4}: model.safetensors has {size // 2} bytes" in out
     assert "resuming from step_0000002 instead" in out and "steps 2->6" in out
@@ -146,9 +160,11 @@ def test_a_series_locks_its_run_dir_and_its_notebooks_may_lock_stages(tmp_path) 
     nbs, profiles, run_dir = tmp_path / "nbs", tmp_path / "profiles", tmp_path / "run"
     nbs.mkdir()
     profiles.mkdir()
-    body = ("import os\nfrom pathlib import Path\nfrom unixlib.runlock import RunLock\n"
-            "with RunLock(Path(run_dir) / 'stage1'):\n"
-            "    Path(run_dir, 'held_by').write_text(os.environ['UNIXLIB_RUN_LOCKS'])")  # fmt: skip
+    body = (
+        "import os\nfrom pathlib import Path\nfrom unixlib.runlock import RunLock\n"
+        "with RunLock(Path(run_dir) / 'stage1'):\n"
+        "    Path(run_dir, 'held_by').write_text(os.environ['UNIXLIB_RUN_LOCKS'])"
+    )
     _write_nb(
         nbs / "01_stage.ipynb",
         f'run_dir = "{run_dir}"\nfigures_dir = "{tmp_path / "fig"}"\nseed = 0\n',
@@ -159,8 +175,13 @@ def test_a_series_locks_its_run_dir_and_its_notebooks_may_lock_stages(tmp_path) 
     assert str(run_dir.resolve() / LOCK_FILE) in (run_dir / "held_by").read_text()
     assert not (run_dir / LOCK_FILE).exists()
 
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], cwd=REPO_ROOT,
-                            env=subprocess_env(), stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run_dir)],
+        cwd=REPO_ROOT,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "held"
         with pytest.raises(RunLockedError, match=f"is in use by pid {proc.pid} "):

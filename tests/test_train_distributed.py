@@ -102,8 +102,19 @@ def _torchrun(cfg: TrainConfig, resume: bool = False) -> str:
     config_path.write_text(json.dumps(cfg.to_dict()))
     # --standalone: a local c10d rendezvous on a free port (what unixlib.train.launch uses);
     # a static master_addr/port rendezvous occasionally hung at worker teardown here.
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "unixlib", "train", "--config", str(config_path), "--no-progress"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "unixlib",
+        "train",
+        "--config",
+        str(config_path),
+        "--no-progress",
+    ]
     if resume:
         cmd.append("--resume")
     env = {**subprocess_env(), "OMP_NUM_THREADS": "1"}
@@ -155,8 +166,13 @@ def test_ddp_two_gloo_processes_match_one_process_with_double_batch(data, tmp_pa
     """torchrun --nproc_per_node 2 on CPU (gloo), batch 2 each, against one process with batch
     4: the loop divides each loss by the step's global token counts, so the averaged gradients,
     hence the losses and weights, agree up to fp32 summation order (different padding)."""
-    kw = {"steps": 3, "task_ratio": (1, 1), "repa_weight": 0.5, "parallel": "ddp",
-          "trainable": ("vision", "connector", "und", "gen")}  # fmt: skip
+    kw = {
+        "steps": 3,
+        "task_ratio": (1, 1),
+        "repa_weight": 0.5,
+        "parallel": "ddp",
+        "trainable": ("vision", "connector", "und", "gen"),
+    }
     assert "world 2 (ddp)" in _torchrun(tiny_config(data, tmp_path / "ddp", 3, batch_size=2, **kw))
 
     ref_cfg = tiny_config(data, tmp_path / "one", 3, batch_size=4, **kw)
@@ -175,8 +191,15 @@ def test_fsdp_two_gloo_processes_match_one_process_with_double_batch(data, tmp_p
     trained and a frozen branch; the frozen weights stay bit-identical. The checkpoint holds the
     gathered weights and one process's index-keyed optimizer state; ``final/`` the EMA, kept
     over each rank's shards and gathered at the end."""
-    kw = {"steps": 3, "task_ratio": (1, 1), "repa_weight": 0.5, "grad_accum": 2, "ema_decay": 0.5,
-          "parallel": "fsdp", "trainable": ("vision", "connector", "gen")}  # fmt: skip
+    kw = {
+        "steps": 3,
+        "task_ratio": (1, 1),
+        "repa_weight": 0.5,
+        "grad_accum": 2,
+        "ema_decay": 0.5,
+        "parallel": "fsdp",
+        "trainable": ("vision", "connector", "gen"),
+    }
     out = _torchrun(tiny_config(data, tmp_path / "fsdp", 3, batch_size=2, **kw))
     assert "world 2 (fsdp)" in out
 
@@ -187,8 +210,12 @@ def test_fsdp_two_gloo_processes_match_one_process_with_double_batch(data, tmp_p
     init = _initial_model(data, ref_cfg)
     step = "checkpoints/step_0000003/"
     for file in (step + "model.safetensors", "final"):  # raw, EMA
-        _assert_same_weights(_weights(tmp_path / "fsdp", file), _weights(ref.run_dir, file),
-                             init.state_dict(), ref_cfg)  # fmt: skip
+        _assert_same_weights(
+            _weights(tmp_path / "fsdp", file),
+            _weights(ref.run_dir, file),
+            init.state_dict(),
+            ref_cfg,
+        )
     raw, ema = _weights(tmp_path / "fsdp", step + "model.safetensors"), _weights(tmp_path / "fsdp")
     assert not torch.equal(raw["connector.0.weight"], ema["connector.0.weight"])
 
@@ -199,8 +226,9 @@ def test_fsdp_two_gloo_processes_match_one_process_with_double_batch(data, tmp_p
     inert = {i for i, k in enumerate(names) if k in _inert(ref_cfg, raw)}
     for i in ob["state"].keys() - inert:
         assert oa["state"][i]["step"] == ob["state"][i]["step"] == 3
-        torch.testing.assert_close(oa["state"][i]["exp_avg"], ob["state"][i]["exp_avg"],
-                                   rtol=1e-4, atol=1e-7)  # fmt: skip
+        torch.testing.assert_close(
+            oa["state"][i]["exp_avg"], ob["state"][i]["exp_avg"], rtol=1e-4, atol=1e-7
+        )
 
 
 def test_checkpoints_move_between_one_process_and_fsdp(data, tmp_path) -> None:
@@ -269,8 +297,13 @@ def test_sharded_checkpoints_resume_and_load_into_one_process(data, tmp_path) ->
 def test_fsdp_sharded_checkpoint_loads_into_one_process(data, tmp_path) -> None:
     """Two gloo ranks under FSDP write their shards; one plain process loads them (DCP
     reshards) and holds the weights the run exported."""
-    kw = {"steps": 2, "batch_size": 2, "task_ratio": (1, 1), "parallel": "fsdp",
-          "checkpoint_format": "sharded"}  # fmt: skip
+    kw = {
+        "steps": 2,
+        "batch_size": 2,
+        "task_ratio": (1, 1),
+        "parallel": "fsdp",
+        "checkpoint_format": "sharded",
+    }
     out = _torchrun(tiny_config(data, tmp_path / "fsdp", 2, **kw))
     assert "world 2 (fsdp)" in out
     step = tmp_path / "fsdp" / "checkpoints" / "step_0000002"

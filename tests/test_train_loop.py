@@ -51,8 +51,9 @@ def chain(data, tmp_path_factory: pytest.TempPathFactory):
     out = {}
     previous = ""
     for stage, steps, size in ((1, 25, 32), (2, 30, 32), (3, 4, 64)):
-        cfg = tiny_config(data, root / f"stage{stage}", stage, steps=steps, image_size=size,
-                          init_from=previous)  # fmt: skip
+        cfg = tiny_config(
+            data, root / f"stage{stage}", stage, steps=steps, image_size=size, init_from=previous
+        )
         before = _initial_model(cfg, data)
         result = train(cfg, progress=False)
         out[stage] = (cfg, before, result, from_pretrained(result.final_dir))
@@ -117,8 +118,18 @@ def test_metrics_rows_and_logged_learning_rate(data, tmp_path) -> None:
     result = train(cfg, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert rows == result.metrics
-    assert set(rows[0]) == {"step", "loss", "ce", "flow", "repa", "lr", "grad_norm",
-                            "tokens_per_s", "step_seconds", "memory_mb"}  # fmt: skip
+    assert set(rows[0]) == {
+        "step",
+        "loss",
+        "ce",
+        "flow",
+        "repa",
+        "lr",
+        "grad_norm",
+        "tokens_per_s",
+        "step_seconds",
+        "memory_mb",
+    }
     # The rate each step used: linear warm-up over 4 steps, then constant.
     assert [r["lr"] for r in rows] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
     for r in rows:
@@ -141,8 +152,15 @@ def test_same_seed_same_losses_other_seed_differs(data, tmp_path) -> None:
 def test_joint_run_with_repa_still_trains_the_vision_tower(data, tmp_path) -> None:
     """REPA's default target is the SigLIP tower; when the run trains that tower too, the target
     is a frozen copy and the model's tower keeps learning."""
-    cfg = tiny_config(data, tmp_path / "joint", 3, steps=2, task_ratio=(1, 1), repa_weight=0.5,
-                      trainable=("vision", "connector", "und", "gen"))  # fmt: skip
+    cfg = tiny_config(
+        data,
+        tmp_path / "joint",
+        3,
+        steps=2,
+        task_ratio=(1, 1),
+        repa_weight=0.5,
+        trainable=("vision", "connector", "und", "gen"),
+    )
     before = _initial_model(cfg, data)
     result = train(cfg, progress=False)
     after = from_pretrained(result.final_dir)
@@ -175,8 +193,10 @@ def test_latent_cache_rows_are_matched_by_id(data, tmp_path) -> None:
     # Without REPA a cached run reads no pixels at all (BatchSource.gen_pixels): same losses.
     no_repa = {"steps": 3, "repa_weight": 0.0}
     live = train(tiny_config(data, tmp_path / "live0", 2, **no_repa), progress=False)
-    cached = train(tiny_config(data, tmp_path / "cached0", 2, latent_cache=str(cache), **no_repa),
-                   progress=False)  # fmt: skip
+    cached = train(
+        tiny_config(data, tmp_path / "cached0", 2, latent_cache=str(cache), **no_repa),
+        progress=False,
+    )
     assert losses(cached.run_dir) == pytest.approx(losses(live.run_dir), rel=1e-5)
 
     bad = tiny_config(data, tmp_path / "bad", 2, steps=1, latent_cache=str(cache))
@@ -202,8 +222,11 @@ def test_generation_stage_with_a_trained_vae_dir(data, tmp_path) -> None:
     got = final.vae.autoencoder.state_dict()
     assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
 
-    train_vae(images, VAETrainConfig(image_size=32, latent_channels=8, steps=1, batch_size=4,
-                                     stats_images=8), tmp_path / "vae8")  # fmt: skip
+    train_vae(
+        images,
+        VAETrainConfig(image_size=32, latent_channels=8, steps=1, batch_size=4, stats_images=8),
+        tmp_path / "vae8",
+    )
     with pytest.raises(ValueError, match="8 channels"):
         train(tiny_config(data, tmp_path / "s2b", 2, steps=1, vae_dir=str(tmp_path / "vae8")))
 
@@ -215,8 +238,16 @@ def test_missing_processed_data_is_a_clear_error(tmp_path) -> None:
 
 
 def test_stage_config_paths_follow_the_run_layout() -> None:
-    params = {"run_dir": "runs/x", "image_size": 48, "steps": 7, "lr": 5e-4, "seed": 3,
-              "betas": [0.9, 0.99], "nproc": 2, "figures_dir": "figures/x"}  # fmt: skip
+    params = {
+        "run_dir": "runs/x",
+        "image_size": 48,
+        "steps": 7,
+        "lr": 5e-4,
+        "seed": 3,
+        "betas": [0.9, 0.99],
+        "nproc": 2,
+        "figures_dir": "figures/x",
+    }
     s1 = stage_config(1, params)
     assert (s1.stage, s1.run_dir, s1.data_dir, s1.init_from) == (
         1,
@@ -234,8 +265,10 @@ def test_stage_config_paths_follow_the_run_layout() -> None:
     s3 = stage_config(3, {**params, "vae_dir": "/vae/kl-f16", "latent_cache": ""})
     assert (s3.init_from, s3.vae_dir, s3.latent_cache) == ("runs/x/stage2/final", "/vae/kl-f16", "")
     assert s3.repa_weight == 0.0
-    joint = stage_config(3, {**params, "init_from": "runs/y/final", "trainable": ["und", "gen"],
-                             "task_ratio": [1, 2]})  # fmt: skip
+    joint = stage_config(
+        3,
+        {**params, "init_from": "runs/y/final", "trainable": ["und", "gen"], "task_ratio": [1, 2]},
+    )
     assert joint.init_from == "runs/y/final" and joint.task_ratio == (1, 2)
     assert stage_config(2, {"run_dir": "r"}).latent_cache == "r/latents/train_64.safetensors"
     with pytest.raises(ValueError, match="unknown parameter groups"):

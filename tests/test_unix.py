@@ -27,8 +27,10 @@ def make_model(seed: int = 0, **overrides) -> UniX:
 
 
 def und_batch():
-    plans = [understanding_plan([5, 6], [7, 8, 9], VG, SP, 0),
-             understanding_plan([5], [10, 11], VG, SP, 1)]  # fmt: skip
+    plans = [
+        understanding_plan([5, 6], [7, 8, 9], VG, SP, 0),
+        understanding_plan([5], [10, 11], VG, SP, 1),
+    ]
     g = torch.Generator().manual_seed(1)
     return pack(plans, SP.pad), torch.randn(2, 3, 64, 64, generator=g)
 
@@ -40,8 +42,11 @@ def gen_batch():
 
 
 def mixed_inputs():
-    plans = [understanding_plan([5, 6], [7, 8, 9], VG, SP, 0),
-             generation_plan([7, 8, 9], (G, G), SP, 1), generation_plan([], (G, G), SP, 2)]  # fmt: skip
+    plans = [
+        understanding_plan([5, 6], [7, 8, 9], VG, SP, 0),
+        generation_plan([7, 8, 9], (G, G), SP, 1),
+        generation_plan([], (G, G), SP, 2),
+    ]
     g = torch.Generator().manual_seed(3)
     pixels = torch.randn(1, 3, 64, 64, generator=g)
     latents = torch.randn(2, CFG.latent_channels, G, G, generator=g)
@@ -168,12 +173,19 @@ def test_repa_official_quirks_are_separate_flags_off_by_default():
     """1/B factor and 1-D grid matching: each flag changes exactly its part of the loss."""
     from unixlib.model.repa import repa_loss
 
-    assert not (CFG.repa_official_zero_based or CFG.repa_official_1d_interp
-                or CFG.repa_official_batch_factor)  # fmt: skip
+    assert not (
+        CFG.repa_official_zero_based
+        or CFG.repa_official_1d_interp
+        or CFG.repa_official_batch_factor
+    )
     batch, latents = gen_batch()
     target = torch.randn(2, 9, CFG.repa_target_dim)  # a 3x3 target grid vs the 8x8 tokens
-    kw = {"timesteps": torch.tensor([0.3, 0.7]), "noise": torch.zeros_like(latents),
-          "repa_target": target, "repa_grid": (3, 3)}  # fmt: skip
+    kw = {
+        "timesteps": torch.tensor([0.3, 0.7]),
+        "noise": torch.zeros_like(latents),
+        "repa_target": target,
+        "repa_grid": (3, 3),
+    }
     captured = {}
 
     def run(**flags):
@@ -260,8 +272,13 @@ def test_steps_outside_the_cfg_interval_skip_the_unconditional_rows_exactly(
     import unixlib.model.sampling as sampling
 
     model = make_model(initializer_range=0.1).eval()
-    kw = {"steps": 6, "seed": 3, "decode": False, "cfg_interval": (0.5, 1.0),
-          "reuse_context": reuse_context}  # fmt: skip
+    kw = {
+        "steps": 6,
+        "seed": 3,
+        "decode": False,
+        "cfg_interval": (0.5, 1.0),
+        "reuse_context": reuse_context,
+    }
     calls: list[int] = []
     name = "_cached_steps" if reuse_context else "_uncached_steps"
     real_step = getattr(sampling, name)
@@ -334,8 +351,9 @@ def test_mot_false_has_one_weight_set_and_routes():
 def test_gen_branch_starts_as_a_copy_of_und():
     model = make_model()
     layer = model.language_model.layers[1]
-    for (n, a), (_, b) in zip(layer.und.state_dict().items(), layer.gen.state_dict().items(),
-                              strict=True):  # fmt: skip
+    for (n, a), (_, b) in zip(
+        layer.und.state_dict().items(), layer.gen.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), n
     assert not model.llm2vae.bias.any()
 
@@ -351,8 +369,14 @@ def test_paper_preset_counts_on_meta_device():
     assert counts["und_branch"] == 24 * block + d
     assert counts["shared"] == 2 * 102400 * d
     assert 2.9e8 < counts["vision"] < 3.2e8  # SigLIP-L/16 (~0.30B) + connector
-    assert sum(v for k, v in counts.items()
-               if k not in ("parameters_total", "trainable_llm_per_branch")) == counts["parameters_total"]  # fmt: skip
+    assert (
+        sum(
+            v
+            for k, v in counts.items()
+            if k not in ("parameters_total", "trainable_llm_per_branch")
+        )
+        == counts["parameters_total"]
+    )
     no_mot = parameter_counts(preset("paper", mot=False))
     assert no_mot["gen_branch"] == 0
 
@@ -366,9 +390,20 @@ def test_paper_preset_matches_the_release():
     assert cfg.repa_layer_index == 7  # the 8th block, 1-based
     assert preset("paper", repa_official_zero_based=True).repa_layer_index == 8
     assert cfg.vae_scale * (0.0 - cfg.vae_shift) == pytest.approx(0.238092 * 0.201906)
-    kl_f16 = {"embed_dim": 16, "ddconfig": {
-        "double_z": True, "z_channels": 16, "resolution": 256, "in_channels": 3, "out_ch": 3,
-        "ch": 128, "ch_mult": [1, 1, 2, 2, 4], "num_res_blocks": 2, "attn_resolutions": [16]}}  # fmt: skip
+    kl_f16 = {
+        "embed_dim": 16,
+        "ddconfig": {
+            "double_z": True,
+            "z_channels": 16,
+            "resolution": 256,
+            "in_channels": 3,
+            "out_ch": 3,
+            "ch": 128,
+            "ch_mult": [1, 1, 2, 2, 4],
+            "num_res_blocks": 2,
+            "attn_resolutions": [16],
+        },
+    }
     assert ldm_vae_config(kl_f16) == KL_F16_VAE_CONFIG
 
 

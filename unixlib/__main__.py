@@ -104,26 +104,48 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     # CLI flag -> source argument, per source (see each source module's ``candidates``).
     per_source = {
-        "synth": {"n_train": "n_train", "n_validate": "n_validate", "n_test": "n_test", "seed": "seed"},
+        "synth": {
+            "n_train": "n_train",
+            "n_validate": "n_validate",
+            "n_test": "n_test",
+            "seed": "seed",
+        },
         "mimic": {"root": "root", "reports_root": "reports_root", "image_format": "image_format"},
         "iuxray": {"root": "reports_dir", "images": "image_dir", "views_csv": "views_csv"},
-        "folder": {"root": "root", "csv": "csv", "image_col": "image_col", "report_col": "report_col",
-                   "labels_col": "labels_col", "split_col": "split_col", "view_col": "view_col"},
-    }  # fmt: skip
+        "folder": {
+            "root": "root",
+            "csv": "csv",
+            "image_col": "image_col",
+            "report_col": "report_col",
+            "labels_col": "labels_col",
+            "split_col": "split_col",
+            "view_col": "view_col",
+        },
+    }
     mapping = per_source[args.source]
-    given = {flag for flag, value in vars(args).items() if value is not None and flag in
-             {f for m in per_source.values() for f in m}}  # fmt: skip
+    given = {
+        flag
+        for flag, value in vars(args).items()
+        if value is not None and flag in {f for m in per_source.values() for f in m}
+    }
     stray = sorted(given - set(mapping) - {"seed"})
     if stray:
-        print(f"error: --source {args.source} takes no {', '.join('--' + f.replace('_', '-') for f in stray)}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: --source {args.source} takes no {', '.join('--' + f.replace('_', '-') for f in stray)}",
+            file=sys.stderr,
+        )
         return 2
     source_args = {
         arg: getattr(args, flag) for flag, arg in mapping.items() if getattr(args, flag) is not None
     }
     try:
-        result = prepare(args.source, Path(args.out), image_size=args.image_size,
-                         max_reject_frac=args.max_reject_frac, **source_args)  # fmt: skip
+        result = prepare(
+            args.source,
+            Path(args.out),
+            image_size=args.image_size,
+            max_reject_frac=args.max_reject_frac,
+            **source_args,
+        )
     except TooManyRejectsError as err:  # the data failed its checks (rejects.csv)
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -180,8 +202,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         params = config.load(args.profile).for_notebook(STAGE_NOTEBOOKS[args.stage])
         cfg = stage_config(args.stage, params)
-    flags = {"max_steps": "steps", "checkpoint_every": "checkpoint_every", "run_dir": "run_dir",
-             "seed": "seed", "parallel": "parallel"}  # fmt: skip
+    flags = {
+        "max_steps": "steps",
+        "checkpoint_every": "checkpoint_every",
+        "run_dir": "run_dir",
+        "seed": "seed",
+        "parallel": "parallel",
+    }
     overrides = {f: getattr(args, a) for a, f in flags.items() if getattr(args, a) is not None}
     cfg = dataclasses.replace(cfg, **overrides)  # runs TrainConfig's validation again
     result = train(
@@ -215,8 +242,12 @@ def cmd_model_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="unixlib", description=DESCRIPTION, epilog=EXAMPLES,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = _Parser(
+        prog="unixlib",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"unixlib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -230,8 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("reproduce", cmd_reproduce, "run the notebook series with a profile (papermill)")
-    p.add_argument("--profile", default="smoke", choices=PROFILES,
-                   help="papermill_runs/profiles/<name>.yaml")  # fmt: skip
+    p.add_argument(
+        "--profile", default="smoke", choices=PROFILES, help="papermill_runs/profiles/<name>.yaml"
+    )
     p.add_argument("--only", type=_csv_list, help="comma-separated notebooks, e.g. 01,03")
     p.add_argument("--from", dest="start", help="start at this notebook, e.g. 02")
     p.add_argument("--set", action="append", metavar="[NB.]KEY=VALUE", help="override a parameter")
@@ -292,16 +324,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output CSV")
 
     p = add("train", cmd_train, "train one stage (1 und SFT, 2 gen PT, 3 gen FT); torchrun-able")
-    p.add_argument("--profile", default="smoke", choices=PROFILES,
-                   help="take the stage's parameters from a profile")  # fmt: skip
+    p.add_argument(
+        "--profile",
+        default="smoke",
+        choices=PROFILES,
+        help="take the stage's parameters from a profile",
+    )
     p.add_argument("--stage", type=int, choices=[1, 2, 3], help="required unless --config")
     p.add_argument("--config", help="a TrainConfig JSON (e.g. a run's config.json) instead")
     p.add_argument("--max-steps", type=int, help="override the number of steps")
     p.add_argument("--checkpoint-every", type=int, help="checkpoint interval in steps")
     p.add_argument("--run-dir", help="override the run directory")
     p.add_argument("--seed", type=int, help="override the seed")
-    p.add_argument("--parallel", choices=["auto", "ddp", "fsdp"],
-                   help="under torchrun: ddp or fsdp (auto = fsdp for the paper preset)")  # fmt: skip
+    p.add_argument(
+        "--parallel",
+        choices=["auto", "ddp", "fsdp"],
+        help="under torchrun: ddp or fsdp (auto = fsdp for the paper preset)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.add_argument(
@@ -315,13 +354,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--run-dir", required=True, help="a run of the series, e.g. papermill_runs/smoke"
     )
-    p.add_argument("--stage", type=int, default=3, choices=[2, 3],
-                   help="evaluate stage 3 (and stage 2's generations) or stage 2 alone")  # fmt: skip
+    p.add_argument(
+        "--stage",
+        type=int,
+        default=3,
+        choices=[2, 3],
+        help="evaluate stage 3 (and stage 2's generations) or stage 2 alone",
+    )
     p.add_argument("--out", required=True, help="folder for the tables, figures and samples")
-    p.add_argument("--profile", default="smoke", choices=PROFILES,
-                   help="take notebook 05's parameters from it")  # fmt: skip
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a parameter of notebook 05, e.g. n_test=50")  # fmt: skip
+    p.add_argument(
+        "--profile", default="smoke", choices=PROFILES, help="take notebook 05's parameters from it"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a parameter of notebook 05, e.g. n_test=50",
+    )
 
     p = add("model-info", cmd_model_info, "parameter counts of a preset (no weights allocated)")
     p.add_argument("--preset", default="tiny", choices=PRESETS, help="model size preset")

@@ -17,8 +17,9 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from unixlib import inference
 
     model, tokenizer = inference.load_model_dir(Path(args.model), args.device)
-    table = inference.describe(model, tokenizer, [Path(p) for p in args.images],
-                               args.max_new_tokens, args.batch_size)  # fmt: skip
+    table = inference.describe(
+        model, tokenizer, [Path(p) for p in args.images], args.max_new_tokens, args.batch_size
+    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False)
@@ -38,8 +39,16 @@ def cmd_draw(args: argparse.Namespace) -> int:
     if not reports:
         raise ValueError("draw: give --report TEXT (repeatable) or --reports-csv FILE")
     model, tokenizer = inference.load_model_dir(Path(args.model), args.device)
-    table = inference.draw(model, tokenizer, reports, Path(args.out), steps=args.steps,
-                           cfg_scale=args.cfg_scale, seed=args.seed, size=args.size)  # fmt: skip
+    table = inference.draw(
+        model,
+        tokenizer,
+        reports,
+        Path(args.out),
+        steps=args.steps,
+        cfg_scale=args.cfg_scale,
+        seed=args.seed,
+        size=args.size,
+    )
     print(f"{len(table)} images -> {args.out} (index: {Path(args.out) / 'images.csv'})")
     return 0
 
@@ -60,8 +69,9 @@ def add_model_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--out", help="CSV of image, report, findings and 14 labels (default: print)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="report length limit")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
-    p.add_argument("--device", default="auto", choices=DEVICES,
-                   help="auto: CUDA, else Apple MPS, else CPU")  # fmt: skip
+    p.add_argument(
+        "--device", default="auto", choices=DEVICES, help="auto: CUDA, else Apple MPS, else CPU"
+    )
 
     p = add("draw", cmd_draw, "generate X-rays (8-bit PNG) from reports")
     p.add_argument("--model", required=True, help="a model directory (a stage's final/)")
@@ -73,8 +83,9 @@ def add_model_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--cfg-scale", type=float, help="classifier-free guidance scale (1 = none)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (device-independent)")
     p.add_argument("--size", type=int, help="image side in px (default: the trained size)")
-    p.add_argument("--device", default="auto", choices=DEVICES,
-                   help="auto: CUDA, else Apple MPS, else CPU")  # fmt: skip
+    p.add_argument(
+        "--device", default="auto", choices=DEVICES, help="auto: CUDA, else Apple MPS, else CPU"
+    )
 
     p = add(
         "export", cmd_export, "make a model directory of a run's stage (tokenizer, card, metrics)"

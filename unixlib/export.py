@@ -56,7 +56,11 @@ def export_run(run_dir: Path, stage: int, out: Path, max_shard_size: int | str =
     frame, tokenizer, _ = load_processed(run_dir)
     model = UniX.from_pretrained(final)
     train_rows = int((frame["split"] == "train").sum())
-    card = model_card(model.config, _training(run_dir, stage_dir, train_rows),
-                      evaluation_summary(run_dir) if stage == 3 else None)  # fmt: skip
-    return save_pretrained(model, Path(out), tokenizer=tokenizer, card=card,
-                           max_shard_size=max_shard_size)  # fmt: skip
+    card = model_card(
+        model.config,
+        _training(run_dir, stage_dir, train_rows),
+        evaluation_summary(run_dir) if stage == 3 else None,
+    )
+    return save_pretrained(
+        model, Path(out), tokenizer=tokenizer, card=card, max_shard_size=max_shard_size
+    )

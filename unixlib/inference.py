@@ -109,8 +109,16 @@ def draw(
         raise ValueError("no reports to draw (give --report or --reports-csv)")
     size = size or model.config.image_size_gen
     model.config.latent_grid(size)  # a size the VAE and patching cannot take fails here
-    images = generate_images(model, list(reports), tokenizer, size=size, steps=steps,
-                             cfg_scale=cfg_scale, seed=seed, batch_size=batch_size)  # fmt: skip
+    images = generate_images(
+        model,
+        list(reports),
+        tokenizer,
+        size=size,
+        steps=steps,
+        cfg_scale=cfg_scale,
+        seed=seed,
+        batch_size=batch_size,
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []

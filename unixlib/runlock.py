@@ -49,8 +49,10 @@ def _read(lock: Path) -> dict[str, Any]:
 def describe(holder: dict[str, Any]) -> str:
     """``pid 123 on host, since 2026-01-01 10:00:00 UTC: python -m unixlib train ...``"""
     since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(holder.get("started", 0)))
-    return (f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {since}: "
-            f"{holder.get('command', '?')}")  # fmt: skip
+    return (
+        f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {since}: "
+        f"{holder.get('command', '?')}"
+    )
 
 
 def _inherited() -> set[str]:
@@ -83,14 +85,20 @@ class RunLock:
                 continue
             holder = _read(lock)
             if not _stale(holder):
-                raise RunLockedError(f"{parent} (which holds {self.run_dir}) is in use by "
-                                     f"{describe(holder)}; remove {lock} if that run is gone")  # fmt: skip
+                raise RunLockedError(
+                    f"{parent} (which holds {self.run_dir}) is in use by "
+                    f"{describe(holder)}; remove {lock} if that run is gone"
+                )
 
     def acquire(self) -> RunLock:
         self._check_ancestors()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
-                  "started": time.time()}  # fmt: skip
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": self.command,
+            "started": time.time(),
+        }
         for _ in range(2):  # the second try follows the removal of a stale lock
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -102,8 +110,11 @@ class RunLock:
                         f"another run directory (remove {self.path} if that run is gone)"
                     ) from None
                 if holder.get("pid") != os.getpid():
-                    print(f"taking over the stale lock of {self.run_dir} ({describe(holder)}: "
-                          "that process has ended)", file=sys.stderr)  # fmt: skip
+                    print(
+                        f"taking over the stale lock of {self.run_dir} ({describe(holder)}: "
+                        "that process has ended)",
+                        file=sys.stderr,
+                    )
                 self.path.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as f:

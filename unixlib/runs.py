@@ -307,8 +307,16 @@ def reproduce(
     )
     try:
         with _kernel_environment() as kernel_args:
-            series = _Series(profile, out_dir, notebook_dir, progress, log_output, kernel_args,
-                             commit, prepare_only)  # fmt: skip
+            series = _Series(
+                profile,
+                out_dir,
+                notebook_dir,
+                progress,
+                log_output,
+                kernel_args,
+                commit,
+                prepare_only,
+            )
             for i, stem in enumerate(stems, 1):
                 runs.append(_run_one(pm, series, stem, f"[{i}/{len(stems)}]"))
                 if prepare_only:

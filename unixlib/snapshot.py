@@ -39,8 +39,9 @@ def snapshot(profile: str, root: Path = REPO_ROOT) -> list[Path]:
     src, dst = root / "figures" / profile, root / "docs" / "results" / profile
     missing = [f for f in FILES if not (src / f).is_file()]
     if missing:
-        raise FileNotFoundError(f"{src} lacks {', '.join(missing)}: run `make reproduce "
-                                f"PROFILE={profile}` first")  # fmt: skip
+        raise FileNotFoundError(
+            f"{src} lacks {', '.join(missing)}: run `make reproduce PROFILE={profile}` first"
+        )
     dst.mkdir(parents=True, exist_ok=True)
     return [Path(shutil.copy2(src / f, dst / f)) for f in FILES]
 

@@ -84,8 +84,9 @@ def train_runs(
             else:
                 print(f"{name} seed {seed}: {v.label} ({cfg.steps} steps, batch {cfg.batch_size})")
                 run_stage(cfg, nproc=nproc)
-            out[(name, seed)] = TrainedRun(cfg, final, 0.0 if reuse else time.perf_counter() - t0,
-                                           _step_seconds(where), reuse)  # fmt: skip
+            out[(name, seed)] = TrainedRun(
+                cfg, final, 0.0 if reuse else time.perf_counter() - t0, _step_seconds(where), reuse
+            )
     return out
 
 
@@ -136,21 +137,35 @@ class Measurer:
         key = und_fingerprint(model)
         if key not in self._reports:
             images = self.inputs.images("test", self.s.und_image_size, self.s.n_test)
-            self._reports[key] = generate_reports(model, images, self.inputs.tokenizer,
-                                                  self.s.max_new_tokens, batch_size=self.s.batch_size)  # fmt: skip
+            self._reports[key] = generate_reports(
+                model,
+                images,
+                self.inputs.tokenizer,
+                self.s.max_new_tokens,
+                batch_size=self.s.batch_size,
+            )
         return self._reports[key]
 
     def images(self, model: UniX, reports: list[str]) -> np.ndarray:
         s = self.s
-        return generate_images(model, reports, self.inputs.tokenizer, size=s.gen_sizes[3],
-                               steps=s.sample_steps, cfg_scale=s.cfg_scale, seed=s.seed,
-                               batch_size=s.batch_size, max_report_tokens=s.max_report_tokens)  # fmt: skip
+        return generate_images(
+            model,
+            reports,
+            self.inputs.tokenizer,
+            size=s.gen_sizes[3],
+            steps=s.sample_steps,
+            cfg_scale=s.cfg_scale,
+            seed=s.seed,
+            batch_size=s.batch_size,
+            max_report_tokens=s.max_report_tokens,
+        )
 
     def image_scores(self, images: np.ndarray) -> dict[str, float]:
         """FD, KD (vs real test), alignment, and finding faithfulness (0 chance, 1 real)."""
         feats = self.encoders.feats(images)
-        kd, _ = generation.kernel_distance(self.real_feats, feats, self.s.kd_subsets,
-                                           seed=self.s.seed)  # fmt: skip
+        kd, _ = generation.kernel_distance(
+            self.real_feats, feats, self.s.kd_subsets, seed=self.s.seed
+        )
         emb = self.encoders.reference.image_embed(images)
         return {
             "fd": generation.frechet_distance(self.real_feats, feats),
@@ -177,26 +192,40 @@ class Measurer:
         size = self.s.encoder.image_size
         ref = self.encoders.reference
         retrieved = baselines.retrieval_reports(
-            ref.image_features(self.inputs.images("train", size)), reports,
+            ref.image_features(self.inputs.images("train", size)),
+            reports,
             ref.image_features(self.inputs.images("test", size, self.s.n_test)),
-        )  # fmt: skip
+        )
         n = len(self.inputs.references)
         rows = [
-            {"label": "baseline: most frequent report",
-             **self.f1([baselines.most_frequent_report(reports)] * n)},
+            {
+                "label": "baseline: most frequent report",
+                **self.f1([baselines.most_frequent_report(reports)] * n),
+            },
             {"label": "baseline: retrieval (nearest image)", **self.f1(retrieved)},
-        ]  # fmt: skip
-        kd, _ = generation.kernel_distance(self.real_feats, self.val_feats, self.s.kd_subsets,
-                                           seed=self.s.seed)  # fmt: skip
+        ]
+        kd, _ = generation.kernel_distance(
+            self.real_feats, self.val_feats, self.s.kd_subsets, seed=self.s.seed
+        )
         real_val = generation.frechet_distance(self.real_feats, self.val_feats)
         rows.append({"label": "baseline: real validation images", "fd": real_val, "kd": kd})
         own = self.image_scores(self.images(start, self.inputs.references))
-        rows.append({"label": f"baseline: {start_name}, no ablation training",
-                     **self.f1(self.reports(start)), **own})  # fmt: skip
+        rows.append(
+            {
+                "label": f"baseline: {start_name}, no ablation training",
+                **self.f1(self.reports(start)),
+                **own,
+            }
+        )
         shuffled = baselines.shuffled_reports(self.inputs.references, self.s.seed)
         scores = self.image_scores(self.images(start, shuffled))
-        rows.append({"label": f"baseline: {start_name} from shuffled reports",
-                     "alignment": scores["alignment"], "faithfulness": scores["faithfulness"]})  # fmt: skip
+        rows.append(
+            {
+                "label": f"baseline: {start_name} from shuffled reports",
+                "alignment": scores["alignment"],
+                "faithfulness": scores["faithfulness"],
+            }
+        )
         return pd.DataFrame(rows)
 
 
@@ -214,15 +243,24 @@ def measure(
     for (name, seed), run in trained.items():
         model = from_pretrained(run.final_dir).to(dev).eval()
         v = next(x for x in variants if x.run == name)
-        row = {"run": name, "seed": seed, **measurer.f1(measurer.reports(model)),
-               **parameter_summary(model, run.cfg.trainable),
-               "step_seconds": run.step_seconds, "train_seconds": run.seconds}  # fmt: skip
+        row = {
+            "run": name,
+            "seed": seed,
+            **measurer.f1(measurer.reports(model)),
+            **parameter_summary(model, run.cfg.trainable),
+            "step_seconds": run.step_seconds,
+            "train_seconds": run.seconds,
+        }
         if v.draws:
             row.update(measurer.image_scores(measurer.images(model, measurer.inputs.references)))
         by_run[(name, seed)] = row
         del model
-    rows = [{"study": v.study, "label": v.label, **row}
-            for v in variants for (name, _), row in by_run.items() if name == v.run]  # fmt: skip
+    rows = [
+        {"study": v.study, "label": v.label, **row}
+        for v in variants
+        for (name, _), row in by_run.items()
+        if name == v.run
+    ]
     return pd.DataFrame(rows)
 
 

@@ -35,12 +35,12 @@ BASELINE_START = "stage2/final"
 
 CAPTIONS = {
     "table5": "Table 5 (joint optimisation): from the stage-2 checkpoint, the same number of "
-              "generation steps under five strategies",
+    "generation steps under five strategies",
     "coupling": "Coupling: MoT cross-modal self-attention vs shared weights vs final-states "
-                "conditioning (from stage 1, stage-2 recipe, same steps and batch)",
+    "conditioning (from stage 1, stage-2 recipe, same steps and batch)",
     "repa": "REPA on vs off in stage 2 (from stage 1, same steps)",
     "cleaning": "Cleaned vs raw reports for stage 1 (F1 against cleaned references)",
-}  # fmt: skip
+}
 MEASURES = {
     "table5": ("micro_f1", "macro_f1", "fd", "kd", "faithfulness"),
     "coupling": ("micro_f1", "fd", "kd", "alignment", "faithfulness", "step_seconds"),
@@ -67,28 +67,59 @@ class AblationSettings:
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> AblationSettings:
         studies = list(p.get("studies", STUDIES))
-        gen = dict(steps=p["steps_gen"], lr=p["lr_gen"], warmup_steps=p["warmup_steps"],
-                   image_size=p["image_size"], text_dropout_prob=p["text_dropout_prob"],
-                   max_report_tokens=p["max_report_tokens"],
-                   timestep_shift=p["timestep_shift"])  # fmt: skip
-        common = dict(mixed_precision=p.get("mixed_precision", "auto"), device=p["device"],
-                      grad_accum=p.get("grad_accum", 1), parallel=p.get("parallel", "auto"),
-                      activation_checkpointing=p.get("activation_checkpointing", False),
-                      checkpoint_every=0, log_every=10**9)  # fmt: skip
+        gen = dict(
+            steps=p["steps_gen"],
+            lr=p["lr_gen"],
+            warmup_steps=p["warmup_steps"],
+            image_size=p["image_size"],
+            text_dropout_prob=p["text_dropout_prob"],
+            max_report_tokens=p["max_report_tokens"],
+            timestep_shift=p["timestep_shift"],
+        )
+        common = dict(
+            mixed_precision=p.get("mixed_precision", "auto"),
+            device=p["device"],
+            grad_accum=p.get("grad_accum", 1),
+            parallel=p.get("parallel", "auto"),
+            activation_checkpointing=p.get("activation_checkpointing", False),
+            checkpoint_every=0,
+            log_every=10**9,
+        )
         recipes = {
-            1: dict(steps=p["steps_und"], lr=p["lr_und"], warmup_steps=p["warmup_steps"],
-                    image_size=p["und_image_size"], max_report_tokens=p["max_report_tokens"],
-                    janus_dir=p.get("janus_dir", ""), **common),
+            1: dict(
+                steps=p["steps_und"],
+                lr=p["lr_und"],
+                warmup_steps=p["warmup_steps"],
+                image_size=p["und_image_size"],
+                max_report_tokens=p["max_report_tokens"],
+                janus_dir=p.get("janus_dir", ""),
+                **common,
+            ),
             2: dict(gen, repa_weight=p["repa_weight"], **common),
             3: dict(gen, **common),
-        }  # fmt: skip
+        }
         seeds = as_int_seeds(p["seeds"])
-        ev = EvalSettings.from_params({**p, "stage": 3, "stage2_image_size": p["image_size"],
-                                       "batch_size": p["eval_batch_size"]})  # fmt: skip
+        ev = EvalSettings.from_params(
+            {
+                **p,
+                "stage": 3,
+                "stage2_image_size": p["image_size"],
+                "batch_size": p["eval_batch_size"],
+            }
+        )
         note = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}, {p.get('scale', '')} scale"
-        return cls(p["run_dir"], studies, seeds, p["batch_size"], recipes, ev,
-                   p.get("cleaning_start", "stage1/vision_pretrained"), p["device"],
-                   p.get("nproc", 1), note)  # fmt: skip
+        return cls(
+            p["run_dir"],
+            studies,
+            seeds,
+            p["batch_size"],
+            recipes,
+            ev,
+            p.get("cleaning_start", "stage1/vision_pretrained"),
+            p["device"],
+            p.get("nproc", 1),
+            note,
+        )
 
 
 @dataclass
@@ -112,8 +143,9 @@ def run(s: AblationSettings) -> AblationResult:
     measured = measure(variants, trained, measurer, s.device)
     start = load_model(f"{s.run_dir}/{BASELINE_START}", s.device)
     base = measurer.baselines(start, "stage-2 checkpoint")
-    labels = {st: list(dict.fromkeys(measured.loc[measured["study"] == st, "label"]))
-              for st in s.studies}  # fmt: skip
+    labels = {
+        st: list(dict.fromkeys(measured.loc[measured["study"] == st, "label"])) for st in s.studies
+    }
     verdicts = summary.verdicts(measured, summary.claims(labels))
     result = AblationResult(s, variants, trained, measured, base, verdicts)
     for st in s.studies:
@@ -134,25 +166,56 @@ def save(result: AblationResult, out: Path) -> list[str]:
     s = result.settings
     for st, table in result.tables.items():
         stem = "table5_joint_optimisation" if st == "table5" else f"ablation_{st}"
-        save_table(table, out, stem, caption=f"{CAPTIONS[st]} ({s.scale_note}; F1 in %, "
-                   "micro/macro over 14 classes, uncertain as positive)", floatfmt=".4g")  # fmt: skip
-        study_chart(result.measured, st, MEASURES[st], result.baselines, out / f"{stem}.png",
-                    CAPTIONS[st].split(":")[0] + f" ({s.scale_note})",
-                    paper_rows(result.variants, st))  # fmt: skip
+        save_table(
+            table,
+            out,
+            stem,
+            caption=f"{CAPTIONS[st]} ({s.scale_note}; F1 in %, "
+            "micro/macro over 14 classes, uncertain as positive)",
+            floatfmt=".4g",
+        )
+        study_chart(
+            result.measured,
+            st,
+            MEASURES[st],
+            result.baselines,
+            out / f"{stem}.png",
+            CAPTIONS[st].split(":")[0] + f" ({s.scale_note})",
+            paper_rows(result.variants, st),
+        )
     names = {v.run: v.label for v in result.variants}
     for st, terms in (("repa", ("flow", "repa")), ("cleaning", ("ce",))):
         if st in s.studies:
             runs = [v.run for v in result.variants if v.study == st]
-            curves_chart(loss_curves(result.trained, runs), names, terms,
-                         out / f"ablation_{st}_curves.png", f"{CAPTIONS[st].split(':')[0]}: "
-                         "training losses")  # fmt: skip
-    save_table(result.verdicts, out, "ablation_verdicts", caption="Ablations: direction vs the "
-               f"paper, and whether it exceeds the seed spread ({s.scale_note})", floatfmt=".4g")  # fmt: skip
+            curves_chart(
+                loss_curves(result.trained, runs),
+                names,
+                terms,
+                out / f"ablation_{st}_curves.png",
+                f"{CAPTIONS[st].split(':')[0]}: training losses",
+            )
+    save_table(
+        result.verdicts,
+        out,
+        "ablation_verdicts",
+        caption="Ablations: direction vs the "
+        f"paper, and whether it exceeds the seed spread ({s.scale_note})",
+        floatfmt=".4g",
+    )
     sentences = summary.verdict_sentences(result.verdicts)
-    (out / "ablations_summary.json").write_text(json.dumps({
-        "scale": s.scale_note, "seeds": s.seeds, "studies": s.studies,
-        "measured": result.measured.to_dict(orient="records"),
-        "baselines": result.baselines.to_dict(orient="records"),
-        "verdicts": sentences,
-    }, indent=2, default=float) + "\n")  # fmt: skip
+    (out / "ablations_summary.json").write_text(
+        json.dumps(
+            {
+                "scale": s.scale_note,
+                "seeds": s.seeds,
+                "studies": s.studies,
+                "measured": result.measured.to_dict(orient="records"),
+                "baselines": result.baselines.to_dict(orient="records"),
+                "verdicts": sentences,
+            },
+            indent=2,
+            default=float,
+        )
+        + "\n"
+    )
     return sentences

@@ -17,8 +17,14 @@ from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
 MEASURES = ("micro_f1", "macro_f1", "fd", "kd", "alignment", "faithfulness")
 COST = ("parameters", "parameters_trained", "step_seconds")
-HIGHER_IS_BETTER = {"micro_f1": True, "macro_f1": True, "fd": False, "kd": False,
-                    "alignment": True, "faithfulness": True}  # fmt: skip
+HIGHER_IS_BETTER = {
+    "micro_f1": True,
+    "macro_f1": True,
+    "fd": False,
+    "kd": False,
+    "alignment": True,
+    "faithfulness": True,
+}
 
 
 def aggregate(measured: pd.DataFrame, study: str) -> pd.DataFrame:
@@ -74,20 +80,25 @@ def claims(labels: dict[str, list[str]]) -> list[Claim]:
     out = []
     t5 = labels.get("table5", [])
     for arm in t5[1:]:  # Table 5: every und+gen arm has lower F1 and higher FD than gen-only
-        out += [Claim("table5", arm, t5[0], "micro_f1", False, "paper Table 5"),
-                Claim("table5", arm, t5[0], "fd", False, "paper Table 5")]  # fmt: skip
+        out += [
+            Claim("table5", arm, t5[0], "micro_f1", False, "paper Table 5"),
+            Claim("table5", arm, t5[0], "fd", False, "paper Table 5"),
+        ]
     coupling = labels.get("coupling", [])
     for arm in coupling[1:]:  # the paper argues MoT beats shared weights and shallow coupling
-        out += [Claim("coupling", arm, coupling[0], m, False, "paper's argument (no table)")
-                for m in ("micro_f1", "fd", "faithfulness")]  # fmt: skip
+        out += [
+            Claim("coupling", arm, coupling[0], m, False, "paper's argument (no table)")
+            for m in ("micro_f1", "fd", "faithfulness")
+        ]
     for study, measures in (
         ("repa", ("fd", "faithfulness")),
         ("cleaning", ("micro_f1", "macro_f1")),
     ):
         arms = labels.get(study, [])
         for arm in arms[1:]:  # REPA and cleaning are the paper's choices: off/raw expected worse
-            out += [Claim(study, arm, arms[0], m, False, "paper's choice (no table)")
-                    for m in measures]  # fmt: skip
+            out += [
+                Claim(study, arm, arms[0], m, False, "paper's choice (no table)") for m in measures
+            ]
     return out
 
 
@@ -110,11 +121,22 @@ def verdicts(measured: pd.DataFrame, claims_: list[Claim]) -> pd.DataFrame:
         else:
             spread, exceeds = float("nan"), "unknown (1 seed)"
         agrees = "tie" if diff == 0 else ("agrees" if arm_better == c.better else "disagrees")
-        rows.append({"study": c.study, "arm": c.arm, "vs": c.reference, "measure": c.measure,
-                     "expected": f"{'better' if c.better else 'worse'} ({c.source})",
-                     "arm_mean": float(a.mean()), "reference_mean": float(r.mean()),
-                     "difference": diff, "spread": spread, "direction": agrees,
-                     "exceeds_spread": exceeds, "seeds": seeds})  # fmt: skip
+        rows.append(
+            {
+                "study": c.study,
+                "arm": c.arm,
+                "vs": c.reference,
+                "measure": c.measure,
+                "expected": f"{'better' if c.better else 'worse'} ({c.source})",
+                "arm_mean": float(a.mean()),
+                "reference_mean": float(r.mean()),
+                "difference": diff,
+                "spread": spread,
+                "direction": agrees,
+                "exceeds_spread": exceeds,
+                "seeds": seeds,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -122,12 +144,19 @@ def verdict_sentences(table: pd.DataFrame) -> list[str]:
     """One sentence per verdict row, for the notebook and the summary file."""
     out = []
     for r in table.itertuples(index=False):
-        size = ("beyond the seed spread" if r.exceeds_spread == "yes" else
-                "within the seed spread" if r.exceeds_spread == "no" else "1 seed: spread unknown")  # fmt: skip
+        size = (
+            "beyond the seed spread"
+            if r.exceeds_spread == "yes"
+            else "within the seed spread"
+            if r.exceeds_spread == "no"
+            else "1 seed: spread unknown"
+        )
         worse_or_better = "worse" if (r.difference > 0) != HIGHER_IS_BETTER[r.measure] else "better"
         if r.difference == 0:
             worse_or_better = "equal"
-        out.append(f"[{r.study}] {r.arm} vs {r.vs}: {r.measure} {r.arm_mean:.4g} vs "
-                   f"{r.reference_mean:.4g} ({worse_or_better}; expected {r.expected}) -> "
-                   f"{r.direction} with the paper, {size}.")  # fmt: skip
+        out.append(
+            f"[{r.study}] {r.arm} vs {r.vs}: {r.measure} {r.arm_mean:.4g} vs "
+            f"{r.reference_mean:.4g} ({worse_or_better}; expected {r.expected}) -> "
+            f"{r.direction} with the paper, {size}."
+        )
     return out

@@ -106,17 +106,32 @@ def all_variants(cleaning_start: str = f"stage1/{VISION_PRETRAINED}") -> list[Va
     return [
         *_table5(),
         mot,
-        _from_stage1("coupling", "shared weights (mot=False)", "g_shared",
-                     {"trainable": ("und", "gen"), "model_overrides": {"mot": False}}),
-        _from_stage1("coupling", "final-states conditioning (stacked VLM)", "g_final_states",
-                     {"model_overrides": {"gen_conditioning": "final_states"}}),
+        _from_stage1(
+            "coupling",
+            "shared weights (mot=False)",
+            "g_shared",
+            {"trainable": ("und", "gen"), "model_overrides": {"mot": False}},
+        ),
+        _from_stage1(
+            "coupling",
+            "final-states conditioning (stacked VLM)",
+            "g_final_states",
+            {"model_overrides": {"gen_conditioning": "final_states"}},
+        ),
         Variant("repa", "REPA on (weight 0.5, paper)", mot.run, 2, mot.start, mot.flags),
         _from_stage1("repa", "REPA off", "g_no_repa", {"repa_weight": 0.0}),
-        Variant("cleaning", "cleaned reports (paper)", "u_clean", 1, cleaning_start,
-                {"report_column": "report_clean"}),
-        Variant("cleaning", "raw reports", "u_raw", 1, cleaning_start,
-                {"report_column": "report_raw"}),
-    ]  # fmt: skip
+        Variant(
+            "cleaning",
+            "cleaned reports (paper)",
+            "u_clean",
+            1,
+            cleaning_start,
+            {"report_column": "report_clean"},
+        ),
+        Variant(
+            "cleaning", "raw reports", "u_raw", 1, cleaning_start, {"report_column": "report_raw"}
+        ),
+    ]
 
 
 def select(studies: list[str] | tuple[str, ...], **kw: str) -> list[Variant]:
@@ -154,16 +169,22 @@ def run_config(
     u, g = v.flags.get("task_ratio", (1, 0) if v.stage == 1 else (0, 1))
     batch = batch_size if g == 0 else batch_size * (u + g) // g
     if g and batch_size * (u + g) % g:
-        raise ValueError(f"batch_size {batch_size} cannot keep {batch_size} generation examples "
-                         f"at und:gen {u}:{g}")  # fmt: skip
+        raise ValueError(
+            f"batch_size {batch_size} cannot keep {batch_size} generation examples "
+            f"at und:gen {u}:{g}"
+        )
     params = {**recipe, **{k: x for k, x in v.flags.items() if k != "model_overrides"}}
-    params["model_overrides"] = {**recipe.get("model_overrides", {}),
-                                 **v.flags.get("model_overrides", {})}  # fmt: skip
+    params["model_overrides"] = {
+        **recipe.get("model_overrides", {}),
+        **v.flags.get("model_overrides", {}),
+    }
     start = f"{run_dir}/{v.start}" if v.start else ""
     if start and not project_path(start).is_dir():
-        raise FileNotFoundError(f"{v.label}: its start {start} is missing (run notebooks 02-04 "
-                                "first; the cleaning study needs 02's vision_pretrain_steps > 0 "
-                                "or cleaning_start)")  # fmt: skip
+        raise FileNotFoundError(
+            f"{v.label}: its start {start} is missing (run notebooks 02-04 "
+            "first; the cleaning study needs 02's vision_pretrain_steps > 0 "
+            "or cleaning_start)"
+        )
     params.update(run_dir=run_dir, seed=seed, batch_size=batch, init_from=start)
     cfg = stage_config(v.stage, params)
     cfg.run_dir = f"{run_dir}/ablations/{v.run}/seed{seed}"

@@ -106,12 +106,16 @@ class ReportImageDataset(torch.utils.data.Dataset):
         reasons = unusable_reason(in_split)
         skipped = ", ".join(f"{n} {r}" for r, n in reasons[reasons != ""].value_counts().items())
         if skipped:  # said, not silently dropped (notebook 01's rejects.csv lists the rest)
-            print(f"{split}: {int((reasons != '').sum())} of {len(in_split)} rows not used "
-                  f"({skipped})")  # fmt: skip
+            print(
+                f"{split}: {int((reasons != '').sum())} of {len(in_split)} rows not used "
+                f"({skipped})"
+            )
         rows = in_split[reasons == ""].reset_index(drop=True)
         if rows.empty:
-            raise ValueError(f"no usable {split} rows (image + cleaned report + frontal view)"
-                             + (f"; skipped: {skipped}" if skipped else ""))  # fmt: skip
+            raise ValueError(
+                f"no usable {split} rows (image + cleaned report + frontal view)"
+                + (f"; skipped: {skipped}" if skipped else "")
+            )
         self.rows, self.root, self.tokenizer = rows, Path(data_root), tokenizer
         self.image_size, self.task, self.seed = image_size, task, seed
         self.max_report_tokens = max_report_tokens

@@ -299,8 +299,10 @@ def pack(plans: Sequence[SamplePlan], pad_id: int, pad_to_multiple_of: int = 1) 
                 pos += split.n_tokens
                 if split.loss:
                     if col == 0 or noisy[row, col - 1]:
-                        raise ValueError(f"plan {row} (sample {plan.sample_id}): loss split "
-                                         f"{s_idx} has no understanding token before it")  # fmt: skip
+                        raise ValueError(
+                            f"plan {row} (sample {plan.sample_id}): loss split "
+                            f"{s_idx} has no understanding token before it"
+                        )
                     label_ids[row, col - 1 : end - 1] = input_ids[row, col:end]
             else:
                 position_ids[row, col:end] = pos  # one position for the whole block

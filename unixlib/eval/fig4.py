@@ -34,16 +34,22 @@ CASES: tuple[tuple[str, tuple[FindingSpec, ...]], ...] = (
     ("left effusion", (FindingSpec("pleural_effusion", "large", "left"),)),
     ("right effusion", (FindingSpec("pleural_effusion", "large", "right"),)),
     ("bilateral effusions", (FindingSpec("pleural_effusion", "large", "bilateral"),)),
-    ("cardiomegaly + edema + effusions", (
-        FindingSpec("cardiomegaly", "moderate", "none"),
-        FindingSpec("edema", "moderate", "bilateral"),
-        FindingSpec("pleural_effusion", "small", "bilateral"),
-    )),
-    ("pneumothorax + pacemaker", (
-        FindingSpec("pneumothorax", "large", "right"),
-        FindingSpec("support_devices", "moderate", "left", region="pacemaker"),
-    )),
-)  # fmt: skip
+    (
+        "cardiomegaly + edema + effusions",
+        (
+            FindingSpec("cardiomegaly", "moderate", "none"),
+            FindingSpec("edema", "moderate", "bilateral"),
+            FindingSpec("pleural_effusion", "small", "bilateral"),
+        ),
+    ),
+    (
+        "pneumothorax + pacemaker",
+        (
+            FindingSpec("pneumothorax", "large", "right"),
+            FindingSpec("support_devices", "moderate", "left", region="pacemaker"),
+        ),
+    ),
+)
 
 # Texts for real-data profiles (MIMIC-CXR style, FINDINGS/IMPRESSION as the cleaned reports).
 REAL_TEXTS: dict[str, str] = {

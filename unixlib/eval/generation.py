@@ -43,8 +43,14 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from unixlib.data.schema import LABELS
 
 DISTRIBUTION_KEYS: tuple[str, ...] = (
-    "fd", "kd", "kd_std", "precision", "recall", "density", "coverage",
-)  # fmt: skip
+    "fd",
+    "kd",
+    "kd_std",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+)
 
 
 class _PassThrough(nn.Module):

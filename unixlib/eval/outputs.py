@@ -189,8 +189,11 @@ def save_generated(
     arrays = {k.replace(" ", "_"): (v * 255).round().astype(np.uint8) for k, v in sets.items()}
     np.savez_compressed(npz, ids=inputs.test["id"].to_numpy(dtype=str), **arrays)
     png = out_dir / "generated_images.png"
-    viz.image_rows({k: list(v[:8]) for k, v in sets.items()}, png,
-                   title="Generated images (columns: the first test reports)")  # fmt: skip
+    viz.image_rows(
+        {k: list(v[:8]) for k, v in sets.items()},
+        png,
+        title="Generated images (columns: the first test reports)",
+    )
     return [csv, npz, png]
 
 

@@ -11,8 +11,21 @@ from typing import Any
 
 from unixlib.model.config import UniXConfig
 
-TRAINING_KEYS = ("profile", "stage", "preset", "data_dir", "train_rows", "image_size", "steps",
-                 "batch_size", "grad_accum", "lr", "seed", "ema_decay", "run_dir")  # fmt: skip
+TRAINING_KEYS = (
+    "profile",
+    "stage",
+    "preset",
+    "data_dir",
+    "train_rows",
+    "image_size",
+    "steps",
+    "batch_size",
+    "grad_accum",
+    "lr",
+    "seed",
+    "ema_decay",
+    "run_dir",
+)
 
 
 def _metrics_section(summary: dict[str, Any]) -> list[str]:

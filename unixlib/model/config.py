@@ -282,8 +282,9 @@ class UniXConfig(PretrainedConfig):
         if not 0.0 <= lo <= hi <= 1.0:
             problems.append(f"cfg_interval {self.cfg_interval} is not 0 <= lo <= hi <= 1")
         if self.gen_conditioning not in GEN_CONDITIONINGS:
-            problems.append(f"gen_conditioning {self.gen_conditioning!r} not one of "
-                            f"{GEN_CONDITIONINGS}")  # fmt: skip
+            problems.append(
+                f"gen_conditioning {self.gen_conditioning!r} not one of {GEN_CONDITIONINGS}"
+            )
         elif self.gen_conditioning == "final_states" and not self.mot:
             problems.append("gen_conditioning 'final_states' needs mot=True (a generation branch)")
         if self.sequence_layout not in ("ours", "official"):

@@ -242,8 +242,9 @@ class MoTLanguageModel(nn.Module):
         captured = None
         for i, layer in enumerate(self.layers):
             if self.gradient_checkpointing and self.training and cache is None:
-                parts = checkpoint(layer, parts, routing, cos, sin, attention_mask,
-                                   use_reentrant=False)  # fmt: skip
+                parts = checkpoint(
+                    layer, parts, routing, cos, sin, attention_mask, use_reentrant=False
+                )
             else:
                 parts = layer(parts, routing, cos, sin, attention_mask, cache)
             if self.freeze_und and split:

@@ -16,6 +16,8 @@ building blocks here (``embed``, ``run``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -36,6 +38,17 @@ from unixlib.model.rope import rope_cos_sin
 from unixlib.model.routing import Routing
 from unixlib.model.vae import VAEWrapper, build_autoencoder
 from unixlib.model.vision import Connector, build_vision_tower, vit_features
+
+
+@dataclass
+class _Noised:
+    """The noised latents of a training batch (``UniX._noise_latents``)."""
+
+    x0: Tensor  # (Ng, T, C p p) clean latent tokens
+    eps: Tensor  # (Ng, T, C p p) noise tokens
+    timesteps: Tensor  # (Ng,) float32 flow times
+    grid: tuple[int, int]  # the latent token grid
+    embeds: Tensor  # (Ng * T, D) LLM inputs of x_t
 
 
 class UniX(nn.Module):
@@ -79,8 +92,14 @@ class UniX(nn.Module):
         generation branch copied from the understanding branch. The SigLIP tower and the VAE
         keep their own libraries' initialisation."""
         std = self.config.initializer_range
-        for part in (self.language_model, self.lm_head, self.connector, self.vae2llm,
-                     self.time_embedder, self.repa_projector):  # fmt: skip
+        for part in (
+            self.language_model,
+            self.lm_head,
+            self.connector,
+            self.vae2llm,
+            self.time_embedder,
+            self.repa_projector,
+        ):
             for m in part.modules():
                 if isinstance(m, nn.Linear | nn.Embedding):
                     nn.init.normal_(m.weight, std=std)
@@ -156,8 +175,10 @@ class UniX(nn.Module):
         text = self.language_model.embed_tokens(batch.input_ids.flatten()[batch.text_index])
         x = text.new_zeros(b * length, text.shape[1])  # (B*L, D)
         x = x.index_copy(0, batch.text_index, text)
-        for name, index, emb in (("ViT", batch.vit_index, vit_embeds),
-                                 ("latent", batch.vae_index, gen_embeds)):  # fmt: skip
+        for name, index, emb in (
+            ("ViT", batch.vit_index, vit_embeds),
+            ("latent", batch.vae_index, gen_embeds),
+        ):
             if index.numel() == 0 and (emb is None or emb.shape[0] == 0):
                 continue
             if emb is None or emb.shape[0] != index.numel():
@@ -250,75 +271,127 @@ class UniX(nn.Module):
             ``timesteps`` (Ng,) used (only when latents are given). Absent terms are 0 with
             count 0.
         """
-        cfg = self.config
         if repa_target is not None and repa_grid is None:
             raise ValueError("repa_target given without repa_grid")
-        vit_embeds = None
-        if vit_pixels is not None:
-            vit_embeds = self.embed_vit(vit_pixels).flatten(0, 1)  # (Nv*N, D)
-        gen_embeds, x0, eps, grid = None, None, None, None
+        noised = None
         if latents is not None:
-            grid = self._latent_grid(batch, latents)
-            n = latents.shape[0]
-            x0 = patchify(latents, cfg.latent_patch_size)  # (Ng, T, C p p)
-            if timesteps is None:
-                gen_device = generator.device if generator is not None else latents.device
-                timesteps = sample_train_timesteps(n, timestep_shift, generator, gen_device)
-            timesteps = timesteps.to(latents.device, torch.float32)
-            if noise is None:
-                noise = torch.randn(latents.shape, generator=generator,
-                                    device=generator.device if generator else latents.device)  # fmt: skip
-            eps = patchify(noise.to(latents), cfg.latent_patch_size)
-            x_t = interpolate(x0, eps, timesteps)
-            gen_embeds = self.embed_latents(x_t, timesteps, grid).flatten(0, 1)
-        h, routing = self.embed(batch, vit_embeds, gen_embeds)
-        n_und = routing.n_und  # the latent rows are h[n_und:] (also after condition_context)
-        if self.cond_proj is not None:
-            if batch.ce_index.numel() or batch.vit_index.numel():
-                raise ValueError("gen_conditioning='final_states' trains generation only "
-                                 "(task_ratio 0:g): this batch has understanding examples")  # fmt: skip
-            h, routing = self.condition_context(h, routing, batch.position_ids,
-                                                batch.attention_mask)  # fmt: skip
-        use_repa = repa_target is not None and latents is not None
-        h, captured = self.run(h, routing, batch.position_ids, batch.attention_mask,
-                               capture_layer=cfg.repa_layer_index if use_repa else None)  # fmt: skip
+            noised = self._noise_latents(
+                batch, latents, timesteps, noise, generator, timestep_shift
+            )
+        use_repa = repa_target is not None and noised is not None
+        capture = self.config.repa_layer_index if use_repa else None
+        h, routing, n_und, captured = self._hidden_states(batch, vit_pixels, noised, capture)
         zero = h.new_zeros((), dtype=torch.float32)
         out = {"ce": zero, "flow": zero, "repa": zero}
-        if timesteps is not None:
-            out["timesteps"] = timesteps
-        n_ce = batch.ce_index.numel()
+        n_ce, n_flow = batch.ce_index.numel(), 0
         if n_ce:
-            rows = routing.rows_of(batch.ce_index)
-            logits = self.lm_head(h[rows]).float()  # (Nce, V)
-            out["ce"] = F.cross_entropy(logits, batch.ce_targets, reduction="sum") / n_ce
-        n_flow = 0
-        if latents is not None:
-            v = self.llm2vae(h[n_und:]).float()  # (Ng*T, C p p), vae_index order
-            err = (v - velocity_target(x0, eps).flatten(0, 1)).pow(2).mean(-1)  # (Ng*T,)
-            weight = batch.flow_mask.flatten()[batch.vae_index].to(err.dtype)
-            n_flow = int(weight.sum().item())
-            if n_flow:
-                out["flow"] = (err * weight).sum() / n_flow
+            out["ce"] = self._ce_loss(batch, h, routing)
+        if noised is not None:
+            out["timesteps"] = noised.timesteps
+            out["flow"], n_flow = self._flow_loss(batch, h[n_und:], noised)
         if use_repa:
-            feats = captured[n_und:].unflatten(0, (latents.shape[0], -1))
-            pred = self.repa_projector(feats).float()  # (Ng, T, Dt)
-            out["repa"] = repa_loss(pred, grid, repa_target.float(), tuple(repa_grid),
-                                    official_1d_interp=cfg.repa_official_1d_interp)  # fmt: skip
-            if cfg.repa_official_batch_factor:  # the release's extra 1/B (model/repa.py)
-                out["repa"] = out["repa"] / latents.shape[0]
+            out["repa"] = self._repa_loss(captured[n_und:], noised, repa_target, repa_grid)
         w_ce, w_flow, w_repa = loss_weights
         out["loss"] = w_ce * out["ce"] + w_flow * out["flow"] + w_repa * out["repa"]
         out["n_ce_tokens"] = torch.tensor(n_ce, device=h.device)
         out["n_flow_tokens"] = torch.tensor(n_flow, device=h.device)
         return out
 
+    # The steps of ``forward``, in order.
+    def _noise_latents(
+        self,
+        batch: PackedBatch,
+        latents: Tensor,
+        timesteps: Tensor | None,
+        noise: Tensor | None,
+        generator: torch.Generator | None,
+        timestep_shift: float,
+    ) -> _Noised:
+        """x_t = (1 - t) x0 + t eps as latent tokens, and their LLM inputs (see ``forward``)."""
+        p = self.config.latent_patch_size
+        grid = self._latent_grid(batch, latents)
+        x0 = patchify(latents, p)  # (Ng, T, C p p)
+        draw_on = generator.device if generator is not None else latents.device
+        if timesteps is None:
+            timesteps = sample_train_timesteps(len(latents), timestep_shift, generator, draw_on)
+        timesteps = timesteps.to(latents.device, torch.float32)
+        if noise is None:
+            noise = torch.randn(latents.shape, generator=generator, device=draw_on)
+        eps = patchify(noise.to(latents), p)
+        embeds = self.embed_latents(interpolate(x0, eps, timesteps), timesteps, grid)
+        return _Noised(x0, eps, timesteps, grid, embeds.flatten(0, 1))
+
+    def _hidden_states(
+        self,
+        batch: PackedBatch,
+        vit_pixels: Tensor | None,
+        noised: _Noised | None,
+        capture_layer: int | None,
+    ) -> tuple[Tensor, Routing, int, Tensor | None]:
+        """The MoT stack on the batch: (routed output, its routing, the number of rows before
+        the latent rows, the captured block output or None)."""
+        vit_embeds = None
+        if vit_pixels is not None:
+            vit_embeds = self.embed_vit(vit_pixels).flatten(0, 1)  # (Nv*N, D)
+        h, routing = self.embed(batch, vit_embeds, noised.embeds if noised else None)
+        n_und = routing.n_und  # the latent rows are h[n_und:] (also after condition_context)
+        if self.cond_proj is not None:
+            if batch.ce_index.numel() or batch.vit_index.numel():
+                raise ValueError(
+                    "gen_conditioning='final_states' trains generation only "
+                    "(task_ratio 0:g): this batch has understanding examples"
+                )
+            h, routing = self.condition_context(
+                h, routing, batch.position_ids, batch.attention_mask
+            )
+        h, captured = self.run(
+            h, routing, batch.position_ids, batch.attention_mask, capture_layer=capture_layer
+        )
+        return h, routing, n_und, captured
+
+    def _ce_loss(self, batch: PackedBatch, h: Tensor, routing: Routing) -> Tensor:
+        """Mean cross-entropy of the answer tokens."""
+        logits = self.lm_head(h[routing.rows_of(batch.ce_index)]).float()  # (Nce, V)
+        return F.cross_entropy(logits, batch.ce_targets, reduction="sum") / batch.ce_index.numel()
+
+    def _flow_loss(self, batch: PackedBatch, h_latent: Tensor, noised: _Noised) -> tuple:
+        """(mean per-token MSE of the velocity over latent tokens with loss, their count)."""
+        v = self.llm2vae(h_latent).float()  # (Ng*T, C p p), vae_index order
+        target = velocity_target(noised.x0, noised.eps).flatten(0, 1)
+        err = (v - target).pow(2).mean(-1)  # (Ng*T,)
+        weight = batch.flow_mask.flatten()[batch.vae_index].to(err.dtype)
+        n_flow = int(weight.sum().item())
+        if not n_flow:
+            return h_latent.new_zeros((), dtype=torch.float32), 0
+        return (err * weight).sum() / n_flow, n_flow
+
+    def _repa_loss(
+        self, captured: Tensor, noised: _Noised, target: Tensor, target_grid: tuple[int, int]
+    ) -> Tensor:
+        """REPA's mean negative cosine of the projected latent tokens to the target features."""
+        cfg = self.config
+        n = len(noised.x0)
+        pred = self.repa_projector(captured.unflatten(0, (n, -1))).float()  # (Ng, T, Dt)
+        loss = repa_loss(
+            pred,
+            noised.grid,
+            target.float(),
+            tuple(target_grid),
+            official_1d_interp=cfg.repa_official_1d_interp,
+        )
+        if cfg.repa_official_batch_factor:  # the release's extra 1/B (model/repa.py)
+            loss = loss / n
+        return loss
+
     def _latent_grid(self, batch: PackedBatch, latents: Tensor) -> tuple[int, int]:
         """The token grid of ``latents``; error unless every vae split of the batch has it."""
         p = self.config.latent_patch_size
         grid = (latents.shape[-2] // p, latents.shape[-1] // p)
         if latents.shape[0] != len(batch.vae_grids) or any(g != grid for g in batch.vae_grids):
-            raise ValueError(f"latents {tuple(latents.shape)} (grid {grid} at patch {p}) do not "
-                             f"match the batch's vae splits {batch.vae_grids}")  # fmt: skip
+            raise ValueError(
+                f"latents {tuple(latents.shape)} (grid {grid} at patch {p}) do not "
+                f"match the batch's vae splits {batch.vae_grids}"
+            )
         return grid
 
     # ---------------------------------------------------------------------------- inference
@@ -328,9 +401,13 @@ class UniX(nn.Module):
         return self.vae.encode(images * 2 - 1)
 
     def greedy_decode(
-        self, plans: list[SamplePlan], vit_pixels: Tensor, max_new_tokens: int,
-        use_cache: bool = True, return_logits: bool = False,
-    ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
+        self,
+        plans: list[SamplePlan],
+        vit_pixels: Tensor,
+        max_new_tokens: int,
+        use_cache: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
         """Greedy continuation of prefix plans: ((B, T) ids, (B, T, V) logits or None); see
         decoding.py."""
         from unixlib.model.decoding import greedy_decode
@@ -338,9 +415,12 @@ class UniX(nn.Module):
         return greedy_decode(self, plans, vit_pixels, max_new_tokens, use_cache, return_logits)
 
     def generate_report(
-        self, images: Tensor, prompt_ids: list[list[int]], max_new_tokens: int,
+        self,
+        images: Tensor,
+        prompt_ids: list[list[int]],
+        max_new_tokens: int,
         use_cache: bool = True,
-    ) -> list[list[int]]:  # fmt: skip
+    ) -> list[list[int]]:
         """Reports (token ids, eos excluded) for images (B, 1, H, W) in [0, 1]; see decoding.py."""
         from unixlib.model.decoding import generate_report
 
@@ -387,8 +467,10 @@ def parameter_counts(config: UniXConfig) -> dict[str, int]:
     """
     with torch.device("meta"):
         model = UniX(config)
-    counts = dict.fromkeys(["und_branch", "gen_branch", "shared", "vision", "generation_io",
-                            "repa_projector", "vae"], 0)  # fmt: skip
+    counts = dict.fromkeys(
+        ["und_branch", "gen_branch", "shared", "vision", "generation_io", "repa_projector", "vae"],
+        0,
+    )
     for name, p in model.named_parameters():
         if name.startswith("language_model.layers."):
             key = "und_branch" if ".und." in name else "gen_branch"

@@ -98,9 +98,18 @@ class ImportReport:
 # ------------------------------------------------------------------------------- file loading
 
 
-_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
-              "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32, "I16": torch.int16,
-              "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}  # fmt: skip
+_ST_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 
 
 def safetensors_header(path: str | os.PathLike) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
@@ -139,8 +148,10 @@ def load_foreign_state_dict(path: str | os.PathLike, meta: bool = False) -> dict
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
         if meta:
-            return {k: torch.empty(shape, dtype=dtype, device="meta")
-                    for k, (dtype, shape) in safetensors_header(path).items()}  # fmt: skip
+            return {
+                k: torch.empty(shape, dtype=dtype, device="meta")
+                for k, (dtype, shape) in safetensors_header(path).items()
+            }
         return load_file(path)
     try:
         kwargs = {"map_location": "meta", "mmap": True} if meta else {"map_location": "cpu"}
@@ -165,8 +176,9 @@ def embedding_rows(janus_dir: str | os.PathLike) -> int:
     the stored shape (no data): the ``vocab_size`` a model initialised from it must have."""
     state = load_foreign_state_dict(janus_dir, meta=True)
     if JANUS_EMBEDDING_KEY not in state:
-        raise WeightImportError(f"{janus_dir}: no {JANUS_EMBEDDING_KEY} (not a Janus-Pro "
-                                "checkpoint?)")  # fmt: skip
+        raise WeightImportError(
+            f"{janus_dir}: no {JANUS_EMBEDDING_KEY} (not a Janus-Pro checkpoint?)"
+        )
     return int(state[JANUS_EMBEDDING_KEY].shape[0])
 
 

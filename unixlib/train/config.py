@@ -32,13 +32,28 @@ TRAINING_KNOBS = ("timestep_shift", "ce_weight", "flow_weight", "repa_weight", "
 _LLM_SHAPE = ("hidden_size", "num_layers", "intermediate_size")
 
 STAGE_DEFAULTS: dict[int, dict[str, Any]] = {
-    1: {"trainable": ("vision", "connector", "und"), "task_ratio": (1, 0), "lr": 1e-4,
-        "warmup_steps": 80, "repa_weight": 0.0},
-    2: {"trainable": ("gen",), "task_ratio": (0, 1), "lr": 2e-4, "warmup_steps": 2000,
-        "repa_weight": 0.5},
-    3: {"trainable": ("gen",), "task_ratio": (0, 1), "lr": 1e-4, "warmup_steps": 0,
-        "repa_weight": 0.0},
-}  # fmt: skip
+    1: {
+        "trainable": ("vision", "connector", "und"),
+        "task_ratio": (1, 0),
+        "lr": 1e-4,
+        "warmup_steps": 80,
+        "repa_weight": 0.0,
+    },
+    2: {
+        "trainable": ("gen",),
+        "task_ratio": (0, 1),
+        "lr": 2e-4,
+        "warmup_steps": 2000,
+        "repa_weight": 0.5,
+    },
+    3: {
+        "trainable": ("gen",),
+        "task_ratio": (0, 1),
+        "lr": 1e-4,
+        "warmup_steps": 0,
+        "repa_weight": 0.0,
+    },
+}
 
 
 @dataclass
@@ -126,8 +141,9 @@ class TrainConfig:
                 f"mixed_precision must be auto, bf16 or no, got {self.mixed_precision!r}"
             )
         if self.checkpoint_format not in ("auto", "full", "sharded"):
-            raise ValueError(f"checkpoint_format must be auto, full or sharded, got "
-                             f"{self.checkpoint_format!r}")  # fmt: skip
+            raise ValueError(
+                f"checkpoint_format must be auto, full or sharded, got {self.checkpoint_format!r}"
+            )
         if self.parallel not in ("auto", "ddp", "fsdp"):
             raise ValueError(f"parallel must be auto, ddp or fsdp, got {self.parallel!r}")
         if self.report_column not in ("report_clean", "report_raw"):
@@ -136,8 +152,10 @@ class TrainConfig:
             )
         knobs = sorted(set(self.model_overrides) & set(TRAINING_KNOBS))
         if knobs:
-            raise ValueError(f"{knobs} are training knobs: set them on the training config, not "
-                             "in model_overrides")  # fmt: skip
+            raise ValueError(
+                f"{knobs} are training knobs: set them on the training config, not "
+                "in model_overrides"
+            )
         if not 0.0 <= self.text_dropout_prob < 1.0:
             raise ValueError(f"text_dropout_prob must be in [0, 1), got {self.text_dropout_prob}")
         if self.timestep_shift <= 0:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -147,8 +148,9 @@ def _step_losses(
         noise = draw_noise(mb.noise_seeds, tuple(latents.shape[1:]), device)
     vit = mb.vit_pixels.to(device) if mb.vit_pixels is not None else None
     timesteps = mb.timesteps.to(device) if mb.timesteps is not None else None
-    return model(batch, vit, latents, timesteps=timesteps, noise=noise, repa_target=repa,
-                 repa_grid=repa_grid)  # fmt: skip
+    return model(
+        batch, vit, latents, timesteps=timesteps, noise=noise, repa_target=repa, repa_grid=repa_grid
+    )
 
 
 def _pretrain_tower(cfg: TrainConfig, model: UniX, source, device, run_dir: Path, main: bool):
@@ -159,9 +161,15 @@ def _pretrain_tower(cfg: TrainConfig, model: UniX, source, device, run_dir: Path
         return
     from unixlib.train.vision_pretrain import run_vision_pretraining
 
-    record = run_vision_pretraining(model, source.datasets["und"],
-                                    cfg.vision_pretrain_steps, cfg.batch_size,
-                                    cfg.vision_pretrain_lr, cfg.seed, device)  # fmt: skip
+    record = run_vision_pretraining(
+        model,
+        source.datasets["und"],
+        cfg.vision_pretrain_steps,
+        cfg.batch_size,
+        cfg.vision_pretrain_lr,
+        cfg.seed,
+        device,
+    )
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "vision_pretrain.json").write_text(json.dumps(record) + "\n")
@@ -196,17 +204,81 @@ def _export_card(cfg: TrainConfig, model: UniX, train_rows: int) -> str:
     return model_card(model.config, training)
 
 
+@dataclass
+class _Run:
+    """Everything one training run holds between its steps (built by :func:`_setup`)."""
+
+    cfg: TrainConfig
+    info: dist_utils.DistInfo
+    device: torch.device
+    run_dir: Path
+    data: tuple
+    model: UniX
+    wrapped: nn.Module  # the model as the step calls it (DDP-wrapped, or the model itself)
+    counts: dict[str, int]
+    parallel: str
+    source: Any
+    repa_target: nn.Module | None
+    latent_cache: torch.Tensor | None
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    ema: EMA | None
+    latest: Path | None  # the checkpoint to resume from
+    reporters: list
+
+    @property
+    def examples_per_step(self) -> int:
+        return self.cfg.batch_size * self.cfg.grad_accum * self.info.world_size
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+
 def _train(
     cfg: TrainConfig, resume: bool, progress: bool, report_to: Sequence[str] = ()
 ) -> TrainResult:
+    run = _setup(cfg, resume, report_to)
+    start, metrics = _restore(run, resume)
+    autocast = _autocast(cfg, run.device)
+    bar = None
+    if progress and run.info.is_main:
+        from unixlib.progress import bar as progress_bar  # text under the series runner
+
+        bar = progress_bar(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
+    run.model.train()
+    for step in range(start, cfg.steps):
+        row = _optimizer_step(run, step, autocast)
+        metrics.append(row)
+        _log(run, row, bar)
+        if not math.isfinite(row["loss"]):
+            raise FloatingPointError(
+                f"stage {cfg.stage}: loss became {row['loss']} at step {row['step']}"
+            )
+        done = row["step"]
+        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps:
+            _checkpoint(run, done)
+        dist_utils.barrier(run.info)
+    if bar is not None:
+        bar.close()
+    for reporter in run.reporters:
+        reporter.close()
+    final = _export(run)
+    dist_utils.shutdown(run.info)
+    return TrainResult(run.run_dir, final, cfg.steps, metrics)
+
+
+def _setup(cfg: TrainConfig, resume: bool, report_to: Sequence[str]) -> _Run:
+    """Device and processes, data, the stage's model (frozen groups, REPA target, latent
+    cache), the vision stand-in when due, parallel wrapping, optimizer, schedule and EMA."""
     device = dist_utils.resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     info = dist_utils.init_from_env(device)
     run_dir = project_path(cfg.run_dir)
     reporters = open_reporters(report_to, run_dir) if info.is_main else []
     torch.manual_seed(cfg.seed)
     data = load_training_data(cfg)  # (frame, tokenizer, paths), read once
-    tokenizer = data[1]
-    model = build_model(cfg, tokenizer).to(device)
+    model = build_model(cfg, data[1]).to(device)
     counts = set_trainable(model, cfg.trainable)
     # stages 2-3: no backward through the frozen understanding branch (mot.py, freeze_und)
     model.language_model.freeze_und = not {"vision", "connector", "und"} & set(cfg.trainable)
@@ -222,8 +294,13 @@ def _train(
 
         cached, ids = load_latent_cache(project_path(cfg.latent_cache))
         mc = model.config
-        latent_cache = align_latent_cache(cached, ids, source.datasets["gen"],
-                                          mc.latent_grid(mc.image_size_gen), mc.latent_patch_size)  # fmt: skip
+        latent_cache = align_latent_cache(
+            cached,
+            ids,
+            source.datasets["gen"],
+            mc.latent_grid(mc.image_size_gen),
+            mc.latent_patch_size,
+        )
         source.gen_pixels = repa_target is not None  # only REPA would still look at the pixels
     # DDP wraps the model; FSDP shards it in place (new parameters: build the optimizer after).
     parallel = cfg.parallel_mode(model.config)
@@ -238,21 +315,47 @@ def _train(
     params = [p for p in model.parameters() if p.requires_grad]
     # The fused kernel (one pass over all tensors): ~6% of a tiny CPU step faster than the
     # default; it takes FSDP's sharded (DTensor) parameters too (gloo test).
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                                  weight_decay=cfg.weight_decay,
-                                  fused=True)  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=True
+    )
     scheduler = constant_with_warmup(optimizer, cfg.warmup_steps)
     ema = EMA(model, cfg.ema_decay).to(device) if cfg.ema_decay > 0 else None
+    return _Run(
+        cfg,
+        info,
+        device,
+        run_dir,
+        data,
+        model,
+        wrapped,
+        counts,
+        parallel,
+        source,
+        repa_target,
+        latent_cache,
+        params,
+        optimizer,
+        scheduler,
+        ema,
+        latest,
+        reporters,
+    )
 
-    start, metrics_path = 0, run_dir / "metrics.jsonl"
-    examples_per_step = cfg.batch_size * cfg.grad_accum * info.world_size
-    if latest is not None:
-        state = ckpt.load_checkpoint(latest, model, optimizer, scheduler, ema)
+
+def _restore(run: _Run, resume: bool) -> tuple[int, list[dict]]:
+    """(first step, metrics so far): from the newest intact checkpoint when resuming, else a
+    fresh start that clears an earlier run's checkpoints; writes config.json and metrics.jsonl."""
+    cfg, info, run_dir = run.cfg, run.info, run.run_dir
+    start = 0
+    if run.latest is not None:
+        state = ckpt.load_checkpoint(run.latest, run.model, run.optimizer, run.scheduler, run.ema)
         start = state.step
-        if state.data_position != start * examples_per_step:
-            raise ValueError(f"{latest} was written at data position {state.data_position} "
-                             f"(step {start}); this run reads {examples_per_step} examples a step "
-                             "(batch x accum x world), so it cannot continue the same stream")  # fmt: skip
+        if state.data_position != start * run.examples_per_step:
+            raise ValueError(
+                f"{run.latest} was written at data position {state.data_position} "
+                f"(step {start}); this run reads {run.examples_per_step} examples a step "
+                "(batch x accum x world), so it cannot continue the same stream"
+            )
     elif resume:
         print(f"no checkpoint under {run_dir / 'checkpoints'}: starting from step 0")
     elif info.is_main and (run_dir / "checkpoints").is_dir():
@@ -260,125 +363,159 @@ def _train(
         # among the new ones and picked up by a later --resume.
         print(f"fresh run: removing the earlier run's {run_dir / 'checkpoints'}")
         shutil.rmtree(run_dir / "checkpoints")
-    metrics = _read_metrics(metrics_path, start) if start else []
+    metrics = _read_metrics(run.metrics_path, start) if start else []
     if info.is_main:
         cfg.save(run_dir / "config.json")
-        metrics_path.write_text("".join(json.dumps(m) + "\n" for m in metrics))
-        print(f"stage {cfg.stage}: training {', '.join(cfg.trainable)} "
-              f"({sum(counts[g] for g in cfg.trainable) / 1e6:.2f}M parameters), "
-              f"steps {start}->{cfg.steps}, device {device}, world {info.world_size}"
-              f"{f' ({parallel})' if info.enabled else ''}")  # fmt: skip
+        run.metrics_path.write_text("".join(json.dumps(m) + "\n" for m in metrics))
+        print(
+            f"stage {cfg.stage}: training {', '.join(cfg.trainable)} "
+            f"({sum(run.counts[g] for g in cfg.trainable) / 1e6:.2f}M parameters), "
+            f"steps {start}->{cfg.steps}, device {run.device}, world {info.world_size}"
+            f"{f' ({run.parallel})' if info.enabled else ''}"
+        )
+    return start, metrics
+
+
+def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
     use_bf16 = cfg.mixed_precision == "bf16" or (
         cfg.mixed_precision == "auto" and device.type == "cuda"
     )
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
-    )
-    weights = cfg.ce_weight, cfg.flow_weight, cfg.repa_weight
-    bar = None
-    if progress and info.is_main:
-        from unixlib.progress import bar as progress_bar  # text under the series runner
+    if use_bf16:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
-        bar = progress_bar(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
-    model.train()
-    for step in range(start, cfg.steps):
-        t0 = time.perf_counter()
-        micro = [source.micro_batch(step, m) for m in range(cfg.grad_accum)]
-        local = torch.tensor(
-            [[mb.n_ce, mb.n_flow, mb.n_gen] for mb in micro], dtype=torch.float64
-        ).sum(0)
-        n_ce, n_flow, n_gen = dist_utils.all_reduce_sum(local.to(device), info).tolist()
-        logged = torch.zeros(3, dtype=torch.float64, device=device)  # ce, flow, repa
-        tokens = 0
-        for i, mb in enumerate(micro):
-            with dist_utils.gradient_sync(wrapped, sync=i == len(micro) - 1):
-                with autocast:
-                    out = _step_losses(wrapped, model, mb, device, repa_target, latent_cache)
-                # Each term is a mean over this micro-batch; re-weight by its share of the step's
-                # global count, times world (DDP and FSDP average gradients over ranks).
-                shares = (
-                    mb.n_ce / max(n_ce, 1),
-                    mb.n_flow / max(n_flow, 1),
-                    mb.n_gen / max(n_gen, 1),
+
+def _optimizer_step(run: _Run, step: int, autocast) -> dict:
+    """One optimizer step (``grad_accum`` micro-batches, clip, AdamW, schedule, EMA); returns
+    its metrics row."""
+    cfg, info, device = run.cfg, run.info, run.device
+    weights = cfg.ce_weight, cfg.flow_weight, cfg.repa_weight
+    t0 = time.perf_counter()
+    micro = [run.source.micro_batch(step, m) for m in range(cfg.grad_accum)]
+    local = torch.tensor([[mb.n_ce, mb.n_flow, mb.n_gen] for mb in micro], dtype=torch.float64).sum(
+        0
+    )
+    n_ce, n_flow, n_gen = dist_utils.all_reduce_sum(local.to(device), info).tolist()
+    logged = torch.zeros(3, dtype=torch.float64, device=device)  # ce, flow, repa
+    tokens = 0
+    for i, mb in enumerate(micro):
+        with dist_utils.gradient_sync(run.wrapped, sync=i == len(micro) - 1):
+            with autocast:
+                out = _step_losses(
+                    run.wrapped, run.model, mb, device, run.repa_target, run.latent_cache
                 )
-                loss = sum(
-                    w * s * out[k]
-                    for w, s, k in zip(weights, shares, ("ce", "flow", "repa"), strict=True)
-                )
-                (loss * info.world_size).backward()
-            # kept on the device: one host sync per step (below), not three per micro-batch
-            terms = torch.stack([out[k].detach().double() for k in ("ce", "flow", "repa")])
-            logged += terms * torch.tensor(shares, dtype=torch.float64, device=device)
-            tokens += int(mb.batch.lengths.sum())
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        if hasattr(grad_norm, "full_tensor"):  # FSDP2: a replicated DTensor
-            grad_norm = grad_norm.full_tensor()
-        lr = scheduler.get_last_lr()[0]  # the rate this step uses (step() sets the next one)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        if ema is not None:
-            ema.update(model)
-        done = step + 1
-        # Per-rank means of the logged terms are summed across ranks with their shares already
-        # applied, so the logged numbers are the global step's losses.
-        logged = dist_utils.all_reduce_sum(logged, info)
-        ce, flow, repa, grad_norm = torch.cat([logged, grad_norm.reshape(1).double()]).tolist()
-        row = {
-            "step": done,
-            "loss": weights[0] * ce + weights[1] * flow + weights[2] * repa,
-            "ce": ce, "flow": flow, "repa": repa,
-            "lr": lr,
-            "grad_norm": grad_norm,
-            "tokens_per_s": tokens * info.world_size / (time.perf_counter() - t0),
-            "step_seconds": time.perf_counter() - t0,
-            "memory_mb": _memory_mb(device),
-        }  # fmt: skip
-        metrics.append(row)
-        if info.is_main:
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            for reporter in reporters:
-                reporter.log(row)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.4f}")
-            if done % cfg.log_every == 0 or done == cfg.steps:
-                print(f"step {done}/{cfg.steps} loss {row['loss']:.4f} (ce {ce:.4f} flow {flow:.4f} "
-                      f"repa {repa:.4f}) lr {row['lr']:.2e} |g| {row['grad_norm']:.3f}", flush=True)  # fmt: skip
-        if not math.isfinite(row["loss"]):
-            raise FloatingPointError(f"stage {cfg.stage}: loss became {row['loss']} at step {done}")
-        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps:
-            if cfg.sharded_checkpoints(model.config, fsdp.is_sharded(model)):
-                # every rank writes its own shards (torch.distributed.checkpoint)
-                ckpt.save_sharded_checkpoint(
-                    run_dir / "checkpoints", done, model, optimizer, scheduler,
-                    done * examples_per_step, cfg.to_dict(), info.is_main,
-                    lambda: dist_utils.barrier(info), ema, cfg.checkpoints_total_limit,
-                )  # fmt: skip
-            else:
-                # Full states (under FSDP gathered by all ranks into rank 0), written by rank 0.
-                model_sd = fsdp.full_state_dict(model)
-                optim_sd = fsdp.full_optimizer_state(model, optimizer)
-                ema_sd = fsdp.full_state_dict(ema) if ema is not None else None
-                if info.is_main:
-                    ckpt.save_checkpoint(run_dir / "checkpoints", done, model_sd, optim_sd,
-                                         scheduler, data_position=done * examples_per_step,
-                                         config=cfg.to_dict(), ema=ema_sd,
-                                         limit=cfg.checkpoints_total_limit)  # fmt: skip
-        dist_utils.barrier(info)
+            # Each term is a mean over this micro-batch; re-weight by its share of the step's
+            # global count, times world (DDP and FSDP average gradients over ranks).
+            shares = (
+                mb.n_ce / max(n_ce, 1),
+                mb.n_flow / max(n_flow, 1),
+                mb.n_gen / max(n_gen, 1),
+            )
+            loss = sum(
+                w * s * out[k]
+                for w, s, k in zip(weights, shares, ("ce", "flow", "repa"), strict=True)
+            )
+            (loss * info.world_size).backward()
+        # kept on the device: one host sync per step (below), not three per micro-batch
+        terms = torch.stack([out[k].detach().double() for k in ("ce", "flow", "repa")])
+        logged += terms * torch.tensor(shares, dtype=torch.float64, device=device)
+        tokens += int(mb.batch.lengths.sum())
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip)
+    if hasattr(grad_norm, "full_tensor"):  # FSDP2: a replicated DTensor
+        grad_norm = grad_norm.full_tensor()
+    lr = run.scheduler.get_last_lr()[0]  # the rate this step uses (step() sets the next one)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.ema is not None:
+        run.ema.update(run.model)
+    # Per-rank means of the logged terms are summed across ranks with their shares already
+    # applied, so the logged numbers are the global step's losses.
+    logged = dist_utils.all_reduce_sum(logged, info)
+    ce, flow, repa, grad_norm = torch.cat([logged, grad_norm.reshape(1).double()]).tolist()
+    return {
+        "step": step + 1,
+        "loss": weights[0] * ce + weights[1] * flow + weights[2] * repa,
+        "ce": ce,
+        "flow": flow,
+        "repa": repa,
+        "lr": lr,
+        "grad_norm": grad_norm,
+        "tokens_per_s": tokens * info.world_size / (time.perf_counter() - t0),
+        "step_seconds": time.perf_counter() - t0,
+        "memory_mb": _memory_mb(device),
+    }
+
+
+def _log(run: _Run, row: dict, bar) -> None:
+    """metrics.jsonl, the reporters, the progress bar and every ``log_every`` steps a line."""
+    if not run.info.is_main:
+        return
+    with run.metrics_path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    for reporter in run.reporters:
+        reporter.log(row)
     if bar is not None:
-        bar.close()
-    for reporter in reporters:
-        reporter.close()
-    final = run_dir / "final"
-    if ema is not None:  # the exported model carries the EMA weights
-        ema.copy_to(model)
-    export = fsdp.gather_model(model) if fsdp.is_sharded(model) else model
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.4f}")
+    done, steps = row["step"], run.cfg.steps
+    if done % run.cfg.log_every == 0 or done == steps:
+        print(
+            f"step {done}/{steps} loss {row['loss']:.4f} (ce {row['ce']:.4f} "
+            f"flow {row['flow']:.4f} repa {row['repa']:.4f}) lr {row['lr']:.2e} "
+            f"|g| {row['grad_norm']:.3f}",
+            flush=True,
+        )
+
+
+def _checkpoint(run: _Run, done: int) -> None:
+    """Checkpoint after step ``done``: sharded (every rank writes its shards) for the paper
+    preset under FSDP, else full states gathered into rank 0 and written there."""
+    cfg, model, info = run.cfg, run.model, run.info
+    position = done * run.examples_per_step
+    if cfg.sharded_checkpoints(model.config, fsdp.is_sharded(model)):
+        ckpt.save_sharded_checkpoint(
+            run.run_dir / "checkpoints",
+            done,
+            model,
+            run.optimizer,
+            run.scheduler,
+            position,
+            cfg.to_dict(),
+            info.is_main,
+            lambda: dist_utils.barrier(info),
+            run.ema,
+            cfg.checkpoints_total_limit,
+        )
+        return
+    model_sd = fsdp.full_state_dict(model)
+    optim_sd = fsdp.full_optimizer_state(model, run.optimizer)
+    ema_sd = fsdp.full_state_dict(run.ema) if run.ema is not None else None
     if info.is_main:
-        train_rows = int((data[0]["split"] == "train").sum())
-        save_pretrained(export, final, tokenizer=tokenizer,
-                        card=_export_card(cfg, export, train_rows))  # fmt: skip
-    dist_utils.barrier(info)
-    dist_utils.shutdown(info)
-    return TrainResult(run_dir, final, cfg.steps, metrics)
+        ckpt.save_checkpoint(
+            run.run_dir / "checkpoints",
+            done,
+            model_sd,
+            optim_sd,
+            run.scheduler,
+            data_position=position,
+            config=cfg.to_dict(),
+            ema=ema_sd,
+            limit=cfg.checkpoints_total_limit,
+        )
+
+
+def _export(run: _Run) -> Path:
+    """``final/``: the trained model (with the EMA weights when kept) as a model directory."""
+    final = run.run_dir / "final"
+    if run.ema is not None:  # the exported model carries the EMA weights
+        run.ema.copy_to(run.model)
+    export = fsdp.gather_model(run.model) if fsdp.is_sharded(run.model) else run.model
+    if run.info.is_main:
+        frame, tokenizer = run.data[0], run.data[1]
+        train_rows = int((frame["split"] == "train").sum())
+        save_pretrained(
+            export, final, tokenizer=tokenizer, card=_export_card(run.cfg, export, train_rows)
+        )
+    dist_utils.barrier(run.info)
+    return final

@@ -75,8 +75,10 @@ def vocab_rows(cfg: TrainConfig, tokenizer: ReportTokenizer) -> int:
 
     rows = embedding_rows(project_path(cfg.janus_dir))
     if tokenizer.vocab_size > rows:
-        raise ValueError(f"the tokenizer needs {tokenizer.vocab_size} embedding rows, the "
-                         f"Janus-Pro checkpoint at {cfg.janus_dir} has {rows}")  # fmt: skip
+        raise ValueError(
+            f"the tokenizer needs {tokenizer.vocab_size} embedding rows, the "
+            f"Janus-Pro checkpoint at {cfg.janus_dir} has {rows}"
+        )
     return rows
 
 

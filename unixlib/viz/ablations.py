@@ -15,9 +15,15 @@ from matplotlib.figure import Figure
 
 from unixlib.viz.common import save
 
-TITLES = {"micro_f1": "micro-F1-14 (%)", "macro_f1": "macro-F1-14 (%)", "fd": "FD (lower better)",
-          "kd": "KD (lower better)", "alignment": "alignment", "faithfulness":
-          "finding faithfulness\n(0 chance, 1 real)", "step_seconds": "s / training step"}  # fmt: skip
+TITLES = {
+    "micro_f1": "micro-F1-14 (%)",
+    "macro_f1": "macro-F1-14 (%)",
+    "fd": "FD (lower better)",
+    "kd": "KD (lower better)",
+    "alignment": "alignment",
+    "faithfulness": "finding faithfulness\n(0 chance, 1 real)",
+    "step_seconds": "s / training step",
+}
 PERCENT = ("micro_f1", "macro_f1")
 LINESTYLES = ("--", ":", "-.", (0, (5, 1)), (0, (1, 3)))
 COLOURS = ("#d62728", "#ff7f0e", "#7f7f7f", "#9467bd", "#8c564b")
@@ -27,15 +33,26 @@ BASELINE_STYLE: dict[str, dict] = {}  # baseline label -> line style (one legend
 def _styles(labels: Sequence[str]) -> None:
     BASELINE_STYLE.clear()
     for i, label in enumerate(labels):
-        BASELINE_STYLE[label] = {"ls": LINESTYLES[i % 5], "color": COLOURS[i % 5],
-                                 "label": label.replace("baseline: ", "")}  # fmt: skip
+        BASELINE_STYLE[label] = {
+            "ls": LINESTYLES[i % 5],
+            "color": COLOURS[i % 5],
+            "label": label.replace("baseline: ", ""),
+        }
 
 
 def _panel(ax, rows: pd.DataFrame, measure: str, order: Sequence[str], base: pd.DataFrame) -> None:
     scale = 100 if measure in PERCENT else 1
     data = rows.assign(value=rows[measure] * scale)
-    sns.barplot(data=data, y="label", x="value", order=order, ax=ax, errorbar=None,
-                color="#1f77b4", alpha=0.8)  # fmt: skip
+    sns.barplot(
+        data=data,
+        y="label",
+        x="value",
+        order=order,
+        ax=ax,
+        errorbar=None,
+        color="#1f77b4",
+        alpha=0.8,
+    )
     sns.stripplot(data=data, y="label", x="value", order=order, ax=ax, color="black", size=4)
     if measure in base:
         for r in base[base[measure].notna()].itertuples(index=False):
@@ -71,9 +88,17 @@ def study_chart(
             if not line.get_label().startswith("_"):
                 handles.setdefault(line.get_label(), line)
     if handles:
-        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(3, len(handles)),
-                   fontsize=7, frameon=False, title="baselines (same run, same rows)",
-                   title_fontsize=7, bbox_to_anchor=(0.5, -0.02))  # fmt: skip
+        fig.legend(
+            handles.values(),
+            handles.keys(),
+            loc="lower center",
+            ncol=min(3, len(handles)),
+            fontsize=7,
+            frameon=False,
+            title="baselines (same run, same rows)",
+            title_fontsize=7,
+            bbox_to_anchor=(0.5, -0.02),
+        )
     if paper:
         quoted = pd.DataFrame([{"label": k, **v} for k, v in paper.items()])
         for ax, m in zip(axes[len(measures) :], ("micro_f1", "fd"), strict=True):
@@ -85,15 +110,17 @@ def study_chart(
     return save(fig, out_path)
 
 
-def curves_chart(curves: pd.DataFrame, names: dict[str, str], terms: Sequence[str],
-                 out_path: Path, title: str) -> Figure:  # fmt: skip
+def curves_chart(
+    curves: pd.DataFrame, names: dict[str, str], terms: Sequence[str], out_path: Path, title: str
+) -> Figure:
     """Training-loss curves of several runs (one line per run and seed), one panel per term."""
     fig = Figure(figsize=(4.2 * len(terms), 3.2))
     axes = fig.subplots(1, len(terms), squeeze=False)[0]
     data = curves.assign(arm=curves["run"].map(names))
     for ax, term in zip(axes, terms, strict=True):
-        sns.lineplot(data=data, x="step", y=term, hue="arm", units="seed", estimator=None,
-                     ax=ax, lw=1)  # fmt: skip
+        sns.lineplot(
+            data=data, x="step", y=term, hue="arm", units="seed", estimator=None, ax=ax, lw=1
+        )
         ax.set_title(term, fontsize=9)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)

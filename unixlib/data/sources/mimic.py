@@ -84,8 +84,10 @@ def candidates(
     if prompts is not None:
         unknown = set(prompts) - set(meta["dicom_id"].astype(str))
         if unknown:
-            raise ValueError(f"{test_annotations}: {len(unknown)} annotated images are not in "
-                             f"{METADATA_CSV}, e.g. {sorted(unknown)[:3]}")  # fmt: skip
+            raise ValueError(
+                f"{test_annotations}: {len(unknown)} annotated images are not in "
+                f"{METADATA_CSV}, e.g. {sorted(unknown)[:3]}"
+            )
     for row in meta.to_dict(orient="records"):
         dicom_id, subject, study = (
             str(row["dicom_id"]),
@@ -140,8 +142,10 @@ def read_test_annotations(path: str | Path) -> dict[str, str]:
     frame = pd.read_csv(path, dtype=str)
     missing = {"path", "annotated_prompt"} - set(frame.columns)
     if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)} (LLaVA-Rad annotations have "
-                         "path, annotated_prompt)")  # fmt: skip
+        raise ValueError(
+            f"{path}: missing columns {sorted(missing)} (LLaVA-Rad annotations have "
+            "path, annotated_prompt)"
+        )
     return {
         Path(p).stem: str(t) for p, t in zip(frame["path"], frame["annotated_prompt"], strict=True)
     }

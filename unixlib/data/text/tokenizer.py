@@ -85,8 +85,10 @@ class ReportTokenizer:
         path = Path(path)
         tok_file = path / "tokenizer.json"
         if not tok_file.is_file():
-            raise FileNotFoundError(f"no tokenizer.json in {path} (train one in notebook 01, "
-                                    "or point the profile at a Janus-Pro directory)")  # fmt: skip
+            raise FileNotFoundError(
+                f"no tokenizer.json in {path} (train one in notebook 01, "
+                "or point the profile at a Janus-Pro directory)"
+            )
         tokenizer = Tokenizer.from_file(str(tok_file))
         specials_file = path / SPECIALS_FILE
         ids = (
@@ -95,12 +97,16 @@ class ReportTokenizer:
         # Janus-Pro (no specials file): its ids index the model's 102,400 rows, beyond the
         # tokenizer file's own entries. A re-saved tokenizer keeps the allowance it was given.
         rows = int(ids.get("embedding_rows", 0)) if specials_file.is_file() else JANUS_VOCAB_SIZE
-        tok = cls(tokenizer, **{k: int(ids[k]) for k in ("bos", "eos", "pad", "boi", "eoi")},
-                  embedding_rows=rows)  # fmt: skip
+        tok = cls(
+            tokenizer,
+            **{k: int(ids[k]) for k in ("bos", "eos", "pad", "boi", "eoi")},
+            embedding_rows=rows,
+        )
         bad = {k: v for k, v in tok.special_ids.items() if not 0 <= v < tok.vocab_size}
         if bad:
-            raise ValueError(f"{path}: special ids {bad} fall outside the vocabulary "
-                             f"({tok.vocab_size})")  # fmt: skip
+            raise ValueError(
+                f"{path}: special ids {bad} fall outside the vocabulary ({tok.vocab_size})"
+            )
         return tok
 
 
