@@ -38,12 +38,15 @@ reproduce: $(STAMP)  ## run the notebook series -> papermill_runs/PROFILE, figur
 
 # The notebooks run under nbval from copies with their parameters injected (run_dir
 # papermill_runs/test, figures_dir figures/test), so make test never overwrites what make
-# reproduce wrote; tests/test_lab_browser.py leaves its screenshot in test-artifacts/.
+# reproduce wrote. Without progress bars (UNIXLIB_PROGRESS=off): nbval reads a cell's outputs
+# only after it ends, and thousands of bar updates can cost it the kernel's idle message
+# ("Timeout of 5 seconds exceeded waiting for output", seen once on notebook 06).
+# tests/test_lab_browser.py leaves its screenshot in test-artifacts/.
 TEST_SET := --set run_dir=papermill_runs/test --set figures_dir=figures/test
 test: $(STAMP)  ## unit tests (browser test included) + the notebook series under nbval
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 	$(PY) -m unixlib reproduce --profile smoke --prepare-only $(TEST_SET)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbval-lax -p no:cacheprovider papermill_runs/test/*.ipynb
+	HF_HUB_OFFLINE=1 UNIXLIB_PROGRESS=off $(PY) -m pytest -q --nbval-lax -p no:cacheprovider papermill_runs/test/*.ipynb
 
 test-fast: $(STAMP)  ## unit tests only (no notebooks, no slow tests)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" tests $(ARGS)

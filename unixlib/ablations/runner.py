@@ -30,6 +30,7 @@ from unixlib.model.unix import UniX
 from unixlib.train.config import TrainConfig
 from unixlib.train.distributed import resolve_device
 from unixlib.train.launch import run_stage
+from unixlib.train.loop import train
 from unixlib.train.setup import group_of
 
 # The F1 convention of the ablation tables (PAPER.md Table 5 matches the paper's Table 2 UniX
@@ -83,7 +84,10 @@ def train_runs(
                 print(f"{name} seed {seed}: reusing {final}")
             else:
                 print(f"{name} seed {seed}: {v.label} ({cfg.steps} steps, batch {cfg.batch_size})")
-                run_stage(cfg, nproc=nproc)
+                if nproc > 1:
+                    run_stage(cfg, nproc=nproc)
+                else:  # no per-step bar: eleven of them would flood the notebook
+                    train(cfg, progress=False)
             out[(name, seed)] = TrainedRun(
                 cfg, final, 0.0 if reuse else time.perf_counter() - t0, _step_seconds(where), reuse
             )
