@@ -29,7 +29,7 @@ from unixlib.model.saving import from_pretrained
 from unixlib.model.unix import UniX
 from unixlib.train.config import TrainConfig
 from unixlib.train.distributed import resolve_device
-from unixlib.train.launch import run_stage
+from unixlib.train.launch import read_metrics, run_stage
 from unixlib.train.loop import train
 from unixlib.train.setup import group_of
 
@@ -51,9 +51,9 @@ class TrainedRun:
 
 
 def _step_seconds(run_dir: Path) -> float:
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
-    times = [r["step_seconds"] for r in rows if "step_seconds" in r]
-    return float(np.median(times)) if times else float("nan")
+    """Median optimizer-step time of a run (NaN for a run logged before ``step_seconds``)."""
+    metrics = read_metrics(run_dir)
+    return float(metrics["step_seconds"].median()) if "step_seconds" in metrics else float("nan")
 
 
 def train_runs(
@@ -277,8 +277,7 @@ def loss_curves(trained: dict[tuple[str, int], TrainedRun], names: list[str]) ->
     frames = []
     for (name, seed), run in trained.items():
         if name in names:
-            path = project_path(run.cfg.run_dir) / "metrics.jsonl"
-            m = pd.read_json(path, lines=True)[["step", "ce", "flow", "repa"]]
+            m = read_metrics(run.cfg.run_dir)[["step", "ce", "flow", "repa"]]
             frames.append(m.assign(run=name, seed=seed))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

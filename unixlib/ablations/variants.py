@@ -53,15 +53,6 @@ class Variant:
     paper: dict[str, float] = field(default_factory=dict, hash=False)
 
     @property
-    def trains_understanding(self) -> bool:
-        """Whether anything the reports depend on is trained (else its reports are the start's)."""
-        trainable = self.flags.get("trainable")
-        if trainable is None:
-            return self.stage == 1
-        shared = self.flags.get("model_overrides", {}).get("mot", True) is False
-        return bool({"vision", "connector", "und"} & set(trainable)) or shared
-
-    @property
     def draws(self) -> bool:
         """Whether the arm trains the generation branch (so its images are measured)."""
         return self.stage > 1
