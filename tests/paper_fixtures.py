@@ -277,8 +277,9 @@ def write_raddino(out: Path) -> Path:
 
 def write_mimic_cxr_jpg(root: Path, with_annotations: bool = True) -> Path:
     """MIMIC-CXR-JPG's layout for two studies (no images are needed by the dry run's checks of
-    paths and columns): metadata, split and CheXpert CSVs, ``files/``, reports, and the
-    LLaVA-Rad / CheXGenBench test annotation CSV."""
+    paths and columns): metadata, split and CheXpert CSVs, ``files/``, reports, the
+    LLaVA-Rad / CheXGenBench test annotation CSV and the release's understanding test set
+    (``test_data.json``, both test images, as the official repository ships it)."""
     root.mkdir(parents=True, exist_ok=True)
     meta = ["dicom_id,subject_id,study_id,ViewPosition"]
     split = ["dicom_id,study_id,subject_id,split"]
@@ -302,4 +303,29 @@ def write_mimic_cxr_jpg(root: Path, with_annotations: bool = True) -> Path:
         (root / "LLAVARAD_ANNOTATIONS_TEST.csv").write_text(
             f"path,annotated_prompt\n{path},FINDINGS: Mild cardiomegaly.\n"
         )
+        write_understanding_test(root / "test_data.json", TEST_STUDIES)
     return root
+
+
+def write_understanding_test(
+    path: Path, studies: list[tuple[str, str, str]], prompts: tuple[str, ...] = ()
+) -> Path:
+    """A release ``test_data.json``: one entry per (subject, study, dicom) of ``studies``, the
+    i-th prompted with ``prompts[i]`` (default: the release's phrasings in turn)."""
+    prompts = prompts or (
+        "Review this X-ray and provide detailed FINDINGS.",
+        "Examine this X-ray image and describe the FINDINGS and IMPRESSION.",
+    )
+    entries = [
+        {
+            "messages": [
+                {"content": "<image>" + prompts[i % len(prompts)], "role": "user"},
+                {"content": f"FINDINGS: Case {i}, mild cardiomegaly.", "role": "assistant"},
+            ],
+            "images": [f"files/p{subject[:2]}/p{subject}/s{study}/{dicom}.jpg"],
+        }
+        for i, (subject, study, dicom) in enumerate(studies)
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entries, indent=4))
+    return path

@@ -57,11 +57,17 @@ def test_paper_profile_passes_on_the_real_layouts(tmp_path: Path, capsys) -> Non
     assert out.count("memory per GPU (estimate)") == 3
 
 
-def test_release_eval_passes_on_the_release_layout(tmp_path: Path, capsys) -> None:
-    release = write_unix_release(tmp_path / "UniX")
-    mimic = write_mimic_cxr_jpg(tmp_path / "mimic")
-    rad = write_raddino(tmp_path / "rad-dino")
-    args = {"root": str(mimic), "test_annotations": str(mimic / "LLAVARAD_ANNOTATIONS_TEST.csv")}
+def _release_sets(tmp: Path) -> tuple[list[str], Path]:
+    """The release-eval overrides onto fixture copies of every download, and the MIMIC root
+    (its ``test_data.json`` stands for the release's eval/data/understanding/ file)."""
+    release = write_unix_release(tmp / "UniX")
+    mimic = write_mimic_cxr_jpg(tmp / "mimic")
+    rad = write_raddino(tmp / "rad-dino")
+    args = {
+        "root": str(mimic),
+        "test_annotations": str(mimic / "LLAVARAD_ANNOTATIONS_TEST.csv"),
+        "understanding_test": str(mimic / "test_data.json"),
+    }
     sets = [
         f"release_dir={release}",
         f"vae_dir={release / 'vae' / 'kl-f16d16.ckpt'}",
@@ -69,10 +75,36 @@ def test_release_eval_passes_on_the_release_layout(tmp_path: Path, capsys) -> No
         f"05_evaluate.raddino_dir={rad}",
         f"01_clean_data.source_args={json.dumps(args)}",
     ]
+    return sets, mimic
+
+
+def test_release_eval_passes_on_the_release_layout(tmp_path: Path, capsys) -> None:
+    sets, _ = _release_sets(tmp_path)
     rc, out = _run("release-eval", sets, capsys, "--gpus", "1", "--gpu-memory-gb", "40")
     assert rc == 0, out
     assert "UniX release -> paper model (+ VAE)" in out and "test annotations" in out
+    assert "[ok  ] understanding test set: 2 image-report pairs, 2 distinct prompts" in out
     assert out.count("loads the official weights (no training)") == 3
+
+
+def test_release_eval_fails_without_the_understanding_test_set(tmp_path: Path, capsys) -> None:
+    sets, mimic = _release_sets(tmp_path)
+    (mimic / "test_data.json").unlink()
+    rc, out = _run("release-eval", sets, capsys, "--gpus", "1", "--gpu-memory-gb", "40")
+    assert rc == 1
+    tail = out.split("1 problem(s); nothing was run:")[1]
+    assert "01_clean_data.source_args.understanding_test: the paper's understanding test" in tail
+    assert "eval/data/understanding/test_data.json of the official repository" in tail
+
+
+def test_release_eval_fails_on_a_malformed_understanding_test_set(tmp_path: Path, capsys) -> None:
+    sets, mimic = _release_sets(tmp_path)
+    entries = json.loads((mimic / "test_data.json").read_text())
+    del entries[1]["images"]
+    (mimic / "test_data.json").write_text(json.dumps(entries))
+    rc, out = _run("release-eval", sets, capsys, "--gpus", "1", "--gpu-memory-gb", "40")
+    assert rc == 1
+    assert "[FAIL] understanding test set:" in out and "test_data.json: entry 1: no 'images'" in out
 
 
 def test_broken_layout_lists_every_problem_with_a_fix(tmp_path: Path, capsys) -> None:

@@ -9,8 +9,9 @@ Every check runs, and every problem is listed at once, each with what to do:
   Janus-Pro-1B checkpoint into the stage-1 model, the official UniX checkpoint (with its VAE)
   into the released model, an LDM VAE into the kl-f16 autoencoder; key coverage is reported;
 * tokenizer: its special ids and size fit the embedding rows of the weights it will index;
-* data: the MIMIC-CXR-JPG layout (the three CSVs, ``files/``) and the test annotation CSV
-  (columns, every listed image present);
+* data: the MIMIC-CXR-JPG layout (the three CSVs, ``files/``), the test annotation CSV
+  (columns, every listed image present) and the release's understanding test set
+  ``test_data.json`` (every entry well formed, every image present);
 * machine: GPUs and the per-GPU memory estimate of every training stage
   (:mod:`unixlib.train.memory`) against the profile's ``requirements`` (or ``--gpus`` /
   ``--gpu-memory-gb`` to check for another machine).
@@ -19,6 +20,7 @@ Every check runs, and every problem is listed at once, each with what to do:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from unixlib import config
@@ -90,7 +92,19 @@ PATH_PARAMS: tuple[tuple[str, str, str, str], ...] = (
         "download huggingface.co/bert-base-uncased",
     ),
 )
-SOURCE_PATHS = ("root", "csv", "reports_root", "csv_root", "test_annotations", "images")
+SOURCE_PATHS = (
+    "root",
+    "csv",
+    "reports_root",
+    "csv_root",
+    "test_annotations",
+    "understanding_test",
+    "images",
+)
+UNDERSTANDING_TEST_FIX = (
+    "the paper's understanding test set (Table 2): eval/data/understanding/test_data.json of "
+    "the official repository (github.com/ZrH42/UniX)"
+)
 MIMIC_CSVS = (
     "mimic-cxr-2.0.0-metadata.csv",
     "mimic-cxr-2.0.0-split.csv",
@@ -127,6 +141,7 @@ def check_paths(profile: config.Profile) -> list[Check]:
                 if profile.params["01_clean_data"]["source"] == "mimic"
                 else "the dataset"
             )
+            fix = UNDERSTANDING_TEST_FIX if key == "understanding_test" else fix
             out.append(
                 Check(
                     f"01_clean_data.source_args.{key}",
@@ -139,7 +154,8 @@ def check_paths(profile: config.Profile) -> list[Check]:
 
 
 def check_mimic(profile: config.Profile) -> list[Check]:
-    """The MIMIC-CXR-JPG layout and the test annotation CSV (only for ``source: mimic``)."""
+    """The MIMIC-CXR-JPG layout, the test annotation CSV and the understanding test set (only
+    for ``source: mimic``)."""
     p = profile.params["01_clean_data"]
     if p["source"] != "mimic" or not _exists(p["source_args"].get("root", "/nonexistent")):
         return []
@@ -193,7 +209,28 @@ def check_mimic(profile: config.Profile) -> list[Check]:
                     "use CheXGenBench's MIMIC_Splits/LLAVARAD_ANNOTATIONS_TEST.csv",
                 )
             )
+    und = args.get("understanding_test")
+    if und and _exists(und):
+        out.append(check_understanding_test(config.project_path(und), root))
     return out
+
+
+def check_understanding_test(path: Path, root: Path) -> Check:
+    """The release's ``test_data.json`` parses and every image it names is under ``root``."""
+    from unixlib.data.sources.understanding_test import (
+        UnderstandingTestError,
+        read_understanding_test,
+    )
+
+    try:
+        rows = read_understanding_test(path, root)
+    except UnderstandingTestError as err:
+        return Check("understanding test set", False, str(err), UNDERSTANDING_TEST_FIX)
+    detail = (
+        f"{len(rows)} image-report pairs, {rows['prompt'].nunique()} distinct prompts, "
+        f"every image under {root} (Table 2 is computed on them)"
+    )
+    return Check("understanding test set", True, detail)
 
 
 def _meta_import(label: str, build: Any, importer: Any, path: str, fix: str) -> Check:

@@ -9,6 +9,9 @@ Layout under ``<run_dir>/data/``::
     processed.parquet        + labels filled by the labeler where the source had none,
                                label_source; the table every later notebook reads
     tokenizer/               tokenizer.json + special_tokens.json
+    understanding_test.parquet  only with the release's test_data.json (``release-eval``):
+                             the paper's understanding test pairs (id, image_path, prompt,
+                             reference); notebook 05's Table 2 is then computed on them
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from unixlib.data.schema import FRONTAL_VIEWS, LABELS
+from unixlib.data.sources.understanding_test import UNDERSTANDING_TEST_FILE
 from unixlib.data.text.labeler import label_texts
 from unixlib.data.text.tokenizer import ReportTokenizer, train_bpe
 
@@ -49,6 +53,10 @@ class DataPaths:
     @property
     def tokenizer(self) -> Path:
         return self.root / "tokenizer"
+
+    @property
+    def understanding_test(self) -> Path:
+        return self.root / UNDERSTANDING_TEST_FILE
 
     @property
     def llm_cache(self) -> Path:

@@ -17,7 +17,7 @@ import torch
 
 from unixlib import viz
 from unixlib.config import project_path
-from unixlib.data.datasets import ReportImageDataset
+from unixlib.data.datasets import ReportImageDataset, load_image
 from unixlib.data.packing import SpecialTokens
 from unixlib.eval import hyperparams, image_eval, paper_rows, pipeline, report_eval, sequence_figure
 from unixlib.eval.pipeline import EvalInputs, EvalSettings
@@ -97,8 +97,8 @@ def save_encoders(enc: pipeline.Encoders, out: Path) -> pd.DataFrame:
 def save_understanding(u: dict, out: Path) -> list[str]:
     """Table 2, the NLG table, per-class F1 (table and chart); returns the verdict sentences."""
     caption = (
-        "Table 2: report generation, CheXbert-style F1 (%) on the test split, this run's "
-        "model beside trivial baselines (same split, same labeler) and the paper's rows"
+        f"Table 2: report generation, CheXbert-style F1 (%) on {u['test_set']}, this run's "
+        "model beside trivial baselines (same pairs, same labeler) and the paper's rows"
     )
     tables.save_table(u["table2"], out, "table2_understanding", caption=caption, floatfmt=".1f")
     tables.save_table(u["nlg"], out, "table_nlg", caption="Report generation: NLG metrics")
@@ -144,14 +144,28 @@ def save_fig1(u: dict, g: dict, inputs: EvalInputs, sets: dict, out: Path, n: in
     eval_viz.fig1_summary(u["scores"], whole, g["faithfulness"], kinds, out / "fig1_summary.png")
     model = max(k for k in sets if k.startswith("UniX stage"))  # the last stage's images
     size = sets[model].shape[-1]
-    real = inputs.images("test", size, n)[:, 0].numpy()
+    cases = qualitative_cases(inputs, n)
+    if not cases:
+        print("fig1_qualitative skipped: no image is in both Table 2's and the generation's rows")
+        return
+    und_rows, gen_rows = (list(c) for c in zip(*cases, strict=True))
+    paths = inputs.test["image_path"].iloc[gen_rows]
+    real = torch.stack([load_image(inputs.root / p, size) for p in paths])[:, 0].numpy()
     eval_viz.fig1_qualitative(
-        inputs.references[:n],
-        u["methods"]["UniX (this run)"][:n],
+        inputs.und["reference"].iloc[und_rows].tolist(),
+        [u["methods"]["UniX (this run)"][i] for i in und_rows],
         real,
-        sets[model][:n],
+        sets[model][gen_rows],
         out / "fig1_qualitative.png",
     )
+
+
+def qualitative_cases(inputs: EvalInputs, n: int) -> list[tuple[int, int]]:
+    """(row of ``inputs.und``, row of ``inputs.test``) of the first ``n`` images in both: the
+    same rows when Table 2 is on the test split, else the images both test sets share."""
+    und_row = {i: k for k, i in enumerate(inputs.und["id"])}
+    both = [(und_row[i], k) for k, i in enumerate(inputs.test["id"]) if i in und_row]
+    return both[:n]
 
 
 def save_summary(
@@ -178,11 +192,14 @@ def save_summary(
 def save_generated(
     out_dir: Path, inputs: EvalInputs, methods: dict[str, list[str]], sets: dict[str, np.ndarray]
 ) -> list[Path]:
-    """``generated_reports.csv`` (id, reference, one column per method),
+    """``generated_reports.csv`` (Table 2's rows: id, prompt, reference, one column per method),
     ``generated_images.npz`` (one (N, H, W) uint8 array per set, plus the row ids) and
     ``generated_images.png`` (the first 8 images of every set), for rescoring elsewhere."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    reports = pd.DataFrame({"id": inputs.test["id"], "reference": inputs.references, **methods})
+    und = inputs.und
+    reports = pd.DataFrame(
+        {"id": und["id"], "prompt": und["prompt"], "reference": und["reference"], **methods}
+    )
     csv = out_dir / "generated_reports.csv"
     reports.to_csv(csv, index=False)
     npz = out_dir / "generated_images.npz"

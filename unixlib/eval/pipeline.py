@@ -1,7 +1,9 @@
 """The evaluation of one run, step by step: what notebook 05 and ``python -m unixlib evaluate``
 both call.
 
-    load_inputs            the test split (references, labels, images), train/validation images
+    load_inputs            the test split (references, labels, images), train/validation images,
+                           and Table 2's rows (the same test rows, or the paper's own
+                           understanding test set when notebook 01 wrote one)
     build_encoders         reference encoders trained on the train split (cached), or local weights
     understanding          reports of the model and of the baselines -> Table 2, NLG, per-class F1
     generate_sets          images of the stage-2 / stage-3 models, shuffled and unconditional
@@ -10,7 +12,11 @@ both call.
 (``outputs.py`` writes what these return.)
 
 Everything is computed on the same test rows in the same run, so every model number stands
-beside its baselines.
+beside its baselines. One exception, as in the paper: with the official release's
+``test_data.json`` (``release-eval``; ``data/sources/understanding_test.py``) Table 2 is on
+those 2,365 pairs, each image prompted with its own instruction and judged against its own
+reference, while Tables 3-4 stay on the LLaVA-Rad annotation test split. Otherwise Table 2's
+rows are the test rows, prompted with ``EVAL_PROMPT`` and judged against their cleaned reports.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ import torch
 
 from unixlib.config import project_path
 from unixlib.data.datasets import ReportImageDataset, load_image
-from unixlib.data.processed import load_processed
+from unixlib.data.processed import DataPaths, load_processed
 from unixlib.data.schema import LABELS
+from unixlib.data.text.prompts import EVAL_PROMPT
 from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.eval import baselines, image_eval, report_eval
 from unixlib.eval.encoders import (
@@ -100,6 +107,8 @@ class EvalInputs:
     test: pd.DataFrame  # the usable test rows evaluated
     references: list[str]  # their cleaned reports
     labels: pd.DataFrame  # their 14 labels (the dataset's: SynthCXR truth, MIMIC's CheXpert)
+    und: pd.DataFrame = field(default_factory=pd.DataFrame)  # Table 2's rows (understanding_rows)
+    und_set: str = "the test split"  # what they are, said in Table 2's caption
     _rows: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _images: dict[tuple[str, int, int], torch.Tensor] = field(default_factory=dict, repr=False)
 
@@ -113,10 +122,22 @@ class EvalInputs:
     def images(self, split: str, size: int, n: int = 0) -> torch.Tensor:
         """(N, 1, size, size) images of a split's usable rows (the first ``n``; 0 = all),
         read once per (split, size, n) and kept."""
+        rows = self.split_rows(split)
+        n = n if n < len(rows) else 0  # every row, however it is asked for
         key = (split, size, n)
         if key not in self._images:
-            rows = self.split_rows(split)
             paths = rows["image_path"].iloc[: n or len(rows)]
+            self._images[key] = torch.stack([load_image(self.root / p, size) for p in paths])
+        return self._images[key]
+
+    def und_images(self, size: int) -> torch.Tensor:
+        """(N, 1, size, size) images of Table 2's rows (``und``), read once per size (the test
+        rows' images when those are Table 2's rows)."""
+        if self.und["image_path"].tolist() == self.test["image_path"].tolist():
+            return self.images("test", size, len(self.test))
+        key = ("understanding", size, 0)
+        if key not in self._images:
+            paths = self.und["image_path"]
             self._images[key] = torch.stack([load_image(self.root / p, size) for p in paths])
         return self._images[key]
 
@@ -128,7 +149,30 @@ def load_inputs(s: EvalSettings) -> EvalInputs:
     inputs.test = (test.iloc[: s.n_test] if s.n_test else test).reset_index(drop=True)
     inputs.references = inputs.test["report_clean"].tolist()
     inputs.labels = inputs.test[list(LABELS)]
+    inputs.und, inputs.und_set = understanding_rows(inputs.test, paths, s.n_test)
     return inputs
+
+
+def understanding_rows(
+    test: pd.DataFrame, paths: DataPaths, n_test: int = 0
+) -> tuple[pd.DataFrame, str]:
+    """Table 2's rows (columns ``id, image_path, prompt, reference``) and their description:
+    the paper's understanding test set when notebook 01 wrote ``understanding_test.parquet``
+    (its first ``n_test`` pairs; 0 = all), else the evaluated test rows, each prompted with
+    ``EVAL_PROMPT`` and judged against its cleaned report."""
+    if paths.understanding_test.is_file():
+        und = pd.read_parquet(paths.understanding_test)
+        und = (und.iloc[:n_test] if n_test else und).reset_index(drop=True)
+        return und, f"the paper's understanding test set (test_data.json, {len(und)} pairs)"
+    und = pd.DataFrame(
+        {
+            "id": test["id"],
+            "image_path": test["image_path"],
+            "prompt": EVAL_PROMPT,
+            "reference": test["report_clean"],
+        }
+    )
+    return und.reset_index(drop=True), "the test split"
 
 
 def labeler_of(s: EvalSettings) -> tuple[Labeler | None, str]:
@@ -176,11 +220,18 @@ def build_encoders(inputs: EvalInputs, s: EvalSettings) -> Encoders:
 def understanding(
     model: UniX, inputs: EvalInputs, encoders: Encoders, s: EvalSettings
 ) -> dict[str, object]:
-    """Reports of the model and the three baselines for every test image, and their tables."""
+    """Reports of the model and the three baselines for every image of Table 2's rows
+    (``inputs.und``: each prompted with its row's instruction), and their tables."""
     t0 = time.perf_counter()
-    test_images = inputs.images("test", s.und_image_size, s.n_test)
+    und = inputs.und
+    references, prompts = und["reference"].tolist(), und["prompt"].tolist()
     written = generate_reports(
-        model, test_images, inputs.tokenizer, s.max_new_tokens, batch_size=s.batch_size
+        model,
+        inputs.und_images(s.und_image_size),
+        inputs.tokenizer,
+        s.max_new_tokens,
+        prompt=prompts,
+        batch_size=s.batch_size,
     )
     train = inputs.split_rows("train")
     train_reports = train["report_clean"].tolist()
@@ -188,9 +239,9 @@ def understanding(
     retrieved = baselines.retrieval_reports(
         encoders.reference.image_features(inputs.images("train", size)),
         train_reports,
-        encoders.reference.image_features(inputs.images("test", size, s.n_test)),
+        encoders.reference.image_features(inputs.und_images(size)),
     )
-    n = len(inputs.references)
+    n = len(references)
     methods = {
         "UniX (this run)": written,
         ALWAYS: [baselines.most_frequent_report(train_reports)] * n,
@@ -199,13 +250,14 @@ def understanding(
     }
     kinds = {name: ("model" if name.startswith("UniX") else "baseline") for name in methods}
     labeler, labeler_name = labeler_of(s)
-    scores = report_eval.score_methods(inputs.references, methods, labeler)
+    scores = report_eval.score_methods(references, methods, labeler)
     return {
-        "methods": methods,
+        "methods": methods,  # name -> one report per row of inputs.und
         "scores": scores,
         "table2": report_eval.table2(scores, kinds, labeler_name),
         "nlg": report_eval.nlg_table(scores, kinds),
-        "per_class": report_eval.per_class_f1(inputs.references, methods, "positive", labeler),
+        "per_class": report_eval.per_class_f1(references, methods, "positive", labeler),
+        "test_set": inputs.und_set,
         "seconds": time.perf_counter() - t0,
     }
 

@@ -26,20 +26,37 @@ def generate_reports(
     images: torch.Tensor,
     tokenizer: ReportTokenizer,
     max_new_tokens: int,
-    prompt: str = EVAL_PROMPT,
+    prompt: str | Sequence[str] = EVAL_PROMPT,
     batch_size: int = 16,
 ) -> list[str]:
-    """Greedy reports for (N, 1, H, W) images in [0, 1] (resized to the model's ViT input)."""
+    """Greedy reports for (N, 1, H, W) images in [0, 1] (resized to the model's ViT input).
+
+    ``prompt``: one instruction for every image, or one per image (the paper's understanding
+    test set prompts each image with its own, ``data/sources/understanding_test.py``).
+    """
     model.eval()
     device = next(model.parameters()).device
-    prompt_ids = _encoder(model, tokenizer)(prompt)
+    prompt_ids = understanding_prompt_ids(model, tokenizer, prompt, len(images))
     out: list[str] = []
     starts = range(0, len(images), batch_size)
     for start in bar(starts, desc="generate reports", unit="batch"):
         chunk = images[start : start + batch_size].to(device)
-        ids = model.generate_report(chunk, prompt_ids, max_new_tokens)
+        ids = model.generate_report(chunk, prompt_ids[start : start + batch_size], max_new_tokens)
         out += [tokenizer.decode(r) for r in ids]
     return out
+
+
+def understanding_prompt_ids(
+    model: UniX, tokenizer: ReportTokenizer, prompt: str | Sequence[str], n: int
+) -> list[list[int]]:
+    """The instruction ids of each of ``n`` images: ``prompt`` for all, or ``prompt[i]`` for
+    image i (each distinct text encoded once, as the model's sequence layout expects)."""
+    prompts = [prompt] * n if isinstance(prompt, str) else list(prompt)
+    if len(prompts) != n:
+        raise ValueError(f"{len(prompts)} prompts for {n} images")
+    encode = _encoder(model, tokenizer)
+    ids = {text: encode(text) for text in dict.fromkeys(prompts)}
+    return [ids[text] for text in prompts]
 
 
 def _encoder(model: UniX, tokenizer: ReportTokenizer) -> Callable[[str], list[int]]:

@@ -7,7 +7,11 @@ Output, in ``out_dir``:
   row (IU reports whose images are absent);
 - ``images/<id>.png``: the image cache, 8-bit grayscale, ``image_size`` square, aspect kept by
   padding with black (``images.DEFAULT_PAD_VALUE``; see ``unixlib.data.sources.images``);
-- ``rejects.csv``: every input row not in the manifest, columns ``id, ref, stage, reason``.
+- ``rejects.csv``: every input row not in the manifest, columns ``id, ref, stage, reason``;
+- ``understanding_test.parquet`` (``mimic`` with ``understanding_test``, the release's
+  ``test_data.json``): the paper's understanding test pairs, columns ``id, image_path, prompt,
+  reference``, their images cached as above (:mod:`.understanding_test`). Removed when not asked
+  for, so a folder never keeps a stale one.
 
 Nothing is dropped silently: every input row is in exactly one of the two tables. Stage
 ``view`` (non-frontal views removed on purpose) is filtering; all other stages (``metadata``,
@@ -56,6 +60,11 @@ from unixlib.data.sources.images import (
     save_png8,
     to_square,
 )
+from unixlib.data.sources.understanding_test import (
+    UNDERSTANDING_TEST_FILE,
+    UnderstandingTestError,
+    read_understanding_test,
+)
 from unixlib.progress import bar
 
 SOURCES: dict[str, Callable[..., Iterable[Candidate]]] = {
@@ -86,6 +95,7 @@ class PrepareResult:
     n_rejected: int  # rows in rejects.csv (all stages)
     n_filtered: int  # of those, deliberate filtering (non-frontal views)
     n_text_only: int  # manifest rows without an image (image_path == "")
+    n_understanding_test: int = 0  # pairs in understanding_test.parquet (0: none written)
 
     @property
     def n_rows(self) -> int:
@@ -112,10 +122,14 @@ def prepare(
         max_reject_frac: the largest tolerated fraction of data-error rejects (module doc).
         pad_value: gray level in [0, 1] of the square padding (default black).
         workers: processes that cache image files (default: the available cores).
-        source_args: passed to the source's ``candidates`` function.
+        source_args: passed to the source's ``candidates`` function, except
+            ``understanding_test`` (``mimic`` only): the release's ``test_data.json``, written
+            as ``understanding_test.parquet`` with its images cached (module doc).
 
     Raises:
-        ValueError: unknown source.
+        ValueError: unknown source; ``understanding_test`` for another source.
+        UnderstandingTestError: a malformed ``test_data.json``, or its images missing or
+            unreadable.
         TooManyRejectsError: the reject fraction exceeds ``max_reject_frac``; the message
             names the fraction and the most frequent reasons.
     """
@@ -123,6 +137,11 @@ def prepare(
         raise ValueError(f"unknown source {source!r}; choose one of {sorted(SOURCES)}")
     if source == "synth":  # draw synthetic images at the cache size instead of resizing
         source_args.setdefault("render_size", image_size)
+    und_json = source_args.pop("understanding_test", None)
+    if und_json and source != "mimic":
+        raise ValueError(f"understanding_test is a mimic source argument, not {source!r}'s")
+    # read first: a malformed file fails before the long pass over the whole dataset
+    und = read_understanding_test(und_json, source_args["root"]) if und_json else None
     out = Path(out_dir)
     image_dir = out / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -181,6 +200,10 @@ def prepare(
     manifest[list(LABELS)] = manifest[list(LABELS)].astype("float64")
     manifest_path = out / "manifest.parquet"
     manifest.to_parquet(manifest_path, index=False)
+    (out / UNDERSTANDING_TEST_FILE).unlink(missing_ok=True)
+    if und is not None:
+        fresh = dict(zip(manifest["id"], manifest["image_path"], strict=True))
+        _write_understanding_test(und, out, fresh, image_size, pad_value, workers)
     result = PrepareResult(
         out_dir=out,
         manifest_path=manifest_path,
@@ -189,14 +212,48 @@ def prepare(
         n_rejected=len(rejects),
         n_filtered=n_filtered,
         n_text_only=int((manifest["image_path"] == "").sum()),
+        n_understanding_test=0 if und is None else len(und),
     )
     print(
         f"prepare {source}: {result.n_rows} rows "
         + " ".join(f"{k}={v}" for k, v in result.counts.items())
         + f" (text-only {result.n_text_only}); rejected {result.n_rejected}"
         + f" (non-frontal {n_filtered}) -> {manifest_path}"
+        + (f"; understanding test set: {len(und)} pairs" if und is not None else "")
     )
     return result
+
+
+def _write_understanding_test(
+    und: pd.DataFrame,
+    out: Path,
+    fresh: dict[str, str],
+    image_size: int,
+    pad_value: float,
+    workers: int | None,
+) -> None:
+    """``understanding_test.parquet`` with each pair's cached image: the manifest's file when
+    this run just wrote it (``fresh``: id -> image_path), else cached here; an unreadable
+    image is an error (the paper's set is used whole or not at all)."""
+    paths = [fresh.get(i) or f"images/{_file_id(i)}.png" for i in und["id"]]
+    jobs = [
+        (src, str(out / dst), image_size, pad_value)
+        for i, src, dst in zip(und["id"], und["image"], paths, strict=True)
+        if not fresh.get(i)
+    ]
+    bad = [
+        f"{src} ({problem[1]})"
+        for (src, *_), problem in zip(jobs, _cache_files(jobs, workers), strict=True)
+        if problem is not None
+    ]
+    if bad:
+        raise UnderstandingTestError(
+            f"{len(bad)} understanding test images could not be read, e.g. {bad[:3]}"
+        )
+    table = und.drop(columns="image").assign(image_path=paths)
+    table[["id", "image_path", "prompt", "reference"]].to_parquet(
+        out / UNDERSTANDING_TEST_FILE, index=False
+    )
 
 
 def _check(cand: Candidate, seen_ids: set[str]) -> tuple[str, str] | None:
