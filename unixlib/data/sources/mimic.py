@@ -21,6 +21,15 @@ the paper's generation tables use. With it the test split is exactly those image
 report is its annotated prompt (the text the images are generated from); a test image the CSV
 does not list is rejected ("not in the test annotations"), and a listed image absent from the
 metadata is an error. Train and validate rows are unchanged.
+
+These are the test pairs of the **generation** tables (3-4) only. The paper's **understanding**
+table (Table 2) uses another MIMIC-CXR test set: the 2,365 frontal pairs of the official
+repository's ``eval/data/understanding/test_data.json``, each with its own prompt and reference.
+Give it as the source argument ``understanding_test`` (``release-eval`` does): ``prepare`` then
+reads it with :mod:`.understanding_test` (strict; image paths relative to ``root``) and writes
+``understanding_test.parquet`` beside the manifest, on which notebook 05 computes Table 2. The
+training and generation rows do not change. Without it (``smoke``, ``realcxr``, ``paper``),
+Table 2 is on the test split like every other table.
 """
 
 from __future__ import annotations
