@@ -8,6 +8,7 @@ random model must lose on (faithfulness, alignment of shuffled vs matched) behav
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,11 @@ from train_helpers import tiny_config
 
 from unixlib.__main__ import main
 from unixlib.data import processed
+from unixlib.data.datasets import load_image
 from unixlib.data.sources.prepare import prepare
 from unixlib.data.text.clean import clean_manifest
+from unixlib.data.text.prompts import EVAL_PROMPT
+from unixlib.eval import outputs, pipeline
 from unixlib.model.saving import from_pretrained, save_pretrained
 from unixlib.train.setup import build_model
 from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
@@ -108,6 +112,7 @@ def test_evaluate_command_writes_every_table_with_baselines(eval_run: Path, tmp_
 
     reports = pd.read_csv(out / "generated_reports.csv", keep_default_na=False)
     assert len(reports) == 28 and "UniX (this run)" in reports.columns
+    assert (reports["prompt"] == EVAL_PROMPT).all()  # no understanding set: one prompt for all
     images = np.load(out / "generated_images.npz")
     assert images["UniX_stage_3"].shape == (28, 32, 32) and images["UniX_stage_3"].dtype == np.uint8
     assert len(images["ids"]) == 28
@@ -132,3 +137,41 @@ def test_guidance_is_the_identity_without_a_report(eval_run: Path):
     a = model.generate_image([[], []], size=32, steps=3, cfg_scale=4.0, seed=5)
     b = model.generate_image([[], []], size=32, steps=3, cfg_scale=1.0, seed=5)
     assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_prepared_understanding_test_set_becomes_table2s_rows(eval_run: Path, tmp_path: Path):
+    """With ``data/understanding_test.parquet`` (the release's test_data.json, written by
+    notebook 01) Table 2's rows, their images and ``generated_reports.csv`` follow that set,
+    while the generation rows stay the test split; Fig. 1 pairs the images both sets share."""
+    run = tmp_path / "run"
+    shutil.copytree(eval_run / "data", run / "data")
+    data = pd.read_parquet(run / "data" / "processed.parquet")
+    test, train = data[data["split"] == "test"], data[data["split"] == "train"]
+    picked = pd.concat([test.iloc[[5, 2]], train.iloc[[0]]])  # a train image: not a test row
+    und = pd.DataFrame(
+        {
+            "id": picked["id"].tolist(),
+            "image_path": picked["image_path"].tolist(),
+            "prompt": ["Describe the FINDINGS.", "Give the IMPRESSION.", "Describe the FINDINGS."],
+            "reference": ["FINDINGS: a.", "FINDINGS: b.", "FINDINGS: c."],
+        }
+    )
+    und.to_parquet(processed.DataPaths.of_run(run).understanding_test)
+    inputs = pipeline.load_inputs(pipeline.EvalSettings(run_dir=str(run)))
+    assert len(inputs.test) == 28 and inputs.references == inputs.test["report_clean"].tolist()
+    pd.testing.assert_frame_equal(inputs.und, und)
+    assert inputs.und_set == "the paper's understanding test set (test_data.json, 3 pairs)"
+    images = inputs.und_images(32)
+    assert images.shape == (3, 1, 32, 32)
+    assert torch.equal(images[2], load_image(run / "data" / picked["image_path"].iloc[2], 32))
+    rows = {i: k for k, i in enumerate(inputs.test["id"])}
+    assert outputs.qualitative_cases(inputs, 4) == sorted(
+        [(0, rows[picked["id"].iloc[0]]), (1, rows[picked["id"].iloc[1]])], key=lambda c: c[1]
+    )
+    methods = {"UniX (this run)": ["w0", "w1", "w2"]}
+    outputs.save_generated(tmp_path / "o", inputs, methods, {"s": np.zeros((28, 32, 32))})
+    reports = pd.read_csv(tmp_path / "o" / "generated_reports.csv")
+    assert reports["id"].tolist() == und["id"].tolist()
+    assert reports["prompt"].tolist() == und["prompt"].tolist()
+    assert reports["reference"].tolist() == und["reference"].tolist()
+    assert len(np.load(tmp_path / "o" / "generated_images.npz")["ids"]) == 28
