@@ -15,6 +15,7 @@ import torch
 from unixlib import bench
 from unixlib.data.packing import PAD_CODE
 from unixlib.model.config import preset
+from unixlib.train import precision
 
 
 def test_quick_cpu_benchmarks_print_one_json_line_each(capsys):
@@ -39,6 +40,9 @@ def test_quick_cpu_benchmarks_print_one_json_line_each(capsys):
     assert by_name["mot_vs_dense_step"]["target"] == "ratio >= 0.769"
     peak = by_name["train_step_vs_gemm_peak"]
     assert peak["ratio"] == pytest.approx(peak["step_gflop_per_s"] / peak["gemm_gflop_per_s"])
+    assert peak["precision"] == precision.describe("auto", torch.device("cpu"))
+    fp32_rate = peak["gflop_per_step"] / peak["fp32_step_s"]
+    assert peak["fp32_ratio"] == pytest.approx(fp32_rate / peak["gemm_gflop_per_s"])
 
 
 def test_train_step_flops_count_each_part_once():

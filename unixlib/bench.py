@@ -15,7 +15,10 @@ reported, so load from other processes hits both alike. One JSON object per line
                                   frozen): backward through the frozen branch vs detached
 ``train_step_vs_gemm_peak``       the FLOP rate of a tiny-preset training step (mixed 8 + 8
                                   batch, model FLOPs as below) over this CPU's fp32 rate on a
-                                  1024^3 matmul: how close the step runs to the machine
+                                  1024^3 matmul: how close the step runs to the machine. The
+                                  step runs as the smoke profile trains here (bf16 autocast on
+                                  CPUs with bf16 instructions, train/precision.py); the fp32
+                                  step's ratio is reported beside it (``fp32_ratio``)
 
 ``--gpu`` instead measures the ``paper`` preset on CUDA (random weights, bf16 autocast): a
 training step on generation batches at 256 and 512 px and the sampling time of one 512 px
@@ -51,6 +54,7 @@ from unixlib.data.packing import (
 )
 from unixlib.model.config import UniXConfig, preset
 from unixlib.model.unix import UniX, parameter_counts
+from unixlib.train import precision
 
 CPU_BENCHMARKS = (
     "decode_kv_cache",
@@ -132,9 +136,12 @@ def _tiny_model(seed: int = 0, **overrides: Any) -> UniX:
     return UniX(preset("tiny", **overrides)).eval()
 
 
-def training_step(model: UniX, inputs: dict[str, Any]) -> Callable[[], None]:
-    """One training step on ``inputs`` (``mixed_batch``): forward, backward, fused AdamW on the
-    parameters that require grad (as the training loop), with a live generation head."""
+def training_step(
+    model: UniX, inputs: dict[str, Any], mixed_precision: str = "auto"
+) -> Callable[[], None]:
+    """One training step on ``inputs`` (``mixed_batch``): forward (in the precision the training
+    loop resolves ``mixed_precision`` to on this CPU), backward, fused AdamW on the parameters
+    that require grad (as the training loop), with a live generation head."""
     torch.nn.init.normal_(model.llm2vae.weight, std=0.02)  # zero-initialised: v would be 0
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(
@@ -142,7 +149,9 @@ def training_step(model: UniX, inputs: dict[str, Any]) -> Callable[[], None]:
     )
 
     def step() -> None:
-        model(**inputs)["loss"].backward()
+        with precision.autocast(mixed_precision, torch.device("cpu")):
+            loss = model(**inputs)["loss"]
+        loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
@@ -284,13 +293,15 @@ def train_step_flops(cfg: UniXConfig, batch: PackedBatch, n_vit_images: int) -> 
 
 
 def bench_train_step_vs_gemm_peak(quick: bool, repeats: int) -> dict:
-    """A tiny-preset training step's model FLOP rate over the CPU's fp32 matmul rate."""
+    """A tiny-preset training step's model FLOP rate over the CPU's fp32 matmul rate, the step
+    in the precision the smoke profile trains in here (``mixed_precision: auto``: bf16 autocast
+    on CPUs with bf16 instructions, else fp32); the fp32 step's ratio is reported beside it."""
     n_und, n_gen, report_len = (2, 2, 20) if quick else (8, 8, 60)
     model = _tiny_model().train()
     inputs = mixed_batch(model.config, n_und, n_gen, report_len)
-    step = training_step(model, inputs)
-    step()
-    step_s = median_seconds(step, repeats, lambda: None)
+    step, step_fp32 = training_step(model, inputs), training_step(model, inputs, "no")
+    step(), step_fp32()
+    step_s, fp32_s = paired_medians(step, step_fp32, repeats)
     peak = gemm_flops_per_s(256 if quick else 1024, repeats)
     flops = train_step_flops(model.config, inputs["batch"], n_und)
     # baseline: the time the step's FLOPs would take at the matmul rate; ratio = step / peak rate
@@ -301,10 +312,13 @@ def bench_train_step_vs_gemm_peak(quick: bool, repeats: int) -> dict:
         0.6,
         baseline="the step's model FLOPs at this CPU's fp32 1024^3 matmul rate",
         candidate="measured training step (forward, backward, AdamW)",
+        precision=precision.describe("auto", torch.device("cpu")),
         preset="tiny",
         gflop_per_step=flops / 1e9,
         step_gflop_per_s=flops / step_s / 1e9,
         gemm_gflop_per_s=peak / 1e9,
+        fp32_step_s=fp32_s,
+        fp32_ratio=flops / peak / fp32_s,
         batch=n_und + n_gen,
         und_samples=n_und,
         gen_samples=n_gen,

@@ -1,4 +1,5 @@
-"""RMSNorm with a closed-form backward on CPU float32 (bitwise the same forward).
+"""RMSNorm with a closed-form backward on CPU float32 (bitwise the same forward); bf16 inputs
+are normalised in float32.
 
 On the two-core CPUs of the smoke profile every extra elementwise kernel of autograd's RMSNorm
 backward costs a thread barrier; the hand-written backward is 5-6x faster there. Parameters and
@@ -39,10 +40,19 @@ class _RMSNormCPU(torch.autograd.Function):
 
 
 class RMSNorm(nn.RMSNorm):
-    """``nn.RMSNorm`` (same parameters and values) with a faster backward for CPU float32."""
+    """``nn.RMSNorm`` (same parameters and values) with a faster backward for CPU float32.
+
+    A bf16 input on CPU (a projection's output under bf16 autocast, e.g. the q/k norms) is
+    normalised in float32 and cast back, as Llama / Qwen2 do: PyTorch's fused CPU kernel takes
+    no bf16 input with a float32 weight and would fall back to the slow composite path.
+    """
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.device.type == "cpu" and x.dtype == torch.float32 and self.weight is not None:
-            eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
-            return _RMSNormCPU.apply(x, self.weight, eps)
+        if x.device.type == "cpu" and self.weight is not None and x.dtype in _CPU_FAST:
+            eps = torch.finfo(torch.float32).eps if self.eps is None else self.eps
+            out = _RMSNormCPU.apply(x.float(), self.weight.float(), eps)
+            return out.to(x.dtype)
         return super().forward(x)
+
+
+_CPU_FAST = (torch.float32, torch.bfloat16)

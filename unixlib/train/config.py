@@ -102,8 +102,9 @@ class TrainConfig:
     # keeping their activations: about a third more compute, a fraction of the activation
     # memory (train/memory.py); the paper profile turns it on to fit 48 GB GPUs
     activation_checkpointing: bool = False
-    # auto = bf16 autocast on CUDA, fp32 on CPU (CPUs without bf16 units run autocast 3-10x
-    # slower than fp32; measured on the 2-core development machine) | bf16 | no
+    # auto = bf16 autocast on CUDA and on CPUs with bf16 instructions, fp32 elsewhere (CPUs
+    # without them emulate bf16 and run autocast several times slower; train/precision.py)
+    # | bf16 | no
     mixed_precision: str = "auto"
     seed: int = 0
     log_every: int = 10
