@@ -66,6 +66,34 @@ def test_synthetic_cases_draw_their_finding_on_the_right_side() -> None:
     assert "large left pleural effusion" in prompts["left effusion"].lower()
 
 
+def test_laterality_by_hand() -> None:
+    """Own side vs the mirrored case's region, with references that do not overlap."""
+    normal = np.zeros((2, 4))
+    left, right = normal.copy(), normal.copy()
+    left[:, 3] = 0.4  # the patient's left is the image's right
+    right[:, 0] = 0.2
+    references = {"normal": normal, "left effusion": left, "right effusion": right}
+    gen_normal = np.zeros((2, 2, 4))  # (n, H, W)
+    gen_left = gen_normal.copy()
+    gen_left[:, :, 3], gen_left[:, :, 0] = 0.2, 0.02  # half strength on its side, a trace opposite
+    gen_right = gen_normal.copy()
+    gen_right[:, :, 3] = 0.1  # drawn on the wrong side only
+    generated = {"normal": gen_normal, "left effusion": gen_left, "right effusion": gen_right}
+
+    table = fig4.laterality(generated, references).set_index("case")
+    assert table.loc["left effusion", "own_side"] == pytest.approx(0.5)
+    assert table.loc["left effusion", "other_side"] == pytest.approx(0.02 / 0.2)
+    assert table.loc["right effusion", "own_side"] == pytest.approx(0.0)
+    assert table.loc["right effusion", "other_side"] == pytest.approx(0.1 / 0.4)
+    assert table["shows_side"].tolist() == [True, False]
+    # real SynthCXR renderings as "generated" images: each on its own side only
+    _, refs = fig4.synthetic_prompts(seed=0, size=64)
+    as_images = {title: image[None] for title, image in refs.items()}
+    table = fig4.laterality(as_images, refs).set_index("case")
+    assert table["own_side"].tolist() == pytest.approx([1.0, 1.0])
+    assert (table["other_side"].abs() < 0.05).all() and table["shows_side"].all()
+
+
 def test_generate_shares_noise_across_prompts() -> None:
     torch.manual_seed(0)
     model = UniX(preset("tiny", initializer_range=0.1)).eval()

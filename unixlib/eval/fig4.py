@@ -19,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 
 from unixlib.data.synth.synthetic import FindingSpec, SynthCXR
 from unixlib.data.text.reports import rule_clean
 from unixlib.data.text.tokenizer import ReportTokenizer
+from unixlib.eval.finding_contrast import finding_contrast
 from unixlib.eval.samples import generate_images
 from unixlib.model.unix import UniX
 
@@ -103,3 +105,37 @@ def generate(
         title: generate_images(model, [text] * n, tokenizer, seed=seed, batch_size=n, **sampling)
         for title, text in prompts.items()
     }
+
+
+# The one-sided Fig. 4 cases and the case whose finding sits on the other side.
+OPPOSITE_SIDE = {"left effusion": "right effusion", "right effusion": "left effusion"}
+
+
+def laterality(
+    generated: Mapping[str, np.ndarray], references: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
+    """Whether the one-sided cases are drawn on their own side (SynthCXR references).
+
+    For each case of :data:`OPPOSITE_SIDE`, the :func:`finding_contrast` ratio of its generated
+    images in its own finding region (``own_side``) and in the mirrored case's region
+    (``other_side``: the same images, measured where the other side's effusion would be). A
+    model that reads "left" and "right" draws ``own_side`` well above ``other_side``; one that
+    only reads "effusion" draws both alike. ``shows_side`` = own_side > other_side.
+    """
+    rows = []
+    for case, other in OPPOSITE_SIDE.items():
+        if case not in generated or other not in references:
+            continue
+        normal = {"normal": generated["normal"]}
+        own = finding_contrast({**normal, case: generated[case]}, references)
+        mirrored = finding_contrast({**normal, other: generated[case]}, references)
+        rows.append(
+            {
+                "case": case,
+                "own_side": float(own["ratio"].iloc[0]),
+                "other_side": float(mirrored["ratio"].iloc[0]),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["case", "own_side", "other_side"])
+    frame["shows_side"] = frame["own_side"] > frame["other_side"]
+    return frame
