@@ -170,3 +170,29 @@ def test_und_fingerprint_follows_the_understanding_weights_only():
     assert und_fingerprint(model) != key
     counts = parameter_summary(model, ("gen",))
     assert 0 < counts["parameters_trained"] < counts["parameters"]
+
+
+def test_run_fingerprint_sees_the_start_weights_and_the_precision(tmp_path, monkeypatch):
+    """A finished ablation run is reused only if it started from the same weights (a stage
+    retrained upstream keeps its path) and trains in the same resolved precision."""
+    from unixlib.ablations import runner
+    from unixlib.train.config import TrainConfig
+
+    start = tmp_path / "stage2" / "final"
+    start.mkdir(parents=True)
+    (start / "model.safetensors").write_bytes(b"weights v1")
+    cfg = TrainConfig(stage=3, run_dir=str(tmp_path / "run"), init_from=str(start), device="cpu")
+    monkeypatch.setattr(runner.precision, "cpu_has_native_bf16", lambda: True)
+    first = runner.fingerprint(cfg)
+    assert first == runner.fingerprint(cfg)
+    assert first["precision"] == "bf16 autocast"
+    assert first["config"]["init_from"] == str(start)
+
+    (start / "model.safetensors").write_bytes(b"weights v2")  # stage 2 retrained, same path
+    retrained = runner.fingerprint(cfg)
+    assert retrained["start_weights_sha256"] != first["start_weights_sha256"]
+
+    monkeypatch.setattr(runner.precision, "cpu_has_native_bf16", lambda: False)
+    assert runner.fingerprint(cfg)["precision"] == "fp32"
+    fresh = TrainConfig(stage=1, run_dir=str(tmp_path / "run1"), device="cpu")
+    assert runner.fingerprint(fresh)["start_weights_sha256"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
@@ -82,3 +83,26 @@ def test_rmsnorm_bf16_input_is_normalised_in_float32_without_warning():
     out.float().sum().backward()
     assert x.grad is not None and x.grad.dtype == torch.bfloat16
     assert norm.weight.grad is not None and norm.weight.grad.dtype == torch.float32
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory):
+    from train_helpers import data_run
+
+    return data_run(tmp_path_factory)
+
+
+def test_bf16_training_is_finite_and_reproducible(data, tmp_path, capsys):
+    """Two bf16 autocast runs of the tiny model from one seed: the same finite losses, and the
+    run says which precision it trained in."""
+    from train_helpers import losses, tiny_config
+
+    from unixlib.train.loop import train
+
+    runs = []
+    for name in ("a", "b"):
+        cfg = tiny_config(data, tmp_path / name, 1, steps=3, mixed_precision="bf16")
+        train(cfg, progress=False)
+        runs.append(losses(tmp_path / name))
+    assert runs[0] == runs[1] and all(map(math.isfinite, runs[0]))
+    assert "device cpu (bf16 autocast)" in capsys.readouterr().out

@@ -240,7 +240,7 @@ def test_checkpoints_move_between_one_process_and_fsdp(data, tmp_path) -> None:
     run = tmp_path / "run"
     train(tiny_config(data, run, 2, steps=1, batch_size=4, **kw), progress=False)
     out = _torchrun(tiny_config(data, run, 2, steps=3, batch_size=2, **kw), resume=True)
-    assert "steps 1->3, device cpu, world 2 (fsdp)" in out
+    assert "steps 1->3, device cpu (fp32), world 2 (fsdp)" in out  # tiny_config: "no"
     train(tiny_config(data, run, 2, steps=4, batch_size=4, **kw), resume=True, progress=False)
 
     ref_cfg = tiny_config(data, tmp_path / "ref", 2, steps=4, batch_size=4, **kw)

@@ -1,8 +1,10 @@
 """Train every ablation run (per seed) and measure it on the test split.
 
 Each distinct run of :mod:`variants` is trained once per seed with ``train.loop.train`` into
-``<run_dir>/ablations/<run>/seed<k>/`` (a run whose ``final/`` was written with the same
-config is reused, so an interrupted notebook continues where it stopped). Measurements reuse
+``<run_dir>/ablations/<run>/seed<k>/`` (a run whose ``final/`` was written from the same
+config, the same start weights and in the same precision is reused, so an interrupted notebook
+continues where it stopped; a retrained stage 1 or 2 upstream, or another CPU resolving
+``mixed_precision: auto`` differently, trains it again: :func:`fingerprint`). Measurements reuse
 notebook 05's pieces: the rule labeler's F1, the reference encoders (cached by 05 in
 ``<run_dir>/eval/reference_encoders``), FD/KD on their features, image-text alignment and
 finding faithfulness. Reports depend only on the understanding side's weights, so they are
@@ -27,6 +29,7 @@ from unixlib.eval.pipeline import Encoders, EvalInputs, EvalSettings
 from unixlib.eval.samples import generate_images, generate_reports
 from unixlib.model.saving import from_pretrained
 from unixlib.model.unix import UniX
+from unixlib.train import precision
 from unixlib.train.config import TrainConfig
 from unixlib.train.distributed import resolve_device
 from unixlib.train.launch import read_metrics, run_stage
@@ -56,6 +59,29 @@ def _step_seconds(run_dir: Path) -> float:
     return float(metrics["step_seconds"].median()) if "step_seconds" in metrics else float("nan")
 
 
+FINGERPRINT_FILE = "ablation_fingerprint.json"
+
+
+def fingerprint(cfg: TrainConfig) -> dict:
+    """What a finished ablation run was trained from: its config, a SHA-256 over the start
+    model's weight files (the ``init_from`` path alone would not see a stage retrained
+    upstream) and the precision ``mixed_precision`` resolves to on this machine."""
+    digest = None
+    if cfg.init_from:
+        sha = hashlib.sha256()
+        for path in sorted(project_path(cfg.init_from).glob("*.safetensors")):
+            with path.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 24), b""):
+                    sha.update(chunk)
+        digest = sha.hexdigest()
+    device = resolve_device(cfg.device)
+    return {
+        "config": json.loads(json.dumps(cfg.to_dict())),
+        "start_weights_sha256": digest,
+        "precision": precision.describe(cfg.mixed_precision, device),
+    }
+
+
 def train_runs(
     variants: list[Variant],
     recipes: dict[int, dict],
@@ -73,11 +99,12 @@ def train_runs(
             cfg = run_config(v, recipes[v.stage], run_dir, seed, batch_size)
             where = project_path(cfg.run_dir)
             final = where / "final"
-            saved = where / "config.json"
+            saved = where / FINGERPRINT_FILE
+            wanted = fingerprint(cfg)
             reuse = (
                 (final / "model.safetensors").is_file()
                 and saved.is_file()
-                and (json.loads(saved.read_text()) == json.loads(json.dumps(cfg.to_dict())))
+                and json.loads(saved.read_text()) == wanted
             )
             t0 = time.perf_counter()
             if reuse:
@@ -88,6 +115,7 @@ def train_runs(
                     run_stage(cfg, nproc=nproc)
                 else:  # no per-step bar: eleven of them would flood the notebook
                     train(cfg, progress=False)
+                saved.write_text(json.dumps(wanted, indent=2))
             out[(name, seed)] = TrainedRun(
                 cfg, final, 0.0 if reuse else time.perf_counter() - t0, _step_seconds(where), reuse
             )
