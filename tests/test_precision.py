@@ -106,3 +106,4 @@ def test_bf16_training_is_finite_and_reproducible(data, tmp_path, capsys):
         runs.append(losses(tmp_path / name))
     assert runs[0] == runs[1] and all(map(math.isfinite, runs[0]))
     assert "device cpu (bf16 autocast)" in capsys.readouterr().out
+    assert "- precision: bf16 autocast" in (tmp_path / "a" / "final" / "README.md").read_text()

@@ -24,6 +24,7 @@ TRAINING_KEYS = (
     "lr",
     "seed",
     "ema_decay",
+    "precision",
     "run_dir",
 )
 

@@ -199,7 +199,12 @@ def train(
 
 def _export_card(cfg: TrainConfig, model: UniX, train_rows: int) -> str:
     """The final model's card: this stage's training settings (no metrics yet: notebook 05)."""
-    training = {**cfg.to_dict(), "train_rows": train_rows}
+    device = dist_utils.resolve_device(cfg.device)
+    training = {
+        **cfg.to_dict(),
+        "train_rows": train_rows,
+        "precision": precision.describe(cfg.mixed_precision, device),
+    }
     return model_card(model.config, training)
 
 

@@ -10,9 +10,9 @@
   emulate bf16 and run autocast several times *slower* than fp32, so ``auto`` stays fp32;
 * Apple MPS: fp32.
 
-The choice is printed at the start of every run and recorded in ``metrics.jsonl``'s header line
-(``precision``): bf16 and fp32 runs of the same seed give different numbers, each reproducible
-on its own kind of machine.
+The choice is printed at the start of every run and written into the exported model's card
+(``precision``); notebook 06 keys its reuse of finished runs on it. bf16 and fp32 runs of the
+same seed give different numbers, each reproducible on its own kind of machine.
 """
 
 from __future__ import annotations
