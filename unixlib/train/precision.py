@@ -5,7 +5,7 @@
 * CUDA: bf16 (every GPU the paper profile targets has bf16 tensor cores);
 * CPU: bf16 only when the CPU has bf16 instructions (x86 ``avx512_bf16`` / ``amx_bf16``, Arm
   ``bf16``, read from ``/proc/cpuinfo``). On those, oneDNN's bf16 matmul runs 1.3-4x faster than
-  fp32 (tiny-preset shapes to 1024^3), and a smoke training step 1.6x faster (measured on the
+  fp32 (tiny-preset shapes to 1024^3), and a smoke training step 1.6-1.8x faster (measured on the
   two-core AMD EPYC development machine, ``python -m unixlib.bench``). CPUs without them
   emulate bf16 and run autocast several times *slower* than fp32, so ``auto`` stays fp32;
 * Apple MPS: fp32.
