@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,10 +32,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_run(tmp_path_factory)
 
 
-@pytest.fixture
-def holder(tmp_path):
-    """Another process holding the lock of ``tmp_path / "run"``."""
-    run = tmp_path / "run"
+@contextlib.contextmanager
+def holding(run: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding the lock of ``run`` for the duration."""
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(run)],
         cwd=REPO_ROOT,
@@ -43,11 +44,19 @@ def holder(tmp_path):
     )
     try:
         assert proc.stdout.readline().strip() == "held"
-        yield run, proc
+        yield proc
     finally:
         proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Another process holding the lock of ``tmp_path / "run"``."""
+    run = tmp_path / "run"
+    with holding(run) as proc:
+        yield run, proc
 
 
 def test_a_second_train_on_a_locked_run_dir_stops_at_once(holder, data, tmp_path, capsys) -> None:
@@ -175,18 +184,8 @@ def test_a_series_locks_its_run_dir_and_its_notebooks_may_lock_stages(tmp_path) 
     assert str(run_dir.resolve() / LOCK_FILE) in (run_dir / "held_by").read_text()
     assert not (run_dir / LOCK_FILE).exists()
 
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(run_dir)],
-        cwd=REPO_ROOT,
-        env=subprocess_env(),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout.readline().strip() == "held"
-        with pytest.raises(RunLockedError, match=f"is in use by pid {proc.pid} "):
-            runs.reproduce("t", notebook_dir=nbs, profile_dir=profiles, progress=False)
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    with (
+        holding(run_dir) as proc,
+        pytest.raises(RunLockedError, match=f"is in use by pid {proc.pid} "),
+    ):
+        runs.reproduce("t", notebook_dir=nbs, profile_dir=profiles, progress=False)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from unixlib.model.config import preset
 from unixlib.model.saving import from_pretrained
 from unixlib.train.batches import build_source, example_seed, stream_index, task_counts
 from unixlib.train.config import TrainConfig
+from unixlib.train.launch import torchrun_command
 from unixlib.train.loop import train
 from unixlib.train.setup import build_model, group_of, model_config
 
@@ -100,23 +100,7 @@ def _torchrun(cfg: TrainConfig, resume: bool = False) -> str:
     """Run ``cfg`` as ``torchrun --nproc_per_node 2 -m unixlib train`` on CPU; returns stdout."""
     config_path = Path(cfg.run_dir).with_suffix(".json")
     config_path.write_text(json.dumps(cfg.to_dict()))
-    # --standalone: a local c10d rendezvous on a free port (what unixlib.train.launch uses);
-    # a static master_addr/port rendezvous occasionally hung at worker teardown here.
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "unixlib",
-        "train",
-        "--config",
-        str(config_path),
-        "--no-progress",
-    ]
-    if resume:
-        cmd.append("--resume")
+    cmd = torchrun_command(config_path, nproc=2, resume=resume)  # what run_stage launches
     env = {**subprocess_env(), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from paper_fixtures import LDM_KL_F16
 
 from unixlib.data.packing import SpecialTokens, generation_plan, pack, understanding_plan
 from unixlib.model.config import KL_F16_VAE_CONFIG, PRESETS, UniXConfig, preset
@@ -390,21 +391,8 @@ def test_paper_preset_matches_the_release():
     assert cfg.repa_layer_index == 7  # the 8th block, 1-based
     assert preset("paper", repa_official_zero_based=True).repa_layer_index == 8
     assert cfg.vae_scale * (0.0 - cfg.vae_shift) == pytest.approx(0.238092 * 0.201906)
-    kl_f16 = {
-        "embed_dim": 16,
-        "ddconfig": {
-            "double_z": True,
-            "z_channels": 16,
-            "resolution": 256,
-            "in_channels": 3,
-            "out_ch": 3,
-            "ch": 128,
-            "ch_mult": [1, 1, 2, 2, 4],
-            "num_res_blocks": 2,
-            "attn_resolutions": [16],
-        },
-    }
-    assert ldm_vae_config(kl_f16) == KL_F16_VAE_CONFIG
+    # the release's kl-f16 yaml (model.params), as the paper-layout fixtures write it
+    assert ldm_vae_config({"embed_dim": 16, "ddconfig": LDM_KL_F16}) == KL_F16_VAE_CONFIG
 
 
 def test_config_round_trip_and_validation():

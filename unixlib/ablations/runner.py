@@ -30,6 +30,7 @@ from unixlib.eval.samples import generate_images, generate_reports
 from unixlib.model.saving import from_pretrained
 from unixlib.model.unix import UniX
 from unixlib.train import precision
+from unixlib.train.checkpoint import file_sha256
 from unixlib.train.config import TrainConfig
 from unixlib.train.distributed import resolve_device
 from unixlib.train.launch import read_metrics, run_stage
@@ -63,21 +64,15 @@ FINGERPRINT_FILE = "ablation_fingerprint.json"
 
 
 def fingerprint(cfg: TrainConfig) -> dict:
-    """What a finished ablation run was trained from: its config, a SHA-256 over the start
-    model's weight files (the ``init_from`` path alone would not see a stage retrained
+    """What a finished ablation run was trained from: its config, the SHA-256 of each of the
+    start model's weight files (the ``init_from`` path alone would not see a stage retrained
     upstream) and the precision ``mixed_precision`` resolves to on this machine."""
-    digest = None
-    if cfg.init_from:
-        sha = hashlib.sha256()
-        for path in sorted(project_path(cfg.init_from).glob("*.safetensors")):
-            with path.open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 24), b""):
-                    sha.update(chunk)
-        digest = sha.hexdigest()
+    start = project_path(cfg.init_from) if cfg.init_from else None
+    weights = sorted(start.glob("*.safetensors")) if start else []
     device = resolve_device(cfg.device)
     return {
         "config": json.loads(json.dumps(cfg.to_dict())),
-        "start_weights_sha256": digest,
+        "start_weights_sha256": {p.name: file_sha256(p) for p in weights} or None,
         "precision": precision.describe(cfg.mixed_precision, device),
     }
 

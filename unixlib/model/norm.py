@@ -39,6 +39,10 @@ class _RMSNormCPU(torch.autograd.Function):
         return dx, dw, None
 
 
+# input dtypes the CPU path normalises (in float32)
+_CPU_FAST = (torch.float32, torch.bfloat16)
+
+
 class RMSNorm(nn.RMSNorm):
     """``nn.RMSNorm`` (same parameters and values) with a faster backward for CPU float32.
 
@@ -53,6 +57,3 @@ class RMSNorm(nn.RMSNorm):
             out = _RMSNormCPU.apply(x.float(), self.weight.float(), eps)
             return out.to(x.dtype)
         return super().forward(x)
-
-
-_CPU_FAST = (torch.float32, torch.bfloat16)

@@ -70,7 +70,8 @@ def latest_checkpoint(root: Path) -> Path | None:
     return found[-1][1] if found else None
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file, read in 16 MB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 24):
@@ -81,7 +82,7 @@ def _sha256(path: Path) -> str:
 def write_checksums(directory: Path) -> dict[str, dict[str, Any]]:
     """``checksums.json``: {file: {"bytes": n, "sha256": hex}} for every file of ``directory``."""
     sums = {
-        p.relative_to(directory).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        p.relative_to(directory).as_posix(): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
         for p in sorted(directory.rglob("*"))
         if p.is_file() and p.name != CHECKSUMS
     }
@@ -112,7 +113,7 @@ def verify_checkpoint(path: Path) -> str | None:
         size = file.stat().st_size
         if size != want["bytes"]:
             return f"{name} has {size} bytes, {want['bytes']} were written (truncated?)"
-        if _sha256(file) != want["sha256"]:
+        if file_sha256(file) != want["sha256"]:
             return f"{name} differs from what was written (SHA-256 mismatch)"
     return None
 

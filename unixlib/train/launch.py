@@ -28,14 +28,10 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
     return pd.read_json(path, lines=True)
 
 
-def run_stage(cfg: TrainConfig, nproc: int = 1, resume: bool = False) -> Path:
-    """Train ``cfg``; returns the ``final/`` model directory."""
-    if nproc <= 1:
-        return train(cfg, resume=resume).final_dir
-    run_dir = project_path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_path = run_dir / "launch_config.json"
-    config_path.write_text(json.dumps(cfg.to_dict(), indent=2))
+def torchrun_command(config_path: str | Path, nproc: int, resume: bool = False) -> list[str]:
+    """``torchrun --standalone --nproc_per_node N -m unixlib train --config <file>``: a local
+    c10d rendezvous on a free port (a static master address/port occasionally hung at worker
+    teardown), no per-step bar, ``--resume`` when asked."""
     cmd = [
         sys.executable,
         "-m",
@@ -49,8 +45,18 @@ def run_stage(cfg: TrainConfig, nproc: int = 1, resume: bool = False) -> Path:
         str(config_path),
         "--no-progress",
     ]
-    if resume:
-        cmd.append("--resume")
+    return [*cmd, "--resume"] if resume else cmd
+
+
+def run_stage(cfg: TrainConfig, nproc: int = 1, resume: bool = False) -> Path:
+    """Train ``cfg``; returns the ``final/`` model directory."""
+    if nproc <= 1:
+        return train(cfg, resume=resume).final_dir
+    run_dir = project_path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "launch_config.json"
+    config_path.write_text(json.dumps(cfg.to_dict(), indent=2))
+    cmd = torchrun_command(config_path, nproc, resume)
     print(" ".join(cmd), flush=True)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:  # stream the workers' log into the notebook

@@ -197,9 +197,8 @@ def train(
         return _train(cfg, resume, progress, report_to)
 
 
-def _export_card(cfg: TrainConfig, model: UniX, train_rows: int) -> str:
+def _export_card(cfg: TrainConfig, device: torch.device, model: UniX, train_rows: int) -> str:
     """The final model's card: this stage's training settings (no metrics yet: notebook 05)."""
-    device = dist_utils.resolve_device(cfg.device)
     training = {
         **cfg.to_dict(),
         "train_rows": train_rows,
@@ -509,7 +508,10 @@ def _export(run: _Run) -> Path:
         frame, tokenizer = run.data[0], run.data[1]
         train_rows = int((frame["split"] == "train").sum())
         save_pretrained(
-            export, final, tokenizer=tokenizer, card=_export_card(run.cfg, export, train_rows)
+            export,
+            final,
+            tokenizer=tokenizer,
+            card=_export_card(run.cfg, run.device, export, train_rows),
         )
     dist_utils.barrier(run.info)
     return final
