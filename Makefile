@@ -51,9 +51,10 @@ test: $(STAMP)  ## unit tests (browser test included) + the notebook series unde
 test-fast: $(STAMP)  ## unit tests only (no notebooks, no slow tests)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" tests $(ARGS)
 
-lint: $(STAMP)  ## ruff check + format check (notebooks included)
+lint: $(STAMP)  ## ruff check + format check (notebooks included) + the layer contracts
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)  ## ruff format + autofix
 	$(PY) -m ruff format .
@@ -73,7 +74,7 @@ bench: $(STAMP)  ## benchmarks (python -m unixlib.bench), ratios measured in one
 	$(PY) -m unixlib.bench $(ARGS)
 
 snapshot: $(STAMP)  ## copy the headline figures and tables of figures/PROFILE to docs/results/PROFILE (README)
-	$(PY) -m unixlib.snapshot $(PROFILE)
+	$(PY) -m unixlib.experiments.snapshot $(PROFILE)
 
 clean-runs:  ## delete papermill_runs/PROFILE, figures/PROFILE and the test run
 	rm -rf papermill_runs/$(PROFILE) figures/$(PROFILE) papermill_runs/test figures/test

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from unixlib.ablations import summary
-from unixlib.ablations.runner import as_int_seeds, parameter_summary, und_fingerprint
-from unixlib.ablations.variants import all_variants, run_config, runs, select
+from unixlib.experiments.ablations import summary
+from unixlib.experiments.ablations.runner import as_int_seeds, parameter_summary, und_fingerprint
+from unixlib.experiments.ablations.variants import all_variants, run_config, runs, select
 from unixlib.model.config import preset
 from unixlib.model.unix import UniX
 
@@ -175,7 +175,7 @@ def test_und_fingerprint_follows_the_understanding_weights_only():
 def test_run_fingerprint_sees_the_start_weights_and_the_precision(tmp_path, monkeypatch):
     """A finished ablation run is reused only if it started from the same weights (a stage
     retrained upstream keeps its path) and trains in the same resolved precision."""
-    from unixlib.ablations import runner
+    from unixlib.experiments.ablations import runner
     from unixlib.train.config import TrainConfig
 
     start = tmp_path / "stage2" / "final"

@@ -15,6 +15,7 @@ import torch
 from unixlib import bench
 from unixlib.data.packing import PAD_CODE
 from unixlib.model.config import preset
+from unixlib.model.unix import parameter_counts
 from unixlib.train import precision
 
 
@@ -49,7 +50,7 @@ def test_train_step_flops_count_each_part_once():
     """Generation-only batch: 6 N T through one branch + 12 L d P attention, no ViT, no CE."""
     cfg = preset("tiny")
     batch = bench.mixed_batch(cfg, n_und=0, n_gen=3, report_len=5)["batch"]
-    n_branch = bench.parameter_counts(cfg)["und_branch"]
+    n_branch = parameter_counts(cfg)["und_branch"]
     tokens, pairs = int(batch.lengths.sum()), bench.attended_pairs(batch)
     expected = 6 * n_branch * tokens + 12 * cfg.num_layers * cfg.hidden_size * pairs
     assert bench.train_step_flops(cfg, batch, n_vit_images=0) == expected
@@ -59,7 +60,7 @@ def test_train_step_flops_count_each_part_once():
     assert ce == 6  # the report's 5 tokens and eos
     expected = (
         6 * n_branch * (int(und.lengths.sum()) - vit)
-        + 6 * bench.parameter_counts(cfg)["vision"] * vit
+        + 6 * parameter_counts(cfg)["vision"] * vit
         + 12 * cfg.num_layers * cfg.hidden_size * bench.attended_pairs(und)
         + 6 * cfg.hidden_size * cfg.vocab_size * ce
     )

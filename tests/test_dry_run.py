@@ -17,7 +17,7 @@ from tests.paper_fixtures import (
     write_raddino,
     write_unix_release,
 )
-from unixlib.__main__ import main
+from unixlib.cli.main import main
 from unixlib.data.sources.mimic import candidates
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from unixlib.eval import baselines, image_eval, report_eval
 from unixlib.eval.understanding import score_reports
+from unixlib.experiments import generation_tables, paper_rows, understanding_tables
 from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
 TRAIN = ["No acute process.", "Cardiomegaly.", "No acute process.", "Small left effusion.", ""]
@@ -55,7 +56,7 @@ def test_always_normal_row_equals_the_labelers_scores_of_that_one_report():
 def test_table2_puts_this_runs_rows_in_percent_before_the_quoted_paper_rows():
     refs = ["Cardiomegaly.", "Normal chest."]
     scores = report_eval.score_methods(refs, {"UniX (this run)": refs, "copy": refs[::-1]})
-    table = report_eval.table2(scores, {"copy": "baseline"}, "project rule labeler")
+    table = understanding_tables.table2(scores, {"copy": "baseline"}, "project rule labeler")
     ours = table[table[SOURCE_COL] == THIS_RUN].set_index("method")
     assert ours.at["UniX (this run)", "micro14 (u=pos)"] == pytest.approx(100.0)
     assert ours.at["copy", "kind"] == "baseline"
@@ -66,10 +67,10 @@ def test_table2_puts_this_runs_rows_in_percent_before_the_quoted_paper_rows():
 
 def test_beats_baselines_says_which_way_each_comparison_goes():
     scores = pd.DataFrame({"m": [0.6, 0.6, 0.4]}, index=["ours", "low", "high"])
-    lines = report_eval.beats_baselines(scores, "ours", ["low", "high"], ["m"])
+    lines = understanding_tables.beats_baselines(scores, "ours", ["low", "high"], ["m"])
     assert lines == ["ours m = 0.600: ties low (0.600); beats high (0.400)"]
     scores = pd.DataFrame({"m": [0.5, 0.4, 0.7]}, index=["ours", "low", "high"])
-    (line,) = report_eval.beats_baselines(scores, "ours", ["low", "high"], ["m"])
+    (line,) = understanding_tables.beats_baselines(scores, "ours", ["low", "high"], ["m"])
     assert line == "ours m = 0.500: beats low (0.400); does NOT beat high (0.700)"
 
 
@@ -81,7 +82,7 @@ def test_table3_scores_each_set_on_both_protocols_and_quotes_the_paper():
         "far": real + 3.0,
         "val": rng.normal(size=(28, 3)),
     }
-    table = image_eval.table3(
+    table = generation_tables.table3(
         real, sets, {"same": 0.9}, {"same": 64}, "enc", n_shards=4, kd_subsets=5
     )
     ours = table[table[SOURCE_COL] == THIS_RUN]
@@ -96,15 +97,15 @@ def test_table3_scores_each_set_on_both_protocols_and_quotes_the_paper():
 def test_table4_counts_positives_and_puts_columns_in_the_papers_order():
     rng = np.random.default_rng(1)
     real = rng.normal(size=(12, 2))
-    labels = pd.DataFrame(0.0, index=range(12), columns=image_eval.paper_rows.TABLE4_ORDER)
+    labels = pd.DataFrame(0.0, index=range(12), columns=paper_rows.TABLE4_ORDER)
     labels.loc[:5, "cardiomegaly"] = 1.0
-    table = image_eval.table4(real, {"gen": real + 1.0}, labels, {"gen": 64}, "enc")
+    table = generation_tables.table4(real, {"gen": real + 1.0}, labels, {"gen": 64}, "enc")
     counts = table.iloc[0]
     assert counts["images"] == "n positive (test)" and counts["cardiomegaly"] == 6
     gen = table[table["images"] == "gen"].iloc[0]
     assert gen["cardiomegaly"] == pytest.approx(2.0, abs=1e-6)  # a pure shift of 1 in 2 dims
     assert np.isnan(gen["edema"])
-    assert list(table.columns[4:]) == list(image_eval.paper_rows.TABLE4_ORDER)
+    assert list(table.columns[4:]) == list(paper_rows.TABLE4_ORDER)
 
 
 def test_memoized_labeler_labels_each_distinct_text_once_and_keeps_order():

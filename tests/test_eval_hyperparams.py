@@ -1,4 +1,4 @@
-"""Table 1 (unixlib.eval.hyperparams): this run's settings read back from each stage's resolved
+"""Table 1 (unixlib.experiments.hyperparams): this run's settings read back from each stage's resolved
 config.json, beside the paper's, with "not run" for a stage that wrote none."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from unixlib.eval.hyperparams import (
+from unixlib.experiments.hyperparams import (
     GROUP_LABELS,
     NOT_RUN,
     fmt_groups,

@@ -17,27 +17,27 @@ import pytest
 import torch
 from train_helpers import tiny_config
 
-from unixlib.__main__ import main
+from unixlib.cli.main import main
 from unixlib.data import processed
 from unixlib.data.datasets import load_image
 from unixlib.data.sources.prepare import prepare
 from unixlib.data.text.clean import clean_manifest
 from unixlib.data.text.prompts import EVAL_PROMPT
-from unixlib.eval import outputs, pipeline
-from unixlib.model.saving import from_pretrained, save_pretrained
+from unixlib.experiments import evaluation as pipeline
+from unixlib.experiments import evaluation_outputs as outputs
+from unixlib.model.saving import save_pretrained
+from unixlib.model.unix import UniX
 from unixlib.train.setup import build_model
 from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
-# notebook 05's parameters for a 32 px run of random models: a few steps of everything
+# notebook 05's parameters for a 32 px run of random models: a few steps of everything (the
+# image sizes come from the checkpoints, the sampler too but for its overridden step count)
 TINY = [
     f"--set={kv}"
     for kv in (
-        "und_image_size=32",
-        "stage2_image_size=32",
-        "image_size=32",
         "encoder_image_size=32",
         "encoder_steps=3",
-        "sample_steps=3",
+        "sampler={sample_steps: 3}",
         "max_new_tokens=8",
         "max_report_tokens=40",
         "kd_subsets=5",
@@ -133,7 +133,7 @@ def test_evaluate_command_reports_user_errors_in_one_line(tmp_path: Path, capsys
 
 def test_guidance_is_the_identity_without_a_report(eval_run: Path):
     """Why the unconditional set is sampled with scale 1: the same images at half the cost."""
-    model = from_pretrained(eval_run / "stage3" / "final").eval()
+    model = UniX.from_pretrained(eval_run / "stage3" / "final").eval()
     a = model.generate_image([[], []], size=32, steps=3, cfg_scale=4.0, seed=5)
     b = model.generate_image([[], []], size=32, steps=3, cfg_scale=1.0, seed=5)
     assert torch.allclose(a, b, atol=1e-6)

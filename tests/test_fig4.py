@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from unixlib.data.text.tokenizer import train_bpe
-from unixlib.eval import fig4
 from unixlib.eval.finding_contrast import finding_contrast
+from unixlib.experiments import fig4
 from unixlib.model.config import preset
 from unixlib.model.unix import UniX
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from test_unix import gen_batch, make_model, mixed_inputs, und_batch
 
-from unixlib.model.saving import from_pretrained, save_pretrained
+from unixlib.model.saving import save_pretrained
+from unixlib.model.unix import UniX
 from unixlib.train.setup import set_trainable
 
 
@@ -76,18 +77,18 @@ def test_stage1_checkpoint_loads_into_the_ablation_models(tmp_path):
     model = make_model().eval()
     save_pretrained(model, tmp_path / "mot")
     batch, pixels = und_batch()
-    shared = from_pretrained(tmp_path / "mot", mot=False).eval()
+    shared = UniX.from_pretrained(tmp_path / "mot", mot=False).eval()
     assert not any(".gen." in n for n, _ in shared.named_parameters())
     torch.testing.assert_close(shared(batch, pixels)["ce"], model(batch, pixels)["ce"])
-    stacked = from_pretrained(tmp_path / "mot", gen_conditioning="final_states")
+    stacked = UniX.from_pretrained(tmp_path / "mot", gen_conditioning="final_states")
     torch.testing.assert_close(stacked.cond_proj.weight, torch.eye(stacked.config.hidden_size))
     save_pretrained(stacked, tmp_path / "stacked")
-    again = from_pretrained(tmp_path / "stacked")
+    again = UniX.from_pretrained(tmp_path / "stacked")
     assert again.config.gen_conditioning == "final_states"
     # A final_states checkpoint loaded as attention has an unexpected cond_proj: an error.
     with pytest.raises(ValueError, match="cond_proj"):
-        from_pretrained(tmp_path / "stacked", gen_conditioning="attention")
+        UniX.from_pretrained(tmp_path / "stacked", gen_conditioning="attention")
     # A shared checkpoint cannot grow a generation branch out of nothing.
     save_pretrained(shared, tmp_path / "shared")
     with pytest.raises(ValueError, match="missing"):
-        from_pretrained(tmp_path / "shared", mot=True)
+        UniX.from_pretrained(tmp_path / "shared", mot=True)

@@ -14,16 +14,16 @@ from safetensors.torch import load_file, save_file
 from test_dicom import write_dicom
 from train_helpers import data_run, tiny_config
 
-from unixlib.__main__ import main
+from unixlib.cli.main import main
 from unixlib.data.processed import load_processed
 from unixlib.data.sources.images import save_png8
 from unixlib.data.text.tokenizer import ReportTokenizer
-from unixlib.export import export_run
+from unixlib.experiments.export import export_run
 from unixlib.model import saving
 from unixlib.model.card import model_card
 from unixlib.model.unix import UniX
+from unixlib.model.vae_files import load_vae
 from unixlib.train.setup import build_model
-from unixlib.train.vae_files import load_vae
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_directories_of_earlier_versions_still_load(saved, tmp_path) -> None:
     save_file(
         {k: v.contiguous() for k, v in model.state_dict().items()}, str(old / "model.safetensors")
     )
-    assert _same_weights(model, saving.from_pretrained(old))
+    assert _same_weights(model, UniX.from_pretrained(old))
 
 
 def _inputs(tmp_path: Path) -> list[Path]:
@@ -305,7 +305,7 @@ def test_export_of_a_run_adds_tokenizer_and_metrics(saved, data, tmp_path) -> No
 
 
 def test_training_writes_final_as_a_complete_model_directory(data, tmp_path) -> None:
-    from unixlib.inference import load_model_dir
+    from unixlib.experiments.inference import load_model_dir
     from unixlib.train.loop import train
 
     result = train(tiny_config(data, tmp_path / "run", 1, steps=1), progress=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from unixlib.progress import ENV_INTERVAL, ENV_MODE, bar, mode
+from unixlib.config.progress import ENV_INTERVAL, ENV_MODE, bar, mode
 
 
 def test_text_mode_draws_on_stderr_and_yields_every_item(monkeypatch, capsys):

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from train_helpers import REPO_ROOT, data_run, subprocess_env, tiny_config
 
-from unixlib.__main__ import main
-from unixlib.runlock import ENV, LOCK_FILE, RunLock, RunLockedError
+from unixlib.cli.main import main
 from unixlib.train import checkpoint as ckpt
 from unixlib.train.loop import train
+from unixlib.train.runlock import ENV, LOCK_FILE, RunLock, RunLockedError
 
 HOLD = (
-    "import sys, time; from unixlib.runlock import RunLock; RunLock(sys.argv[1]).acquire(); "
+    "import sys, time; from unixlib.train.runlock import RunLock; RunLock(sys.argv[1]).acquire(); "
     "print('held', flush=True); time.sleep(120)"
 )
 
@@ -164,13 +164,13 @@ def test_a_series_locks_its_run_dir_and_its_notebooks_may_lock_stages(tmp_path) 
     a second series on the same run directory stops at once."""
     from test_runs import _write_nb
 
-    from unixlib import runs
+    from unixlib.experiments import series as runs
 
     nbs, profiles, run_dir = tmp_path / "nbs", tmp_path / "profiles", tmp_path / "run"
     nbs.mkdir()
     profiles.mkdir()
     body = (
-        "import os\nfrom pathlib import Path\nfrom unixlib.runlock import RunLock\n"
+        "import os\nfrom pathlib import Path\nfrom unixlib.train.runlock import RunLock\n"
         "with RunLock(Path(run_dir) / 'stage1'):\n"
         "    Path(run_dir, 'held_by').write_text(os.environ['UNIXLIB_RUN_LOCKS'])"
     )

@@ -7,7 +7,7 @@ import json
 import nbformat
 import pytest
 
-from unixlib import runs
+from unixlib.experiments import series as runs
 
 
 def test_select_by_prefix_stem_and_start():

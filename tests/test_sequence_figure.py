@@ -1,4 +1,4 @@
-"""Fig. 2's data (unixlib.eval.sequence_figure) and drawing (unixlib.viz.fig2): the packed
+"""Fig. 2's data (unixlib.experiments.sequence_figure) and drawing (unixlib.viz.fig2): the packed
 samples obey the paper's mask rules, their splits tile the row, and the stage panel follows
 the stage flags of train/config.py."""
 
@@ -14,7 +14,7 @@ from train_helpers import data_run
 from unixlib.data.datasets import ReportImageDataset
 from unixlib.data.packing import SpecialTokens
 from unixlib.data.processed import load_processed
-from unixlib.eval.sequence_figure import (
+from unixlib.experiments.sequence_figure import (
     FROZEN,
     GROUP_ROWS,
     PAD,

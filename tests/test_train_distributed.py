@@ -16,7 +16,7 @@ from train_helpers import REPO_ROOT, data_run, losses, subprocess_env, tiny_conf
 
 from unixlib.data.processed import load_processed
 from unixlib.model.config import preset
-from unixlib.model.saving import from_pretrained
+from unixlib.model.unix import UniX
 from unixlib.train.batches import build_source, example_seed, stream_index, task_counts
 from unixlib.train.config import TrainConfig
 from unixlib.train.launch import torchrun_command
@@ -111,7 +111,7 @@ def _weights(run_dir: Path, file: str = "final") -> dict[str, torch.Tensor]:
     """A checkpoint's ``.safetensors`` file, or (``final``) the exported model's whole state
     (its VAE lives in ``final/vae/``)."""
     if file == "final":
-        return from_pretrained(run_dir / "final").state_dict()
+        return UniX.from_pretrained(run_dir / "final").state_dict()
     return load_file(str(run_dir / file))
 
 
@@ -266,10 +266,10 @@ def test_sharded_checkpoints_resume_and_load_into_one_process(data, tmp_path) ->
     ref = train(tiny_config(data, tmp_path / "ref", 2, **kw), progress=False)
     for key in ("flow", "repa", "grad_norm"):
         assert losses(run, key) == pytest.approx(losses(ref.run_dir, key), rel=1e-5)
-    from unixlib.model.saving import from_pretrained
+
     from unixlib.train.checkpoint import load_sampling_weights
 
-    model = from_pretrained(run / "final")
+    model = UniX.from_pretrained(run / "final")
     final = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         for p in model.parameters():
@@ -292,10 +292,10 @@ def test_fsdp_sharded_checkpoint_loads_into_one_process(data, tmp_path) -> None:
     assert "world 2 (fsdp)" in out
     step = tmp_path / "fsdp" / "checkpoints" / "step_0000002"
     assert len(list((step / "sharded").glob("*.distcp"))) == 2  # one file per rank
-    from unixlib.model.saving import from_pretrained
+
     from unixlib.train.checkpoint import load_sampling_weights
 
-    model = from_pretrained(tmp_path / "fsdp" / "final")
+    model = UniX.from_pretrained(tmp_path / "fsdp" / "final")
     final = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         for p in model.parameters():

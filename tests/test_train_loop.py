@@ -13,12 +13,13 @@ from train_helpers import data_run, losses, tiny_config
 
 from unixlib.data.datasets import ReportImageDataset
 from unixlib.data.processed import load_processed
-from unixlib.model.saving import from_pretrained, save_pretrained
+from unixlib.model.saving import save_pretrained
+from unixlib.model.unix import UniX
+from unixlib.model.vae_files import load_vae, save_latent_cache
 from unixlib.train.checkpoint import list_checkpoints, load_sampling_weights
 from unixlib.train.config import TrainConfig, stage_config
 from unixlib.train.loop import train
 from unixlib.train.setup import build_model, frozen_fingerprint, group_of, set_trainable
-from unixlib.train.vae_files import load_vae, save_latent_cache
 from unixlib.train.vae_train import VAETrainConfig, train_vae
 
 
@@ -56,7 +57,7 @@ def chain(data, tmp_path_factory: pytest.TempPathFactory):
         )
         before = _initial_model(cfg, data)
         result = train(cfg, progress=False)
-        out[stage] = (cfg, before, result, from_pretrained(result.final_dir))
+        out[stage] = (cfg, before, result, UniX.from_pretrained(result.final_dir))
         previous = str(result.final_dir)
     return out
 
@@ -163,7 +164,7 @@ def test_joint_run_with_repa_still_trains_the_vision_tower(data, tmp_path) -> No
     )
     before = _initial_model(cfg, data)
     result = train(cfg, progress=False)
-    after = from_pretrained(result.final_dir)
+    after = UniX.from_pretrained(result.final_dir)
     repa = [r["repa"] for r in result.metrics]
     assert repa[0] != 0.0 and repa[1] < repa[0]  # REPA is on and aligning
     frozen = [n for n, p in before.named_parameters() if p.requires_grad is False]
@@ -216,7 +217,7 @@ def test_generation_stage_with_a_trained_vae_dir(data, tmp_path) -> None:
     vae_cfg = VAETrainConfig(image_size=32, steps=2, batch_size=4, stats_images=16)
     trained = train_vae(images, vae_cfg, tmp_path / "vae")
     result = train(tiny_config(data, tmp_path / "s2", 2, steps=2, vae_dir=str(tmp_path / "vae")))
-    final = from_pretrained(result.final_dir)
+    final = UniX.from_pretrained(result.final_dir)
     assert (final.config.vae_scale, final.config.vae_shift) == (trained.scale, trained.shift)
     want = load_vae(tmp_path / "vae").autoencoder.state_dict()
     got = final.vae.autoencoder.state_dict()
@@ -281,13 +282,13 @@ def test_save_and_load_pretrained_round_trip(data, tmp_path) -> None:
     with torch.no_grad():
         model.llm2vae.weight.normal_()  # not all-zero, so a dropped key would show
     save_pretrained(model, tmp_path / "m")
-    loaded = from_pretrained(tmp_path / "m")
+    loaded = UniX.from_pretrained(tmp_path / "m")
     assert loaded.config.to_dict() == model.config.to_dict()
     sd, ld = model.state_dict(), loaded.state_dict()
     assert sd.keys() == ld.keys()
     assert all(torch.equal(sd[k], ld[k]) for k in sd)
     # Stage 3's resolution: the position table is recomputed for the larger grid, no new keys.
-    bigger = from_pretrained(tmp_path / "m", image_size_gen=256, max_latent_size=32)
+    bigger = UniX.from_pretrained(tmp_path / "m", image_size_gen=256, max_latent_size=32)
     assert bigger.latent_pos_embed.shape == (32 * 32, model.config.hidden_size)
     # Positions are (row, col) embeddings: the old 16 x 16 grid is the new table's corner.
     corner = bigger.latent_pos_embed.view(32, 32, -1)[:16, :16].reshape(16 * 16, -1)
@@ -295,7 +296,7 @@ def test_save_and_load_pretrained_round_trip(data, tmp_path) -> None:
     assert bigger.state_dict().keys() == sd.keys()
     (tmp_path / "m" / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=r"model\.safetensors"):
-        from_pretrained(tmp_path / "m")
+        UniX.from_pretrained(tmp_path / "m")
 
 
 def test_sampling_weights_of_a_checkpoint_are_the_exported_ema(data, tmp_path) -> None:
@@ -303,8 +304,8 @@ def test_sampling_weights_of_a_checkpoint_are_the_exported_ema(data, tmp_path) -
         run = tmp_path / f"ema{ema_decay}"
         cfg = tiny_config(data, run, 2, steps=2, checkpoint_every=2, ema_decay=ema_decay)
         result = train(cfg, progress=False)
-        exported = from_pretrained(result.final_dir).state_dict()
-        model = from_pretrained(result.final_dir)
+        exported = UniX.from_pretrained(result.final_dir).state_dict()
+        model = UniX.from_pretrained(result.final_dir)
         with torch.no_grad():  # scramble, so that the load has to restore every weight
             for p in model.parameters():
                 p.add_(1.0)

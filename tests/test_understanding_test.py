@@ -1,6 +1,6 @@
 """The paper's understanding test set (the release's ``test_data.json``): the strict reader,
 ``prepare``'s ``understanding_test.parquet``, and Table 2's rows prompted each with its own
-instruction (``unixlib.eval.pipeline.understanding``)."""
+instruction (``unixlib.experiments.evaluation.understanding``)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from unixlib.data.sources.understanding_test import (
     read_understanding_test,
 )
 from unixlib.data.text.prompts import EVAL_PROMPT
-from unixlib.eval import pipeline
-from unixlib.eval.samples import generate_reports
+from unixlib.experiments import evaluation as pipeline
+from unixlib.experiments.samples import generate_reports
 
 STUDIES = [
     ("10715477", "55878458", "77961fbc-766a38fd"),
@@ -320,7 +320,8 @@ def test_table2_is_computed_on_the_understanding_rows_with_their_prompts(monkeyp
             "reference": ["FINDINGS: Cardiomegaly.", "FINDINGS: Right pleural effusion."],
         }
     )
-    s = pipeline.EvalSettings(und_image_size=8)
+    s = pipeline.EvalSettings()
+    model = SimpleNamespace(config=SimpleNamespace(image_size_und=8))  # the ViT input size
     size = s.encoder.image_size
     inputs = pipeline.EvalInputs(
         frame=train,
@@ -337,7 +338,7 @@ def test_table2_is_computed_on_the_understanding_rows_with_their_prompts(monkeyp
         inputs._images[("understanding", side, 0)] = torch.zeros(2, 1, side, side)
     inputs._images[("train", size, 0)] = torch.zeros(4, 1, size, size)
     features = SimpleNamespace(image_features=lambda x: np.eye(len(x), 4, dtype=np.float32))
-    u = pipeline.understanding(None, inputs, SimpleNamespace(reference=features), s)
+    u = pipeline.understanding(model, inputs, SimpleNamespace(reference=features), s)
     assert seen == {"n": 2, "prompt": und["prompt"].tolist()}
     assert u["test_set"] == "the paper's understanding test set"
     assert all(len(texts) == 2 for texts in u["methods"].values())

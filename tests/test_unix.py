@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from paper_fixtures import LDM_KL_F16
@@ -12,6 +14,7 @@ from unixlib.model.flow import patchify
 from unixlib.model.unix import UniX, parameter_counts
 from unixlib.model.vae import ldm_vae_config
 from unixlib.model.vision import preprocess_for_vit
+from unixlib.train.config import TRAINING_KNOBS
 
 CFG = preset("tiny")
 SP = SpecialTokens.from_mapping(CFG.special_ids())
@@ -64,7 +67,7 @@ def test_forward_returns_normalised_losses():
     assert out["timesteps"].shape == (2,)
     assert out["repa"].item() == 0.0
     assert 4.0 < out["ce"].item() < 10.0  # ~ log(1024) = 6.9 for an untrained model
-    expected = out["ce"] + out["flow"]  # default loss_weights (1, 1, 1), no REPA term
+    expected = out["ce"] + out["flow"]  # the plain sum, no REPA term
     torch.testing.assert_close(out["loss"], expected)
 
 
@@ -205,13 +208,18 @@ def test_repa_official_quirks_are_separate_flags_off_by_default():
     torch.testing.assert_close(both, one_d / 2)
 
 
-def test_loss_weights_come_from_the_caller():
+def test_forward_reads_no_training_knob():
+    """Loss weights and the training timestep shift live in TrainConfig alone: forward takes
+    neither, and the model config has none of them."""
+    params = inspect.signature(UniX.forward).parameters
+    assert not {"timestep_shift", "loss_weights"} & set(params)
+    for knob in TRAINING_KNOBS:
+        assert not hasattr(CFG, knob), knob
     model = make_model().eval()
     batch, pixels, latents = mixed_inputs()
     kw = {"timesteps": torch.tensor([0.5, 0.5]), "noise": torch.zeros_like(latents)}
-    out = model(batch, pixels, latents, loss_weights=(0.5, 3.0, 1.0), **kw)
-    torch.testing.assert_close(out["loss"], 0.5 * out["ce"] + 3.0 * out["flow"])
-    assert not hasattr(CFG, "timestep_shift") and not hasattr(CFG, "repa_weight")
+    out = model(batch, pixels, latents, **kw)
+    torch.testing.assert_close(out["loss"], out["ce"] + out["flow"] + out["repa"])
 
 
 # ---------------------------------------------------------------------------------- inference

@@ -16,7 +16,8 @@ from unixlib.data.sources.images import ImageError, save_png8
 from unixlib.eval.vae_quality import finding_retention, reconstruction_metrics
 from unixlib.model import vae as vae_mod
 from unixlib.model.vae import VAEWrapper, build_autoencoder, tiny_autoencoder_config
-from unixlib.train.vae_files import (
+from unixlib.model.vae_batches import as_image_batch, encode_dataset, reconstruct
+from unixlib.model.vae_files import (
     LATENT_NORM_FILE,
     PAPER_VAE_SCALE,
     PAPER_VAE_SHIFT,
@@ -24,14 +25,7 @@ from unixlib.train.vae_files import (
     load_vae,
     save_latent_cache,
 )
-from unixlib.train.vae_train import (
-    VAETrainConfig,
-    as_image_batch,
-    encode_dataset,
-    load_image_stack,
-    reconstruct,
-    train_vae,
-)
+from unixlib.train.vae_train import VAETrainConfig, load_image_stack, train_vae
 from unixlib.viz.training import loss_curves, vae_reconstructions
 
 SIZE = 16  # tiny images: a 4x down VAE gives 4x4 latents
@@ -324,7 +318,7 @@ def test_cache_latents_reuses_only_a_matching_cache(tmp_path):
     import pandas as pd
 
     from unixlib.model.vae import VAEWrapper, build_autoencoder, tiny_autoencoder_config
-    from unixlib.train.vae_files import load_latent_cache
+    from unixlib.model.vae_files import load_latent_cache
     from unixlib.train.vae_train import cache_latents
 
     torch.manual_seed(0)
@@ -337,7 +331,7 @@ def test_cache_latents_reuses_only_a_matching_cache(tmp_path):
     path = tmp_path / "lat.safetensors"
     first = cache_latents(vae, dataset(["a", "b", "c"]), path)
     marked = torch.full_like(first, 7.0)
-    from unixlib.train.vae_files import save_latent_cache
+    from unixlib.model.vae_files import save_latent_cache
 
     save_latent_cache(marked, ["a", "b", "c"], path)  # a recognisable cache with the same rows
     assert torch.equal(cache_latents(vae, dataset(["a", "b", "c"]), path, reuse=True), marked)

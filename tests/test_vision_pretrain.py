@@ -13,7 +13,7 @@ from train_helpers import data_run, tiny_config
 
 from unixlib.data.datasets import label_targets
 from unixlib.data.schema import LABELS
-from unixlib.model.saving import from_pretrained
+from unixlib.model.unix import UniX
 from unixlib.train.loop import train
 from unixlib.train.setup import build_model, group_of
 from unixlib.train.vision_pretrain import pretrain_vision_tower
@@ -53,8 +53,8 @@ def test_stage1_pretrains_the_tower_once_and_records_it(data, tmp_path):
     assert record["steps"] == 5 and len(record["losses"]) == 5
     plain = tiny_config(data, tmp_path / "s1_plain", 1, steps=2)
     train(plain, progress=False)
-    a = from_pretrained(tmp_path / "s1" / "final").vision_tower.state_dict()
-    b = from_pretrained(tmp_path / "s1_plain" / "final").vision_tower.state_dict()
+    a = UniX.from_pretrained(tmp_path / "s1" / "final").vision_tower.state_dict()
+    b = UniX.from_pretrained(tmp_path / "s1_plain" / "final").vision_tower.state_dict()
     assert any(not torch.equal(a[k], b[k]) for k in a)  # the pretraining changed the tower
     # resuming from a checkpoint does not pretrain again (the tower comes from the checkpoint)
     (tmp_path / "s1" / "vision_pretrain.json").unlink()

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from unixlib.eval.finding_contrast import finding_contrast
 from unixlib.model.vae import VAEWrapper
-from unixlib.train.vae_train import as_image_batch, reconstruct
+from unixlib.model.vae_batches import as_image_batch, reconstruct
 
 
 def reconstruction_metrics(

@@ -2,7 +2,7 @@
 
 Short and factual: what the model is, what it was trained on and how (from the training
 config of the stage that wrote it), how to use it, and notebook 05's headline metrics when the
-run has them (``evaluation_summary.json``, see ``unixlib.eval.outputs.save_summary``).
+run has them (``evaluation_summary.json``, see ``unixlib.experiments.evaluation_outputs.save_summary``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ ZrH42/UniX, see PAPER.md); nothing here is tuned.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from transformers import PretrainedConfig
@@ -40,8 +41,13 @@ KL_F16_VAE_CONFIG: dict[str, Any] = {
 
 # UniXConfig.gen_conditioning: the paper's per-layer attention, or the stacked-VLM ablation.
 GEN_CONDITIONINGS = ("attention", "final_states")
+# The sampler's settings in UniXConfig (see ``UniXConfig.with_sampler``).
+SAMPLER_FIELDS = ("sample_steps", "sample_shift", "cfg_scale", "cfg_interval", "cfg_renorm")
+# The paper's sampler (PAPER.md): the small and paper presets use it.
+PAPER_SAMPLER: dict[str, Any] = {"sample_steps": 50, "cfg_scale": 2.0}
 
 
+@dataclass(repr=False)
 class UniXConfig(PretrainedConfig):
     """All hyper-parameters of a UniX model (defaults = the ``tiny`` preset).
 
@@ -56,130 +62,94 @@ class UniXConfig(PretrainedConfig):
 
     model_type = "unix"
 
-    def __init__(
-        self,
-        # --- language model (each MoT branch) ---
-        vocab_size: int = 1024,  # the smoke BPE's size; the paper's DeepSeek vocab is 102400
-        hidden_size: int = 256,
-        num_layers: int = 4,
-        num_heads: int = 4,
-        num_kv_heads: int = 4,  # == num_heads: the paper uses no grouped-query attention
-        intermediate_size: int = 688,  # SwiGLU width, ~2.7 x hidden as Janus-Pro (5632 / 2048)
-        rms_norm_eps: float = 1e-6,
-        rope_theta: float = 10000.0,
-        qkv_bias: bool = True,  # Qwen2-style biases on q/k/v (BAGEL lineage), none on o
-        qk_norm: bool = True,  # per-head RMSNorm of q and k: stabilises the mixed-modality softmax
-        mot: bool = True,  # True: separate und/gen weight sets (MoT); False: one shared set
-        # How the generation tokens see the report (MoT only). "attention": in every block they
-        # attend to the understanding branch's keys/values of the report (UniX's cross-modal
-        # self-attention). "final_states": the ablation that stacks a diffusion transformer on a
-        # VLM: the report runs through the understanding branch alone, its final states go
-        # through a linear projection (``cond_proj``) and the generation branch re-reads them as
-        # its own context tokens, so no generation token ever sees an understanding layer.
-        gen_conditioning: str = "attention",
-        # --- special token ids (sequence plans, decoding) ---
-        bos_id: int = BPE_SPECIAL_IDS["bos"],
-        eos_id: int = BPE_SPECIAL_IDS["eos"],
-        pad_id: int = BPE_SPECIAL_IDS["pad"],
-        boi_id: int = BPE_SPECIAL_IDS["boi"],
-        eoi_id: int = BPE_SPECIAL_IDS["eoi"],
-        # --- understanding: SigLIP vision tower + 2-layer MLP connector ---
-        image_size_und: int = 64,
-        # The paper's 16 px patches in every preset. At 64 px: 4 x 4 = 16 ViT tokens. With 8 px
-        # patches (64 tokens) a smoke stage-1 step took 0.52 s instead of 0.34 s on two cores, and
-        # the from-scratch tower had not started reading findings after 300 steps (it had with 16).
-        vit_patch_size: int = 16,
-        vit_hidden_size: int = 128,
-        vit_num_layers: int = 2,
-        vit_num_heads: int = 2,
-        vit_intermediate_size: int = 512,
-        # transformers' SigLIP default is tanh-GELU; Janus-Pro's (timm) SigLIP, and so the
-        # release's, uses exact GELU ("gelu"), which the paper preset sets.
-        vit_hidden_act: str = "gelu_pytorch_tanh",
-        # --- generation: VAE latents as tokens ---
-        image_size_gen: int = 64,  # training resolution of the generation path (px)
-        latent_channels: int = 4,
-        vae_downsample: int = 8,
-        # diffusers AutoencoderKL arguments; None = vae.tiny_autoencoder_config(latent_channels,
-        # vae_downsample), the gray VAE trained here. Its latent channels / levels must agree.
-        vae_config: dict[str, Any] | None = None,
-        # z_norm = vae_scale * (z - vae_shift). The paper writes 0.238092 * (z + 0.201906), so
-        # its shift here is -0.201906 (minus the paper's number). Defaults are identity: a VAE
-        # trained in this repository sets them from vae.latent_stats() on its latent cache.
-        vae_scale: float = 1.0,
-        vae_shift: float = 0.0,
-        latent_patch_size: int = 1,  # latent pixels per token side (paper 1)
-        max_latent_size: int = 16,  # side of the fixed sin-cos position table, in tokens
-        # (Training knobs -- loss weights, REPA weight, text dropout, training timestep shift --
-        # live in train/config.py's TrainConfig, their one home.)
-        # --- REPA (stage 2) ---
-        # Take the generation tokens' hidden state after block `repa_depth`, counted from 1
-        # (the paper's "eighth layer" = 8). The official code indexes 0-based and so aligns the
-        # output of the 9th block; `repa_official_zero_based=True` reproduces that quirk.
-        repa_depth: int = 2,
-        repa_official_zero_based: bool = False,
-        # The release's other two REPA quirks (model/repa.py), off by default: match the token
-        # grids by 1-D interpolation of the flattened sequence (mixes rows) instead of in 2-D,
-        # and divide the batch-mean REPA loss by the number of generation images once more.
-        repa_official_1d_interp: bool = False,
-        repa_official_batch_factor: bool = False,
-        repa_hidden_size: int = 256,  # projector width (paper: = hidden size 2048)
-        repa_target_dim: int = 128,  # the frozen target encoder's feature width (RadDino: 768)
-        # --- sampling defaults (PAPER.md, "Flow matching and sampling") ---
-        sample_steps: int = 50,  # timesteps in linspace(1, 0, steps): steps - 1 Euler updates
-        sample_shift: float = 3.0,
-        cfg_scale: float = 2.0,
-        cfg_interval: tuple[float, float] = (0.4, 1.0),  # CFG active for lo < t <= hi
-        cfg_renorm: bool = True,  # global renorm v <- v * min(1, |v_cond| / |v_cfg|)
-        # Token layout of every sequence plan (data/packing.py): "ours", or "official", the
-        # layout of the official inference code, which the released weights expect.
-        sequence_layout: str = "ours",
-        initializer_range: float = 0.02,
-        **kwargs: Any,
-    ) -> None:
-        self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.num_kv_heads = num_kv_heads
-        self.intermediate_size = intermediate_size
-        self.rms_norm_eps = rms_norm_eps
-        self.rope_theta = rope_theta
-        self.qkv_bias = qkv_bias
-        self.qk_norm = qk_norm
-        self.mot = mot
-        self.gen_conditioning = gen_conditioning
-        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
-        self.boi_id, self.eoi_id = boi_id, eoi_id
-        self.image_size_und = image_size_und
-        self.vit_patch_size = vit_patch_size
-        self.vit_hidden_size = vit_hidden_size
-        self.vit_num_layers = vit_num_layers
-        self.vit_num_heads = vit_num_heads
-        self.vit_intermediate_size = vit_intermediate_size
-        self.vit_hidden_act = vit_hidden_act
-        self.image_size_gen = image_size_gen
-        self.latent_channels = latent_channels
-        self.vae_downsample = vae_downsample
-        self.vae_config = dict(vae_config) if vae_config is not None else None
-        self.vae_scale = vae_scale
-        self.vae_shift = vae_shift
-        self.latent_patch_size = latent_patch_size
-        self.max_latent_size = max_latent_size
-        self.repa_depth = repa_depth
-        self.repa_official_zero_based = repa_official_zero_based
-        self.repa_official_1d_interp = repa_official_1d_interp
-        self.repa_official_batch_factor = repa_official_batch_factor
-        self.repa_hidden_size = repa_hidden_size
-        self.repa_target_dim = repa_target_dim
-        self.sample_steps = sample_steps
-        self.sample_shift = sample_shift
-        self.cfg_scale = cfg_scale
-        self.cfg_interval = (float(cfg_interval[0]), float(cfg_interval[1]))
-        self.cfg_renorm = cfg_renorm
-        self.sequence_layout = sequence_layout
-        self.initializer_range = initializer_range
-        super().__init__(**kwargs)
+    # --- language model (each MoT branch) ---
+    vocab_size: int = 1024  # the smoke BPE's size; the paper's DeepSeek vocab is 102400
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 4  # == num_heads: the paper uses no grouped-query attention
+    intermediate_size: int = 688  # SwiGLU width, ~2.7 x hidden as Janus-Pro (5632 / 2048)
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    qkv_bias: bool = True  # Qwen2-style biases on q/k/v (BAGEL lineage), none on o
+    qk_norm: bool = True  # per-head RMSNorm of q and k: stabilises the mixed-modality softmax
+    mot: bool = True  # True: separate und/gen weight sets (MoT); False: one shared set
+    # How the generation tokens see the report (MoT only). "attention": in every block they
+    # attend to the understanding branch's keys/values of the report (UniX's cross-modal
+    # self-attention). "final_states": the ablation that stacks a diffusion transformer on a
+    # VLM: the report runs through the understanding branch alone, its final states go
+    # through a linear projection (``cond_proj``) and the generation branch re-reads them as
+    # its own context tokens, so no generation token ever sees an understanding layer.
+    gen_conditioning: str = "attention"
+    # --- special token ids (sequence plans, decoding) ---
+    bos_id: int = BPE_SPECIAL_IDS["bos"]
+    eos_id: int = BPE_SPECIAL_IDS["eos"]
+    pad_id: int = BPE_SPECIAL_IDS["pad"]
+    boi_id: int = BPE_SPECIAL_IDS["boi"]
+    eoi_id: int = BPE_SPECIAL_IDS["eoi"]
+    # --- understanding: SigLIP vision tower + 2-layer MLP connector ---
+    image_size_und: int = 64
+    # The paper's 16 px patches in every preset. At 64 px: 4 x 4 = 16 ViT tokens. With 8 px
+    # patches (64 tokens) a smoke stage-1 step took 0.52 s instead of 0.34 s on two cores, and
+    # the from-scratch tower had not started reading findings after 300 steps (it had with 16).
+    vit_patch_size: int = 16
+    vit_hidden_size: int = 128
+    vit_num_layers: int = 2
+    vit_num_heads: int = 2
+    vit_intermediate_size: int = 512
+    # transformers' SigLIP default is tanh-GELU; Janus-Pro's (timm) SigLIP, and so the
+    # release's, uses exact GELU ("gelu"), which the paper preset sets.
+    vit_hidden_act: str = "gelu_pytorch_tanh"
+    # --- generation: VAE latents as tokens ---
+    image_size_gen: int = 64  # training resolution of the generation path (px)
+    latent_channels: int = 4
+    vae_downsample: int = 8
+    # diffusers AutoencoderKL arguments; None = vae.tiny_autoencoder_config(latent_channels,
+    # vae_downsample), the gray VAE trained here. Its latent channels / levels must agree.
+    vae_config: dict[str, Any] | None = None
+    # z_norm = vae_scale * (z - vae_shift). The paper writes 0.238092 * (z + 0.201906), so
+    # its shift here is -0.201906 (minus the paper's number). Defaults are identity: a VAE
+    # trained in this repository sets them from vae.latent_stats() on its latent cache.
+    vae_scale: float = 1.0
+    vae_shift: float = 0.0
+    latent_patch_size: int = 1  # latent pixels per token side (paper 1)
+    max_latent_size: int = 16  # side of the fixed sin-cos position table, in tokens
+    # (Training knobs -- loss weights, REPA weight, text dropout, training timestep shift --
+    # live in train/config.py's TrainConfig, their one home.)
+    # --- REPA (stage 2) ---
+    # Take the generation tokens' hidden state after block `repa_depth`, counted from 1
+    # (the paper's "eighth layer" = 8). The official code indexes 0-based and so aligns the
+    # output of the 9th block; `repa_official_zero_based=True` reproduces that quirk.
+    repa_depth: int = 2
+    repa_official_zero_based: bool = False
+    # The release's other two REPA quirks (model/repa.py), off by default: match the token
+    # grids by 1-D interpolation of the flattened sequence (mixes rows) instead of in 2-D,
+    # and divide the batch-mean REPA loss by the number of generation images once more.
+    repa_official_1d_interp: bool = False
+    repa_official_batch_factor: bool = False
+    repa_hidden_size: int = 256  # projector width (paper: = hidden size 2048)
+    repa_target_dim: int = 128  # the frozen target encoder's feature width (RadDino: 768)
+    # --- sampling (the one home of these settings: saved with every checkpoint, read by
+    # every sampler; an evaluation overrides them only on purpose, and says so) ---
+    # The paper's are 50 grid points and guidance 2.0 (PAPER.md, "Flow matching and
+    # sampling"; the small and paper presets). The tiny preset samples with 25 points (its
+    # few hundred training steps gain nothing from more) and guidance 4.0: a tiny model
+    # trained for minutes draws the report's findings too faintly at 2.0.
+    sample_steps: int = 25  # timesteps in linspace(1, 0, steps): steps - 1 Euler updates
+    sample_shift: float = 3.0
+    cfg_scale: float = 4.0
+    cfg_interval: tuple[float, float] = (0.4, 1.0)  # CFG active for lo < t <= hi
+    cfg_renorm: bool = True  # global renorm v <- v * min(1, |v_cond| / |v_cfg|)
+    # Token layout of every sequence plan (data/packing.py): "ours", or "official", the
+    # layout of the official inference code, which the released weights expect.
+    sequence_layout: str = "ours"
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        """Normalise the container fields (a JSON round trip gives lists), then validate."""
+        self.vae_config = dict(self.vae_config) if self.vae_config is not None else None
+        self.cfg_interval = (float(self.cfg_interval[0]), float(self.cfg_interval[1]))
+        super().__post_init__(**kwargs)
         self.validate_shapes()
 
     # ------------------------------------------------------------------ derived quantities
@@ -221,6 +191,26 @@ class UniXConfig(PretrainedConfig):
                 f"max_latent_size={self.max_latent_size}"
             )
         return grid
+
+    def sampler(self) -> dict[str, Any]:
+        """The sampling settings, ``{field: value}`` for :data:`SAMPLER_FIELDS`."""
+        return {k: getattr(self, k) for k in SAMPLER_FIELDS}
+
+    def with_sampler(self, overrides: dict[str, Any]) -> list[str]:
+        """Apply sampler ``overrides`` in place (validated); returns ``"field: old -> new"``
+        for each one that changes a value, for a caption to say."""
+        unknown = sorted(set(overrides) - set(SAMPLER_FIELDS))
+        if unknown:
+            raise ValueError(f"sampler overrides {unknown}: not one of {list(SAMPLER_FIELDS)}")
+        changed = []
+        for key, value in overrides.items():
+            old = getattr(self, key)
+            value = tuple(float(v) for v in value) if key == "cfg_interval" else value
+            if value != old:
+                changed.append(f"{key}: {old} -> {value}")
+            setattr(self, key, value)
+        self.validate_shapes()
+        return changed
 
     def special_ids(self) -> dict[str, int]:
         """``{"bos", "eos", "pad", "boi", "eoi"}`` -> id, the form the packing helpers take."""
@@ -318,6 +308,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "repa_depth": 3,
         "repa_hidden_size": 512,
         "repa_target_dim": 384,
+        **PAPER_SAMPLER,
     },
     # The official UniX shapes (Janus-Pro-1B LLM per branch, SigLIP-L/16 at 384, kl-f16).
     "paper": {
@@ -346,6 +337,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "repa_depth": 8,
         "repa_hidden_size": 2048,
         "repa_target_dim": 768,  # RadDino patch features
+        **PAPER_SAMPLER,
     },
 }
 

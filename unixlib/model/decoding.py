@@ -140,3 +140,29 @@ def generate_report(
     for row in ids.tolist():
         reports.append(row[: row.index(cfg.eos_id)] if cfg.eos_id in row else row)
     return reports
+
+
+class ReportDecoding:
+    """Report writing as methods of :class:`~unixlib.model.unix.UniX` (a mixin)."""
+
+    def greedy_decode(
+        self,
+        plans: list[SamplePlan],
+        vit_pixels: Tensor,
+        max_new_tokens: int,
+        use_cache: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Greedy continuation of prefix plans; see :func:`greedy_decode`."""
+        return greedy_decode(self, plans, vit_pixels, max_new_tokens, use_cache, return_logits)
+
+    def generate_report(
+        self,
+        images: Tensor,
+        prompt_ids: list[list[int]] | list[int],
+        max_new_tokens: int,
+        use_cache: bool = True,
+    ) -> list[list[int]]:
+        """Reports (token ids, eos excluded) for (B, 1, H, W) images in [0, 1]; see
+        :func:`generate_report`."""
+        return generate_report(self, images, prompt_ids, max_new_tokens, use_cache)

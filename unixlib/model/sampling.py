@@ -54,8 +54,9 @@ def generate_image(
     Args:
         context_ids: B reports as token ids (no specials; ``[]`` = unconditional).
         size: output side in px (default ``config.image_size_gen``).
-        steps, cfg_scale, cfg_interval, shift: sampler settings (defaults from the config:
-            50 grid points, guidance 2.0 on t in (0.4, 1.0], time shift 3.0).
+        steps, cfg_scale, cfg_interval, shift: sampler settings; ``None`` takes the model
+            config's (``sample_steps``, ``cfg_scale``, ``cfg_interval``, ``sample_shift``: the
+            one home of these defaults, saved with the checkpoint).
         seed: the initial noise is drawn on the CPU from this seed, so it is device-independent.
         reuse_context: compute the context's keys/values once (True) or every step (False).
         decode: return pixels (B, 1, size, size) in [0, 1]; False returns the normalised
@@ -63,7 +64,7 @@ def generate_image(
     """
     cfg = model.config
     size = size or cfg.image_size_gen
-    steps = steps or cfg.sample_steps
+    steps = cfg.sample_steps if steps is None else steps
     scale = cfg.cfg_scale if cfg_scale is None else cfg_scale
     interval = tuple(cfg_interval or cfg.cfg_interval)
     shift = cfg.sample_shift if shift is None else shift
@@ -160,3 +161,35 @@ def _uncached_steps(model: UniX, plans: list[SamplePlan]):
         return model.llm2vae(h[n_und:]).unflatten(0, (n, -1))
 
     return step
+
+
+class ImageSampling:
+    """Image generation as a method of :class:`~unixlib.model.unix.UniX` (a mixin)."""
+
+    def generate_image(
+        self,
+        context_ids: list[list[int]],
+        size: int | None = None,
+        steps: int | None = None,
+        cfg_scale: float | None = None,
+        cfg_interval: tuple[float, float] | None = None,
+        shift: float | None = None,
+        seed: int = 0,
+        reuse_context: bool = True,
+        decode: bool = True,
+    ) -> Tensor:
+        """Images (B, 1, size, size) in [0, 1] from B reports as token ids (``[]`` =
+        unconditional), or the normalised latents with ``decode=False``. ``None`` settings take
+        the model config's sampler defaults; see :func:`generate_image`."""
+        return generate_image(
+            self,
+            context_ids,
+            size=size,
+            steps=steps,
+            cfg_scale=cfg_scale,
+            cfg_interval=cfg_interval,
+            shift=shift,
+            seed=seed,
+            reuse_context=reuse_context,
+            decode=decode,
+        )

@@ -13,7 +13,7 @@ What :func:`save_pretrained` writes (every stage's ``final/`` folder is one)::
 
 A diffusers user gets the right latents from ``vae/`` alone:
 ``(vae.encode(x).latent_dist.mode() - shift_factor) * scaling_factor`` is what the model sees.
-:func:`from_pretrained` builds the model on the meta device and assigns the stored tensors
+:func:`load_pretrained` (``UniX.from_pretrained``) builds the model on the meta device and assigns the stored tensors
 (no random initialisation, no second copy). Directories of earlier versions (one
 ``model.safetensors`` holding the VAE too, no ``vae/``) still load.
 
@@ -26,14 +26,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from unixlib.model.config import UniXConfig
 from unixlib.model.flow import sincos_2d_table
-from unixlib.model.unix import UniX
+
+if TYPE_CHECKING:
+    from unixlib.model.unix import UniX
 
 MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 INDEX_FILE = "model.safetensors.index.json"
@@ -219,7 +221,9 @@ def _is_gen_weight(key: str) -> bool:
     )
 
 
-def from_pretrained(path: Path, device: str | torch.device = "cpu", **overrides: Any) -> UniX:
+def load_pretrained(
+    model_class: type[UniX], path: Path, device: str | torch.device = "cpu", **overrides: Any
+) -> UniX:
     """Load what :func:`save_pretrained` wrote, onto ``device``.
 
     ``overrides`` change config fields first (e.g. ``image_size_gen=512, max_latent_size=32``
@@ -237,7 +241,7 @@ def from_pretrained(path: Path, device: str | torch.device = "cpu", **overrides:
         state.update(_vae_state(path, config))
     state = _ablation_weights(state, read_config(path), config)
     with torch.device("meta"):
-        model = UniX(config)
+        model = model_class(config)
     missing = sorted(set(model.state_dict()) - set(state))
     unexpected = sorted(set(state) - set(model.state_dict()))
     if missing or unexpected:
@@ -248,3 +252,17 @@ def from_pretrained(path: Path, device: str | torch.device = "cpu", **overrides:
     model.load_state_dict(state, strict=True, assign=True)
     _fill_nonpersistent_buffers(model)
     return model.to(device)
+
+
+class ModelDirectory:
+    """``UniX.from_pretrained`` / ``UniX.save_pretrained``: the model directory of this module
+    as methods, in the Hugging Face style (a mixin of :class:`~unixlib.model.unix.UniX`)."""
+
+    @classmethod
+    def from_pretrained(cls, path, device="cpu", **overrides):
+        """Load a model directory; see :func:`load_pretrained`."""
+        return load_pretrained(cls, path, device, **overrides)
+
+    def save_pretrained(self, path, **kwargs):
+        """Write a model directory; see :func:`save_pretrained`."""
+        return save_pretrained(self, path, **kwargs)

@@ -10,8 +10,10 @@ Data path of :meth:`UniX.forward` (shapes for a packed batch of B rows, L column
     gen states    -> llm2vae  -> velocity, MSE to eps - x0 (flow matching, t = 0 is data)
     gen states after block d -> repa_projector -> -cos to frozen encoder features (REPA)
 
-Report decoding lives in ``decoding.py``, image sampling in ``sampling.py``; both reuse the
-building blocks here (``embed``, ``run``).
+Report decoding lives in ``decoding.py``, image sampling in ``sampling.py`` and the model
+directory in ``saving.py``; each gives UniX its methods as a mixin (``generate_report``,
+``generate_image``, ``from_pretrained`` / ``save_pretrained``) and reuses the building blocks
+here (``embed``, ``run``), so the imports run one way: this module imports them.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unixlib.data.packing import PackedBatch, SamplePlan
+from unixlib.data.packing import PackedBatch
 from unixlib.model.config import UniXConfig
+from unixlib.model.decoding import ReportDecoding
 from unixlib.model.flow import (
     TimestepEmbedder,
     interpolate,
@@ -36,6 +39,8 @@ from unixlib.model.mot import KVCache, MoTLanguageModel
 from unixlib.model.repa import REPAProjector, repa_loss
 from unixlib.model.rope import rope_cos_sin
 from unixlib.model.routing import Routing
+from unixlib.model.sampling import ImageSampling
+from unixlib.model.saving import ModelDirectory
 from unixlib.model.vae import VAEWrapper, build_autoencoder
 from unixlib.model.vision import Connector, build_vision_tower, vit_features
 
@@ -51,7 +56,7 @@ class _Noised:
     embeds: Tensor  # (Ng * T, D) LLM inputs of x_t
 
 
-class UniX(nn.Module):
+class UniX(ReportDecoding, ImageSampling, ModelDirectory, nn.Module):
     """The unified model; see the module docstring for the data path.
 
     Submodule names fix the state-dict naming shared with ``weights.py``: ``language_model``,
@@ -121,21 +126,6 @@ class UniX(nn.Module):
         """Recompute non-persistent buffers (after ``to_empty`` from the meta device)."""
         table = sincos_2d_table(self.config.hidden_size, self.config.max_latent_size)
         self.latent_pos_embed = table.to(self.latent_pos_embed.device)
-
-    # ------------------------------------------------------------- model directory (saving.py)
-    @classmethod
-    def from_pretrained(cls, path, device="cpu", **overrides) -> UniX:
-        """Load a model directory (Hugging Face layout); see ``saving.from_pretrained``."""
-        from unixlib.model.saving import from_pretrained
-
-        return from_pretrained(path, device, **overrides)
-
-    def save_pretrained(self, path, **kwargs):
-        """Write a model directory (config, safetensors, ``vae/``, tokenizer, card); see
-        ``saving.save_pretrained``."""
-        from unixlib.model.saving import save_pretrained
-
-        return save_pretrained(self, path, **kwargs)
 
     # ----------------------------------------------------------------------- building blocks
     def embed_vit(self, pixels: Tensor) -> Tensor:
@@ -243,8 +233,6 @@ class UniX(nn.Module):
         repa_target: Tensor | None = None,
         repa_grid: tuple[int, int] | None = None,
         generator: torch.Generator | None = None,
-        timestep_shift: float = 1.0,
-        loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
     ) -> dict[str, Tensor]:
         """Losses of a packed batch; every term is summed per token then normalised here.
 
@@ -254,19 +242,19 @@ class UniX(nn.Module):
                 vit split in batch order; None when the batch has none.
             latents: (Ng, C, h, w) float normalised VAE latents x0 (``vae.encode``), one per
                 vae split in batch order, all of one size; None when the batch has none.
-            timesteps: (Ng,) float flow times in [0, 1] (default: logit-normal draw shifted by
-                ``timestep_shift``); t = 0 is the clean latent.
+            timesteps: (Ng,) float flow times in [0, 1]; t = 0 is the clean latent. The trainer
+                draws them (``TrainConfig.timestep_shift``, train/batches.py); the default is
+                the unshifted logit-normal draw ``sigmoid(N(0, 1))``.
             noise: (Ng, C, h, w) float eps (default: standard normal).
             repa_target: (Ng, M, Dt) float frozen-encoder patch features of the clean images;
                 REPA is computed only when given (stage 2).
             repa_grid: (H, W) grid of ``repa_target``'s M tokens.
             generator: for the default timesteps and noise (reproducible runs).
-            timestep_shift, loss_weights: the training config's ``timestep_shift`` and
-                ``(ce_weight, flow_weight, repa_weight)`` (TrainConfig is their one home).
         Returns:
             ``ce`` (mean over answer tokens), ``flow`` (mean over latent tokens with loss of the
             per-token mean squared error), ``repa`` (mean negative cosine), ``loss`` =
-            the ``loss_weights``-weighted sum of ce, flow and repa, the counts
+            their plain sum (the trainer weights the terms itself: ``TrainConfig.ce_weight``,
+            ``flow_weight``, ``repa_weight``), the counts
             ``n_ce_tokens`` and ``n_flow_tokens`` (for re-normalising across devices), and
             ``timesteps`` (Ng,) used (only when latents are given). Absent terms are 0 with
             count 0.
@@ -275,9 +263,7 @@ class UniX(nn.Module):
             raise ValueError("repa_target given without repa_grid")
         noised = None
         if latents is not None:
-            noised = self._noise_latents(
-                batch, latents, timesteps, noise, generator, timestep_shift
-            )
+            noised = self._noise_latents(batch, latents, timesteps, noise, generator)
         use_repa = repa_target is not None and noised is not None
         capture = self.config.repa_layer_index if use_repa else None
         h, routing, n_und, captured = self._hidden_states(batch, vit_pixels, noised, capture)
@@ -291,8 +277,7 @@ class UniX(nn.Module):
             out["flow"], n_flow = self._flow_loss(batch, h[n_und:], noised)
         if use_repa:
             out["repa"] = self._repa_loss(captured[n_und:], noised, repa_target, repa_grid)
-        w_ce, w_flow, w_repa = loss_weights
-        out["loss"] = w_ce * out["ce"] + w_flow * out["flow"] + w_repa * out["repa"]
+        out["loss"] = out["ce"] + out["flow"] + out["repa"]
         out["n_ce_tokens"] = torch.tensor(n_ce, device=h.device)
         out["n_flow_tokens"] = torch.tensor(n_flow, device=h.device)
         return out
@@ -305,7 +290,6 @@ class UniX(nn.Module):
         timesteps: Tensor | None,
         noise: Tensor | None,
         generator: torch.Generator | None,
-        timestep_shift: float,
     ) -> _Noised:
         """x_t = (1 - t) x0 + t eps as latent tokens, and their LLM inputs (see ``forward``)."""
         p = self.config.latent_patch_size
@@ -313,7 +297,7 @@ class UniX(nn.Module):
         x0 = patchify(latents, p)  # (Ng, T, C p p)
         draw_on = generator.device if generator is not None else latents.device
         if timesteps is None:
-            timesteps = sample_train_timesteps(len(latents), timestep_shift, generator, draw_on)
+            timesteps = sample_train_timesteps(len(latents), 1.0, generator, draw_on)
         timesteps = timesteps.to(latents.device, torch.float32)
         if noise is None:
             noise = torch.randn(latents.shape, generator=generator, device=draw_on)
@@ -399,62 +383,6 @@ class UniX(nn.Module):
     def encode_images(self, images: Tensor) -> Tensor:
         """(B, 1, H, W) pixels in [0, 1] -> (B, C, H/f, W/f) normalised latents."""
         return self.vae.encode(images * 2 - 1)
-
-    def greedy_decode(
-        self,
-        plans: list[SamplePlan],
-        vit_pixels: Tensor,
-        max_new_tokens: int,
-        use_cache: bool = True,
-        return_logits: bool = False,
-    ) -> tuple[Tensor, Tensor | None]:
-        """Greedy continuation of prefix plans: ((B, T) ids, (B, T, V) logits or None); see
-        decoding.py."""
-        from unixlib.model.decoding import greedy_decode
-
-        return greedy_decode(self, plans, vit_pixels, max_new_tokens, use_cache, return_logits)
-
-    def generate_report(
-        self,
-        images: Tensor,
-        prompt_ids: list[list[int]],
-        max_new_tokens: int,
-        use_cache: bool = True,
-    ) -> list[list[int]]:
-        """Reports (token ids, eos excluded) for images (B, 1, H, W) in [0, 1]; see decoding.py."""
-        from unixlib.model.decoding import generate_report
-
-        return generate_report(self, images, prompt_ids, max_new_tokens, use_cache)
-
-    def generate_image(
-        self,
-        context_ids: list[list[int]],
-        size: int | None = None,
-        steps: int | None = None,
-        cfg_scale: float | None = None,
-        cfg_interval: tuple[float, float] | None = None,
-        shift: float | None = None,
-        seed: int = 0,
-        reuse_context: bool = True,
-        decode: bool = True,
-    ) -> Tensor:
-        """Images (B, 1, size, size) in [0, 1] from B reports as token ids (``[]`` =
-        unconditional), or the normalised latents with ``decode=False``. ``None`` settings take
-        the config's sampler defaults; the arguments are documented in sampling.py."""
-        from unixlib.model.sampling import generate_image
-
-        return generate_image(
-            self,
-            context_ids,
-            size=size,
-            steps=steps,
-            cfg_scale=cfg_scale,
-            cfg_interval=cfg_interval,
-            shift=shift,
-            seed=seed,
-            reuse_context=reuse_context,
-            decode=decode,
-        )
 
 
 def parameter_counts(config: UniXConfig) -> dict[str, int]:

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from unixlib.config.paths import latent_cache_path, stage_dir, vae_dir
+
 if TYPE_CHECKING:
     from unixlib.model.config import UniXConfig
 
@@ -219,20 +221,6 @@ class TrainConfig:
 
 # The notebook that runs each stage, and the run-relative folders the stages share.
 STAGE_NOTEBOOKS = {1: "02_train_ar", 2: "03_train_diffusion", 3: "04_joint_stage"}
-
-
-def stage_dir(run_root: str, stage: int) -> str:
-    return f"{run_root}/stage{stage}"
-
-
-def vae_dir(run_root: str) -> str:
-    """Where notebook 03 puts the VAE it trains (SynthCXR profiles)."""
-    return f"{run_root}/vae"
-
-
-def latent_cache_path(run_root: str, size: int) -> str:
-    """Training-split latents at ``size`` px, encoded once by notebooks 03/04."""
-    return f"{run_root}/latents/train_{size}.safetensors"
 
 
 def stage_config(stage: int, params: dict[str, Any]) -> TrainConfig:

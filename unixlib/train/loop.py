@@ -25,11 +25,11 @@ import torch
 from torch import nn
 
 from unixlib.config import project_path
+from unixlib.config.device import resolve_device
 from unixlib.model.card import model_card
 from unixlib.model.repa import SiglipTarget
 from unixlib.model.saving import save_pretrained
 from unixlib.model.unix import UniX
-from unixlib.runlock import RunLock
 from unixlib.train import checkpoint as ckpt
 from unixlib.train import distributed as dist_utils
 from unixlib.train import fsdp, precision
@@ -43,6 +43,7 @@ from unixlib.train.batches import (
 from unixlib.train.config import TrainConfig
 from unixlib.train.memory import estimate_memory
 from unixlib.train.reporting import open_reporters
+from unixlib.train.runlock import RunLock
 from unixlib.train.schedules import constant_with_warmup
 from unixlib.train.setup import build_model, set_activation_checkpointing, set_trainable
 
@@ -188,7 +189,7 @@ def train(
     """Train one stage as configured; ``resume`` continues from the newest intact checkpoint
     exactly (same global batch required). A fresh run starts over: it rewrites ``metrics.jsonl``
     and removes an earlier run's ``checkpoints/`` in ``run_dir``. The run directory is locked
-    for the duration (``unixlib.runlock``): a second run on it stops at once. ``report_to`` also
+    for the duration (``unixlib.train.runlock``): a second run on it stops at once. ``report_to`` also
     sends each metrics row elsewhere (``("tensorboard",)``: ``run_dir/tensorboard``; see
     reporting.py)."""
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the lock for all
@@ -247,7 +248,7 @@ def _train(
     autocast = precision.autocast(cfg.mixed_precision, run.device)
     bar = None
     if progress and run.info.is_main:
-        from unixlib.progress import bar as progress_bar  # text under the series runner
+        from unixlib.config.progress import bar as progress_bar  # text under the series runner
 
         bar = progress_bar(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
     run.model.train()
@@ -275,7 +276,7 @@ def _train(
 def _setup(cfg: TrainConfig, resume: bool, report_to: Sequence[str]) -> _Run:
     """Device and processes, data, the stage's model (frozen groups, REPA target, latent
     cache), the vision stand-in when due, parallel wrapping, optimizer, schedule and EMA."""
-    device = dist_utils.resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     info = dist_utils.init_from_env(device)
     run_dir = project_path(cfg.run_dir)
     reporters = open_reporters(report_to, run_dir) if info.is_main else []
@@ -293,7 +294,7 @@ def _setup(cfg: TrainConfig, resume: bool, report_to: Sequence[str]) -> _Run:
         _pretrain_tower(cfg, model, source, device, run_dir, info.is_main)
     latent_cache = None
     if cfg.latent_cache and "gen" in source.datasets:
-        from unixlib.train.vae_files import load_latent_cache
+        from unixlib.model.vae_files import load_latent_cache
 
         cached, ids = load_latent_cache(project_path(cfg.latent_cache))
         mc = model.config

@@ -14,7 +14,6 @@ from torch import nn
 from unixlib.config import project_path
 from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.model.config import preset
-from unixlib.model.saving import from_pretrained
 from unixlib.model.unix import UniX
 from unixlib.train.config import GROUPS, TrainConfig
 
@@ -121,7 +120,7 @@ def build_model(cfg: TrainConfig, tokenizer: ReportTokenizer) -> UniX:
     Relative paths are relative to the repository root (``unixlib.config.project_path``)."""
     values = model_config(cfg, tokenizer)
     if cfg.init_from:
-        model = from_pretrained(project_path(cfg.init_from), **values)
+        model = UniX.from_pretrained(project_path(cfg.init_from), **values)
     else:
         model = UniX(preset(cfg.preset, **values))
         if cfg.janus_dir:
@@ -130,7 +129,7 @@ def build_model(cfg: TrainConfig, tokenizer: ReportTokenizer) -> UniX:
             # strict: a missing or mismatched key is an error naming it, before any step
             print(import_janus_pro(model, project_path(cfg.janus_dir), strict=True))
     if cfg.vae_dir:
-        from unixlib.train.vae_files import load_vae
+        from unixlib.model.vae_files import load_vae
 
         vae = load_vae(project_path(cfg.vae_dir))
         check = model.config

@@ -1,7 +1,7 @@
 """Obtain the VAE of stage 2 (notebook 03) when no pretrained one exists: train a small one.
 
 The paper uses the pretrained latent-diffusion kl-f16 autoencoder (loaded with
-:func:`unixlib.train.vae_files.load_vae`). Profiles on SynthCXR have no such checkpoint, so
+:func:`unixlib.model.vae_files.load_vae`). Profiles on SynthCXR have no such checkpoint, so
 notebook 03 trains a tiny gray diffusers ``AutoencoderKL`` here, derives the latent
 normalisation ``scale * (z - shift)`` from its own training latents (so the flow sees
 zero-mean, unit-variance data, the role of the paper's 0.238092 / -0.201906), saves both, and
@@ -27,21 +27,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from unixlib.config.device import resolve_device
+from unixlib.config.progress import bar
 from unixlib.data.sources.images import load_image
 from unixlib.model.vae import VAEWrapper, build_autoencoder, latent_stats, vae_loss
 from unixlib.model.vae import tiny_autoencoder_config as default_autoencoder_config
-from unixlib.progress import bar
-from unixlib.train.distributed import resolve_device
+from unixlib.model.vae_batches import as_image_batch, encode_dataset
+from unixlib.model.vae_files import LATENT_NORM_FILE, write_latent_norm
 from unixlib.train.schedules import cosine_with_warmup
-from unixlib.train.vae_files import LATENT_NORM_FILE, write_latent_norm
 
 __all__ = [
     "VAETrainConfig",
     "VAETrainResult",
-    "as_image_batch",
-    "encode_dataset",
+    "cache_latents",
     "load_image_stack",
-    "reconstruct",
     "train_vae",
 ]
 
@@ -131,18 +130,6 @@ def load_image_stack(paths: Sequence[str | os.PathLike], size: int | None = None
     return np.stack(images)[:, None]
 
 
-def as_image_batch(images: np.ndarray | Tensor, size: int | None = None) -> Tensor:
-    """Check and convert images to a float32 CPU tensor ``(N, 1, H, W)`` in [0, 1]."""
-    x = torch.as_tensor(images).detach().to("cpu", torch.float32)
-    if x.dim() != 4 or x.shape[1] != 1 or x.shape[0] == 0:
-        raise ValueError(f"expected images (N >= 1, 1, H, W), got shape {tuple(x.shape)}")
-    if size is not None and tuple(x.shape[-2:]) != (size, size):
-        raise ValueError(f"expected {size}x{size} images, got {tuple(x.shape[-2:])}")
-    if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-        raise ValueError("image values must be finite and in [0, 1] (divide 8-bit data by 255)")
-    return x
-
-
 def _check_autoencoder_config(config: dict[str, Any], cfg: VAETrainConfig) -> None:
     levels = len(config.get("block_out_channels", ()))
     found = (config.get("in_channels"), config.get("out_channels"), config.get("latent_channels"))
@@ -168,7 +155,7 @@ def train_vae(
         out_dir: receives ``config.json`` + ``diffusion_pytorch_model.safetensors``
             (diffusers ``save_pretrained``), ``latent_norm.json`` (scale, shift, downsample,
             latent_channels), ``metrics.jsonl`` (step, loss, rec, kl, lr) and
-            ``vae_train_config.json``; :func:`~unixlib.train.vae_files.load_vae` reads it back.
+            ``vae_train_config.json``; :func:`~unixlib.model.vae_files.load_vae` reads it back.
         autoencoder_config: ``AutoencoderKL`` arguments; default
             ``tiny_autoencoder_config(cfg.latent_channels, cfg.downsample)``.
     Returns:
@@ -230,43 +217,6 @@ def train_vae(
     return VAETrainResult(vae, out, scale, shift, metrics, seconds)
 
 
-def _device_of(vae: VAEWrapper) -> torch.device:
-    return next(vae.autoencoder.parameters()).device
-
-
-def encode_dataset(
-    vae: VAEWrapper,
-    images: np.ndarray | Tensor,
-    batch_size: int = 64,
-    generator: torch.Generator | None = None,
-    desc: str = "encode latents",
-) -> Tensor:
-    """Normalised latents ``(N, C, H/f, W/f)`` (float32, CPU) of images ``(N, 1, H, W)`` in [0, 1].
-
-    No gradients; batched on the VAE's device. ``generator`` only matters when the VAE samples
-    its posterior (``sample_posterior=True``).
-    """
-    x = as_image_batch(images)
-    device = _device_of(vae)
-    chunks = []
-    with torch.no_grad():
-        for batch in bar(x.split(batch_size), desc=desc, unit="batch"):
-            chunks.append(vae.encode(batch.to(device) * 2 - 1, generator=generator).float().cpu())
-    return torch.cat(chunks)
-
-
-def reconstruct(vae: VAEWrapper, images: np.ndarray | Tensor, batch_size: int = 64) -> Tensor:
-    """Encode and decode ``(N, 1, H, W)`` images in [0, 1]; returns the same shape, clamped."""
-    device = _device_of(vae)
-    latents = encode_dataset(vae, images, batch_size, desc="reconstruct: encode")
-    chunks = []
-    with torch.no_grad():
-        for z in bar(latents.split(batch_size), desc="reconstruct: decode", unit="batch"):
-            pixels = vae.decode(z.to(device)).float().cpu()  # (B, 1, H, W) in ~[-1, 1]
-            chunks.append(((pixels + 1) / 2).clamp(0, 1))
-    return torch.cat(chunks)
-
-
 def cache_latents(
     vae: VAEWrapper, dataset, path: str | os.PathLike, batch_size: int = 64, reuse: bool = False
 ) -> Tensor:
@@ -276,7 +226,7 @@ def cache_latents(
     ``reuse=True`` loads an existing cache instead when it holds exactly the dataset's rows at
     this resolution (notebook 04 reuses notebook 03's cache when both train at the same size).
     """
-    from unixlib.train.vae_files import load_latent_cache, save_latent_cache
+    from unixlib.model.vae_files import load_latent_cache, save_latent_cache
 
     ids = dataset.rows["id"].tolist()
     grid = dataset.image_size // vae.downsample

@@ -4,14 +4,15 @@ Per task, a strip of the packed sample's splits (coloured by token kind, hatched
 is taken), its RoPE positions (flat over an image block) and its attention mask (query rows x
 key columns, each allowed cell coloured by the key's kind, split boundaries drawn); beside them
 a table of which weight groups each stage trains. The inputs come from
-``unixlib.eval.sequence_figure`` (plain arrays and a DataFrame), never from a model.
+``unixlib.experiments.sequence_figure`` as the plain data types below (arrays and a DataFrame), never
+from a model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,10 +23,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from unixlib.viz.common import save
 
-if TYPE_CHECKING:  # the data type only: importing it would pull torch into viz
-    from unixlib.eval.sequence_figure import SplitSpan, TaskSequence
-
-__all__ = ["fig2"]
+__all__ = ["SplitSpan", "TaskSequence", "fig2"]
 
 KIND_COLORS = {"text": "#4c72b0", "vit": "#55a868", "vae": "#dd8452", "pad": "#c8c8c8"}
 KIND_LEGEND = {
@@ -40,6 +38,41 @@ BOUNDARY = "#404040"
 LABEL_SIZE = 7.5  # pt, split labels
 CHAR_WIDTH = 0.58  # average glyph width in em (DejaVu Sans), for label placement
 LEVEL_PT = 11  # height of one label level above the strip, in points
+
+
+@dataclass(frozen=True)
+class SplitSpan:
+    """One split of a packed row: ``kind`` (text / vit / vae / pad), its token range
+    ``[start, start + length)``, a label such as ``"ViT 4x4"``, and whether it carries loss."""
+
+    kind: str
+    start: int
+    length: int
+    label: str
+    loss: bool = False
+
+
+@dataclass(frozen=True)
+class TaskSequence:
+    """The first sample of one task's packed batch.
+
+    Attributes:
+        task: ``und`` / ``gen`` / ``uncond``; title: a caption for it.
+        splits: the sample's splits in order, trailing padding last; lengths sum to L.
+        token_kind: (L,) int codes of ``PackedBatch.token_kind``; ``kind_names`` names them.
+        attention_mask: (L, L) bool, True where query (row) may attend key (column).
+        position_ids: (L,) int RoPE positions (one per image block).
+        batch_shape: (B, L) of the packed batch the sample came from.
+    """
+
+    task: str
+    title: str
+    splits: tuple[SplitSpan, ...]
+    token_kind: np.ndarray
+    kind_names: dict[int, str]
+    attention_mask: np.ndarray
+    position_ids: np.ndarray
+    batch_shape: tuple[int, int]
 
 
 def _mask_image(seq: TaskSequence) -> np.ndarray:

@@ -11,7 +11,6 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from unixlib.data.schema import LABELS
 from unixlib.viz.common import save
 from unixlib.viz.generation import image_rows
 
@@ -83,9 +82,9 @@ LABEL_STATES = {
 }
 
 
-def label_shares(frame: pd.DataFrame) -> pd.DataFrame:
-    """Long table ``class, state, share``: the share of rows in each label state per class."""
-    values = frame[list(LABELS)]
+def label_shares(values: pd.DataFrame) -> pd.DataFrame:
+    """Long table ``class, state, share``: the share of rows in each label state per class
+    (``values``: one column per class, 1 / -1 / 0 / NaN)."""
     shares = {
         "positive": (values == 1).mean(),
         "uncertain": (values == -1).mean(),

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from unixlib.config.progress import bar
 from unixlib.data.schema import LABELS, MANIFEST_COLUMNS, SPLITS
 from unixlib.data.sources import folder, iuxray, mimic, synth
 from unixlib.data.sources.common import (
@@ -65,7 +66,6 @@ from unixlib.data.sources.understanding_test import (
     UnderstandingTestError,
     read_understanding_test,
 )
-from unixlib.progress import bar
 
 SOURCES: dict[str, Callable[..., Iterable[Candidate]]] = {
     "synth": synth.candidates,

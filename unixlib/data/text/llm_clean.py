@@ -36,9 +36,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from unixlib.config.progress import bar
 from unixlib.data.text.judge import judge_rewrite
 from unixlib.data.text.reports import format_report, split_report
-from unixlib.progress import bar
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from unixlib.config.device import resolve_device
 from unixlib.data.schema import LABELS
 from unixlib.data.sources.images import load_image, save_png8, to_square
 from unixlib.data.text.labeler import label_texts
 from unixlib.data.text.tokenizer import ReportTokenizer
-from unixlib.eval.samples import generate_images, generate_reports
+from unixlib.experiments.samples import generate_images, generate_reports
 from unixlib.model.unix import UniX
-from unixlib.train.distributed import resolve_device
 
 
 def load_model_dir(path: Path, device: str = "auto") -> tuple[UniX, ReportTokenizer]:

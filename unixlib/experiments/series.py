@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from unixlib import config
-from unixlib.progress import ENV_MODE
-from unixlib.runlock import RunLock
+from unixlib.config.progress import ENV_MODE
+from unixlib.train.runlock import RunLock
 
 # Packages whose versions every manifest records.
 TRACKED_PACKAGES = (

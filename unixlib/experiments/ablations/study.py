@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.figure import Figure
 
-from unixlib.ablations import summary
-from unixlib.ablations.runner import (
+from unixlib.experiments.ablations import summary
+from unixlib.experiments.ablations.runner import (
     Measurer,
     TrainedRun,
     as_int_seeds,
@@ -25,8 +26,9 @@ from unixlib.ablations.runner import (
     measure,
     train_runs,
 )
-from unixlib.ablations.variants import STUDIES, Variant, select
-from unixlib.eval.pipeline import EvalSettings, build_encoders, load_inputs
+from unixlib.experiments.ablations.variants import STUDIES, Variant, select
+from unixlib.experiments.evaluation import EvalSettings, build_encoders, load_inputs
+from unixlib.train.config import STAGE_DEFAULTS
 from unixlib.viz.ablations import curves_chart, study_chart
 from unixlib.viz.tables import save_table
 
@@ -103,7 +105,6 @@ class AblationSettings:
             {
                 **p,
                 "stage": 3,
-                "stage2_image_size": p["image_size"],
                 "batch_size": p["eval_batch_size"],
             }
         )
@@ -160,40 +161,110 @@ def paper_rows(variants: list[Variant], study: str) -> dict[str, dict] | None:
     return rows or None
 
 
-def save(result: AblationResult, out: Path) -> list[str]:
-    """Every table and figure of the studies run, the verdicts and ``ablations_summary.json``;
-    returns the verdict sentences."""
+def arms(s: AblationSettings) -> pd.DataFrame:
+    """What every arm of the selected studies changes: one row per arm with its run, where it
+    starts, the groups it trains, its und:gen data ratio, steps and model change."""
+    rows = []
+    for v in select(s.studies, cleaning_start=s.cleaning_start):
+        recipe = s.recipes[v.stage]
+        flags = v.flags
+        trains = flags.get("trainable") or STAGE_DEFAULTS[v.stage]["trainable"]
+        ratio = flags.get("task_ratio") or STAGE_DEFAULTS[v.stage]["task_ratio"]
+        changes = {
+            **flags.get("model_overrides", {}),
+            **{k: val for k, val in flags.items() if k in ("repa_weight", "report_column")},
+        }
+        rows.append(
+            {
+                "study": v.study,
+                "arm": v.label,
+                "run": v.run,
+                "starts from": v.start or "fresh weights",
+                "recipe": f"stage {v.stage}",
+                "trains": " + ".join(trains),
+                "und:gen": f"{ratio[0]}:{ratio[1]}",
+                "steps": recipe["steps"],
+                "changes": ", ".join(f"{k}={val}" for k, val in changes.items()) or "-",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def stem_of(study: str) -> str:
+    """The file stem of a study's table and figure in the figures folder."""
+    return "table5_joint_optimisation" if study == "table5" else f"ablation_{study}"
+
+
+def save_study(
+    result: AblationResult, study: str, out: Path
+) -> tuple[pd.DataFrame | None, Figure | None]:
+    """One study's table (CSV/Markdown/LaTeX) and figure; returns both (the notebook shows
+    them, then the study's verdict sentences: :func:`study_verdicts`). A study the settings
+    did not select gives ``(None, None)`` and says so."""
     s = result.settings
-    for st, table in result.tables.items():
-        stem = "table5_joint_optimisation" if st == "table5" else f"ablation_{st}"
-        save_table(
-            table,
-            out,
-            stem,
-            caption=f"{CAPTIONS[st]} ({s.scale_note}; F1 in %, "
-            "micro/macro over 14 classes, uncertain as positive)",
-            floatfmt=".4g",
-        )
-        study_chart(
-            result.measured,
-            st,
-            MEASURES[st],
-            result.baselines,
-            out / f"{stem}.png",
-            CAPTIONS[st].split(":")[0] + f" ({s.scale_note})",
-            paper_rows(result.variants, st),
-        )
+    if study not in result.tables:
+        print(f"{study}: not run (studies = {s.studies})")
+        return None, None
+    table = result.tables[study]
+    stem = stem_of(study)
+    save_table(
+        table,
+        out,
+        stem,
+        caption=f"{CAPTIONS[study]} ({s.scale_note}; F1 in %, "
+        "micro/macro over 14 classes, uncertain as positive)",
+        floatfmt=".4g",
+    )
+    fig = study_chart(
+        result.measured,
+        study,
+        MEASURES[study],
+        result.baselines,
+        out / f"{stem}.png",
+        CAPTIONS[study].split(":")[0] + f" ({s.scale_note})",
+        paper_rows(result.variants, study),
+    )
+    return table, fig
+
+
+def save_curves(result: AblationResult, study: str, out: Path) -> Figure | None:
+    """The training-loss curves of a study's runs (``repa``: flow and REPA; ``cleaning``: ce);
+    None when the study was not run."""
+    if study not in result.tables:
+        return None
+    terms = {"repa": ("flow", "repa"), "cleaning": ("ce",)}[study]
     names = {v.run: v.label for v in result.variants}
-    for st, terms in (("repa", ("flow", "repa")), ("cleaning", ("ce",))):
+    runs = [v.run for v in result.variants if v.study == study]
+    return curves_chart(
+        loss_curves(result.trained, runs),
+        names,
+        terms,
+        out / f"ablation_{study}_curves.png",
+        f"{CAPTIONS[study].split(':')[0]}: training losses",
+    )
+
+
+def study_verdicts(result: AblationResult, study: str) -> list[str]:
+    """The verdict sentences of one study."""
+    rows = result.verdicts[result.verdicts["study"] == study] if len(result.verdicts) else None
+    return [] if rows is None else summary.verdict_sentences(rows)
+
+
+def save(result: AblationResult, out: Path) -> list[str]:
+    """Every study's table and figure, the loss curves, the verdicts table and
+    ``ablations_summary.json``; returns every verdict sentence."""
+    s = result.settings
+    for st in result.tables:
+        save_study(result, st, out)
+    for st in ("repa", "cleaning"):
         if st in s.studies:
-            runs = [v.run for v in result.variants if v.study == st]
-            curves_chart(
-                loss_curves(result.trained, runs),
-                names,
-                terms,
-                out / f"ablation_{st}_curves.png",
-                f"{CAPTIONS[st].split(':')[0]}: training losses",
-            )
+            save_curves(result, st, out)
+    return save_summary(result, out)
+
+
+def save_summary(result: AblationResult, out: Path) -> list[str]:
+    """``ablation_verdicts`` (table) and ``ablations_summary.json``; returns the sentences."""
+    s = result.settings
     save_table(
         result.verdicts,
         out,

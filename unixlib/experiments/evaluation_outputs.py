@@ -19,25 +19,14 @@ from unixlib import viz
 from unixlib.config import project_path
 from unixlib.data.datasets import ReportImageDataset, load_image
 from unixlib.data.packing import SpecialTokens
-from unixlib.eval import hyperparams, image_eval, paper_rows, pipeline, report_eval, sequence_figure
-from unixlib.eval.pipeline import EvalInputs, EvalSettings
-from unixlib.model.saving import from_pretrained
+from unixlib.eval import image_eval
+from unixlib.experiments import evaluation as pipeline
+from unixlib.experiments import hyperparams, paper_rows, sequence_figure, understanding_tables
+from unixlib.experiments.evaluation import EvalInputs, EvalSettings
 from unixlib.model.unix import UniX
-from unixlib.train.config import stage_dir
-from unixlib.train.distributed import resolve_device
 from unixlib.viz import evaluation as eval_viz
 from unixlib.viz import tables
 from unixlib.viz.tables import SOURCE_COL, THIS_RUN
-
-
-def load_models(s: EvalSettings, stages: tuple[int, ...], device: str = "auto") -> dict:
-    """stage -> the stage's ``final/`` model on ``device`` (eval mode)."""
-    dev = resolve_device(device)
-    out = {}
-    for stage in stages:
-        path = project_path(stage_dir(s.run_dir, stage)) / "final"
-        out[stage] = from_pretrained(path).to(dev).eval()
-    return out
 
 
 def save_table1_fig2(s: EvalSettings, inputs: EvalInputs, model: UniX, out: Path) -> pd.DataFrame:
@@ -57,7 +46,7 @@ def save_table1_fig2(s: EvalSettings, inputs: EvalInputs, model: UniX, out: Path
         max_report_tokens=s.max_report_tokens,
         seed=s.seed,
     )
-    g = mc.latent_grid(s.gen_sizes[max(s.gen_sizes)])
+    g = mc.latent_grid(mc.image_size_gen)
     plans = sequence_figure.example_packed_batches(
         [data.example(i) for i in range(min(4, len(data)))],
         (mc.vit_grid, mc.vit_grid),
@@ -106,7 +95,7 @@ def save_understanding(u: dict, out: Path) -> list[str]:
     eval_viz.per_class_f1_chart(u["per_class"], list(u["methods"]), out / "per_class_f1.png")
     baselines = [m for m in u["methods"] if not m.startswith("UniX")]
     keys = ("micro14_upos", "macro14_upos", "micro5_upos", "macro5_upos", "bleu4", "cider")
-    return report_eval.beats_baselines(u["scores"], "UniX (this run)", baselines, keys)
+    return understanding_tables.beats_baselines(u["scores"], "UniX (this run)", baselines, keys)
 
 
 def save_generation(g: dict, out: Path) -> None:
@@ -220,7 +209,7 @@ def evaluate_run(s: EvalSettings, out: Path, device: str = "auto") -> dict:
     out = Path(out)
     torch.manual_seed(s.seed)
     inputs = pipeline.load_inputs(s)
-    models = load_models(s, tuple(sorted(s.gen_sizes)), device)
+    models = pipeline.load_models(s, device)
     save_table1_fig2(s, inputs, models[max(models)], out)
     enc = pipeline.build_encoders(inputs, s)
     save_encoders(enc, out)

@@ -31,10 +31,7 @@ from typing import Any
 
 import yaml
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parent
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-PROFILE_DIR = REPO_ROOT / "papermill_runs" / "profiles"
+from unixlib.config.paths import NOTEBOOK_DIR, PROFILE_DIR
 
 # Parameters every notebook declares; the runner fills them per profile.
 RUN_DIR_KEY, FIGURES_DIR_KEY = "run_dir", "figures_dir"
@@ -42,17 +39,6 @@ RUN_DIR_KEY, FIGURES_DIR_KEY = "run_dir", "figures_dir"
 
 class ProfileError(ValueError):
     """A profile names an unknown key, gives a value of the wrong type, or is malformed."""
-
-
-def project_path(path: str | Path) -> Path:
-    """Resolve a path parameter: absolute paths stay, relative ones are relative to the repo root.
-
-    Notebooks run with different working directories (papermill from the root, JupyterLab
-    from ``notebooks/``); anchoring at the repository root makes parameters mean the same
-    thing everywhere.
-    """
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else REPO_ROOT / p
 
 
 @dataclass(frozen=True)

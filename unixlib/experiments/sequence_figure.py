@@ -17,10 +17,8 @@ The results are plain data (numpy arrays, tuples, a DataFrame) for ``unixlib.viz
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
 import pandas as pd
 
 from unixlib.data.packing import (
@@ -38,8 +36,9 @@ from unixlib.data.packing import (
     pack,
     understanding_plan,
 )
-from unixlib.eval.hyperparams import GROUP_LABELS
+from unixlib.experiments.hyperparams import GROUP_LABELS
 from unixlib.train.config import GROUPS, STAGE_DEFAULTS
+from unixlib.viz.architecture import SplitSpan, TaskSequence
 
 PAD = "pad"
 KIND_NAMES: dict[int, str] = {PAD_CODE: PAD, TEXT_CODE: TEXT, VIT_CODE: VIT, VAE_CODE: VAE}
@@ -65,41 +64,6 @@ class TokenExample(Protocol):
 
     prompt_ids: Sequence[int]
     report_ids: Sequence[int]
-
-
-@dataclass(frozen=True)
-class SplitSpan:
-    """One split of a packed row: ``kind`` (text / vit / vae / pad), its token range
-    ``[start, start + length)``, a label such as ``"ViT 4x4"``, and whether it carries loss."""
-
-    kind: str
-    start: int
-    length: int
-    label: str
-    loss: bool = False
-
-
-@dataclass(frozen=True)
-class TaskSequence:
-    """The first sample of one task's packed batch.
-
-    Attributes:
-        task: ``und`` / ``gen`` / ``uncond``; title: a caption for it.
-        splits: the sample's splits in order, trailing padding last; lengths sum to L.
-        token_kind: (L,) int codes of ``PackedBatch.token_kind``; ``kind_names`` names them.
-        attention_mask: (L, L) bool, True where query (row) may attend key (column).
-        position_ids: (L,) int RoPE positions (one per image block).
-        batch_shape: (B, L) of the packed batch the sample came from.
-    """
-
-    task: str
-    title: str
-    splits: tuple[SplitSpan, ...]
-    token_kind: np.ndarray
-    kind_names: dict[int, str]
-    attention_mask: np.ndarray
-    position_ids: np.ndarray
-    batch_shape: tuple[int, int]
 
 
 def _text_label(split: Split, special: SpecialTokens, task: str) -> str:

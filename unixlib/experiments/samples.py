@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from unixlib.config.progress import bar
 from unixlib.data.schema import LABELS
 from unixlib.data.text.labeler import label_texts
 from unixlib.data.text.prompts import EVAL_PROMPT
 from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.model.unix import UniX
-from unixlib.progress import bar
 
 
 @torch.no_grad()

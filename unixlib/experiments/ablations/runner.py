@@ -22,17 +22,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unixlib.ablations.variants import Variant, run_config, runs
 from unixlib.config import project_path
+from unixlib.config.device import resolve_device
 from unixlib.eval import baselines, generation, image_eval, report_eval
-from unixlib.eval.pipeline import Encoders, EvalInputs, EvalSettings
-from unixlib.eval.samples import generate_images, generate_reports
-from unixlib.model.saving import from_pretrained
+from unixlib.experiments.ablations.variants import Variant, run_config, runs
+from unixlib.experiments.evaluation import Encoders, EvalInputs, EvalSettings
+from unixlib.experiments.samples import generate_images, generate_reports
 from unixlib.model.unix import UniX
 from unixlib.train import precision
 from unixlib.train.checkpoint import file_sha256
 from unixlib.train.config import TrainConfig
-from unixlib.train.distributed import resolve_device
 from unixlib.train.launch import read_metrics, run_stage
 from unixlib.train.loop import train
 from unixlib.train.setup import group_of
@@ -163,7 +162,8 @@ class Measurer:
     def reports(self, model: UniX) -> list[str]:
         key = und_fingerprint(model)
         if key not in self._reports:
-            images = self.inputs.images("test", self.s.und_image_size, self.s.n_test)
+            size = model.config.image_size_und
+            images = self.inputs.images("test", size, self.s.n_test)
             self._reports[key] = generate_reports(
                 model,
                 images,
@@ -174,14 +174,14 @@ class Measurer:
         return self._reports[key]
 
     def images(self, model: UniX, reports: list[str]) -> np.ndarray:
+        """Images of ``reports`` at the model's size, with its sampler and the evaluation's
+        sampler overrides."""
         s = self.s
+        model.config.with_sampler(s.sampler)
         return generate_images(
             model,
             reports,
             self.inputs.tokenizer,
-            size=s.gen_sizes[3],
-            steps=s.sample_steps,
-            cfg_scale=s.cfg_scale,
             seed=s.seed,
             batch_size=s.batch_size,
             max_report_tokens=s.max_report_tokens,
@@ -268,7 +268,7 @@ def measure(
     dev = resolve_device(device)
     by_run = {}
     for (name, seed), run in trained.items():
-        model = from_pretrained(run.final_dir).to(dev).eval()
+        model = UniX.from_pretrained(run.final_dir).to(dev).eval()
         v = next(x for x in variants if x.run == name)
         row = {
             "run": name,
@@ -292,7 +292,7 @@ def measure(
 
 
 def load_model(path: str | Path, device: str = "auto") -> UniX:
-    return from_pretrained(project_path(path)).to(resolve_device(device)).eval()
+    return UniX.from_pretrained(project_path(path)).to(resolve_device(device)).eval()
 
 
 def loss_curves(trained: dict[tuple[str, int], TrainedRun], names: list[str]) -> pd.DataFrame:

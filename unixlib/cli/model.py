@@ -1,20 +1,21 @@
 """The commands that use a trained model directory: describe, draw, export.
 
-Part of the command line (``unixlib.__main__`` adds them to its parser); the work is done in
-``unixlib.inference`` and ``unixlib.export``, imported only when a command runs.
+Part of the command line (``unixlib.cli.main`` adds them to its parser); the work is done in
+``unixlib.experiments.inference`` and ``unixlib.experiments.export``, imported only when a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
+
+from unixlib.cli.common import AddCommand
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from unixlib import inference
+    from unixlib.experiments import inference
 
     model, tokenizer = inference.load_model_dir(Path(args.model), args.device)
     table = inference.describe(
@@ -31,7 +32,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
-    from unixlib import inference
+    from unixlib.experiments import inference
 
     reports = list(args.report or [])
     if args.reports_csv:
@@ -54,14 +55,14 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from unixlib.export import export_run
+    from unixlib.experiments.export import export_run
 
     out = export_run(Path(args.run_dir), args.stage, Path(args.out), args.max_shard_size)
     print(f"model directory -> {out}")
     return 0
 
 
-def add_model_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+def add_commands(add: AddCommand) -> None:
     """describe, draw, export: using a trained model directory."""
     p = add("describe", cmd_describe, "write a report for each X-ray (PNG, JPEG or DICOM)")
     p.add_argument("--model", required=True, help="a model directory (a stage's final/)")

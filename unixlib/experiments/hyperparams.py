@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from unixlib.config import project_path
+from unixlib.config import project_path, stage_dir
 from unixlib.train.checkpoint import latest_checkpoint
-from unixlib.train.config import TrainConfig, stage_dir
+from unixlib.train.config import TrainConfig
 from unixlib.viz.tables import FROM_PAPER, THIS_RUN
 
 STAGES = (1, 2, 3)

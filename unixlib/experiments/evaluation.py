@@ -24,12 +24,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from unixlib.config import project_path
+from unixlib.config import project_path, stage_dir
+from unixlib.config.device import resolve_device
+from unixlib.config.progress import bar
 from unixlib.data.datasets import ReportImageDataset, load_image
 from unixlib.data.processed import DataPaths, load_processed
 from unixlib.data.schema import LABELS
@@ -44,10 +47,10 @@ from unixlib.eval.encoders import (
     load_or_train,
     load_raddino,
 )
-from unixlib.eval.samples import generate_images, generate_reports
 from unixlib.eval.understanding import Labeler
+from unixlib.experiments import generation_tables, understanding_tables
+from unixlib.experiments.samples import generate_images, generate_reports
 from unixlib.model.unix import UniX
-from unixlib.progress import bar
 
 REAL_TEST, REAL_VAL = "real (test)", "real (validation)"
 SHUFFLED, UNCONDITIONAL = "shuffled reports", "unconditional"
@@ -56,16 +59,20 @@ ALWAYS, RANDOM, RETRIEVAL = "most frequent report", "random report", "retrieval 
 
 @dataclass
 class EvalSettings:
-    """The knobs of one evaluation (notebook 05's parameters)."""
+    """The knobs of one evaluation (notebook 05's parameters).
+
+    Image sizes and the sampler are not among them: they are read from the checkpoints
+    (``UniXConfig``, their one home). ``sampler`` overrides the sampling settings on purpose
+    (``{"sample_steps": 20}``), and every table that shows generated images says so.
+    """
 
     run_dir: str = "papermill_runs/smoke"
-    und_image_size: int = 64  # SigLIP input of the stage-1 model
-    gen_sizes: dict[int, int] = field(default_factory=lambda: {2: 64, 3: 64})  # stage -> px
+    stages: tuple[int, ...] = (2, 3)  # the checkpoints whose images are evaluated; the last
+    # one also writes Table 2's reports
     n_test: int = 0  # 0 = every usable test row
     max_new_tokens: int = 96
     max_report_tokens: int = 96
-    sample_steps: int = 25
-    cfg_scale: float = 4.0
+    sampler: dict[str, Any] = field(default_factory=dict)  # UniXConfig sampler overrides
     batch_size: int = 64  # reports / images per generation batch
     n_shards: int = 4
     kd_subsets: int = 100
@@ -83,18 +90,40 @@ class EvalSettings:
             raise ValueError(
                 f"stage must be 2 or 3 (a model with a generation branch), got {stage}"
             )
-        sizes = {2: p.get("stage2_image_size", 64), 3: p.get("image_size", 64)}
         encoder = EncoderConfig(
             image_size=p.get("encoder_image_size", EncoderConfig.image_size),
             steps=p.get("encoder_steps", EncoderConfig.steps),
             feature_dim=p.get("encoder_feature_dim", EncoderConfig.feature_dim),
             seed=p.get("seed", 0),
         )
-        names = {f for f in cls.__dataclass_fields__} - {"gen_sizes", "encoder"}
+        names = {f for f in cls.__dataclass_fields__} - {"stages", "encoder"}
         values = {k: p[k] for k in names if k in p}
-        return cls(
-            **values, gen_sizes={k: v for k, v in sizes.items() if k <= stage}, encoder=encoder
-        )
+        return cls(**values, stages=tuple(range(2, stage + 1)), encoder=encoder)
+
+
+def load_models(s: EvalSettings, device: str = "auto") -> dict[int, UniX]:
+    """stage -> the stage's ``final/`` model on ``device`` (eval mode), with the settings'
+    sampler overrides applied to its config."""
+    dev = resolve_device(device)
+    out = {}
+    for stage in s.stages:
+        path = project_path(stage_dir(s.run_dir, stage)) / "final"
+        model = UniX.from_pretrained(path).to(dev).eval()
+        model.config.with_sampler(s.sampler)
+        out[stage] = model
+    return out
+
+
+def sampler_note(model: UniX, s: EvalSettings) -> str:
+    """What a caption says of the sampler: the checkpoint's settings, and the overrides."""
+    c = model.config
+    lo, hi = c.cfg_interval
+    text = (
+        f"{c.sample_steps} Euler grid points, CFG {c.cfg_scale:g} on t in ({lo:g}, {hi:g}], "
+        f"time shift {c.sample_shift:g}"
+    )
+    overridden = ", ".join(sorted(s.sampler))
+    return text + (f" ({overridden} set by the evaluation)" if overridden else " (as trained)")
 
 
 @dataclass
@@ -227,7 +256,7 @@ def understanding(
     references, prompts = und["reference"].tolist(), und["prompt"].tolist()
     written = generate_reports(
         model,
-        inputs.und_images(s.und_image_size),
+        inputs.und_images(model.config.image_size_und),
         inputs.tokenizer,
         s.max_new_tokens,
         prompt=prompts,
@@ -254,8 +283,8 @@ def understanding(
     return {
         "methods": methods,  # name -> one report per row of inputs.und
         "scores": scores,
-        "table2": report_eval.table2(scores, kinds, labeler_name),
-        "nlg": report_eval.nlg_table(scores, kinds),
+        "table2": understanding_tables.table2(scores, kinds, labeler_name),
+        "nlg": understanding_tables.nlg_table(scores, kinds),
         "per_class": report_eval.per_class_f1(references, methods, "positive", labeler),
         "test_set": inputs.und_set,
         "seconds": time.perf_counter() - t0,
@@ -266,32 +295,22 @@ def generate_sets(
     models: dict[int, UniX], inputs: EvalInputs, s: EvalSettings
 ) -> dict[str, np.ndarray]:
     """(N, H, W) images per set, row i made for test row i: each stage's model from the test
-    reports; the last stage's from shuffled reports and unconditionally."""
-    kw = dict(
-        steps=s.sample_steps,
-        cfg_scale=s.cfg_scale,
-        seed=s.seed,
-        batch_size=s.batch_size,
-        max_report_tokens=s.max_report_tokens,
-    )
+    reports (at the size and with the sampler of its checkpoint); the last stage's from
+    shuffled reports and unconditionally."""
+    kw = dict(seed=s.seed, batch_size=s.batch_size, max_report_tokens=s.max_report_tokens)
     sets: dict[str, np.ndarray] = {}
     for stage, model in models.items():
-        size = s.gen_sizes[stage]
         sets[f"UniX stage {stage}"] = generate_images(
-            model, inputs.references, inputs.tokenizer, size=size, **kw
+            model, inputs.references, inputs.tokenizer, **kw
         )
-    last = max(models)
+    last = models[max(models)]
     shuffled = baselines.shuffled_reports(inputs.references, s.seed)
-    sets[SHUFFLED] = generate_images(
-        models[last], shuffled, inputs.tokenizer, size=s.gen_sizes[last], **kw
-    )
+    sets[SHUFFLED] = generate_images(last, shuffled, inputs.tokenizer, **kw)
     # Without a report the conditional and unconditional velocities are the same forward
     # ([bos, boi] either way), so guidance is the identity: scale 1 gives the same images at
     # half the cost.
     blank = [""] * len(inputs.references)
-    sets[UNCONDITIONAL] = generate_images(
-        models[last], blank, inputs.tokenizer, size=s.gen_sizes[last], **{**kw, "cfg_scale": 1.0}
-    )
+    sets[UNCONDITIONAL] = generate_images(last, blank, inputs.tokenizer, cfg_scale=1.0, **kw)
     return sets
 
 
@@ -311,9 +330,8 @@ def generation(
     embeds = {k: encoders.reference.image_embed(v) for k, v in sets.items()}
     embeds[REAL_TEST] = encoders.reference.image_embed(real[REAL_TEST])
     align = image_eval.alignment_scores(embeds, text)
-    res = {f"UniX stage {k}": v for k, v in s.gen_sizes.items()}
-    last = f"UniX stage {max(s.gen_sizes)}"
-    res.update({SHUFFLED: s.gen_sizes[max(s.gen_sizes)], UNCONDITIONAL: res[last]})
+    res = {name: images.shape[-1] for name, images in sets.items()}  # generated size, px
+    last = max(k for k in sets if k.startswith("UniX stage"))
     name = encoders.features.name
     dist_sets = {REAL_VAL: feats[REAL_VAL], **{k: feats[k] for k in sets}}
     by_row = {k: feats[k] for k in sets}  # row-aligned sets (validation is not)
@@ -321,10 +339,10 @@ def generation(
     probs[REAL_TEST] = encoders.reference.image_probs(real[REAL_TEST])
     faith = image_eval.faithfulness_table(probs, inputs.labels, last, REAL_TEST, SHUFFLED)
     return {
-        "table3": image_eval.table3(
+        "table3": generation_tables.table3(
             real_feats, dist_sets, align, res, name, s.n_shards, s.kd_subsets, s.seed
         ),
-        "table4": image_eval.table4(real_feats, by_row, inputs.labels, res, name),
+        "table4": generation_tables.table4(real_feats, by_row, inputs.labels, res, name),
         "faithfulness": faith,
         "faithfulness_mean": image_eval.mean_fraction(faith),
         "alignment": align,

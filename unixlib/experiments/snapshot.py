@@ -2,7 +2,7 @@
 
 ``figures/`` is not committed (every run rewrites it); the README embeds this small, committed
 snapshot instead, so the page shows results without running anything. Refresh it after a run
-with ``make snapshot`` (``python -m unixlib.snapshot [PROFILE]``) and commit the folder.
+with ``make snapshot`` (``python -m unixlib.experiments.snapshot [PROFILE]``) and commit the folder.
 """
 
 from __future__ import annotations

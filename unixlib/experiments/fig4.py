@@ -25,7 +25,7 @@ from unixlib.data.synth.synthetic import FindingSpec, SynthCXR
 from unixlib.data.text.reports import rule_clean
 from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.eval.finding_contrast import finding_contrast
-from unixlib.eval.samples import generate_images
+from unixlib.experiments.samples import generate_images
 from unixlib.model.unix import UniX
 
 # (title, findings) of each Fig. 4 case, in the paper's order.
@@ -96,7 +96,7 @@ def generate(
 
     Every prompt is sampled as one batch from the same ``seed``, so column ``k`` of every case
     starts from the same noise: differences between rows are the prompt's doing.
-    ``sampling`` goes to :func:`~unixlib.eval.samples.generate_images` (steps, cfg_scale,
+    ``sampling`` goes to :func:`~unixlib.experiments.samples.generate_images` (steps, cfg_scale,
     size, max_report_tokens).
     """
     if n < 1:

@@ -1,0 +1,48 @@
+"""Benchmarks: ``python -m unixlib.bench`` (``make bench``).
+
+Every CPU benchmark compares a *baseline* and a *candidate* in one process on this machine:
+after a warm-up, the two are timed alternately ``repeats`` times and each side's median is
+reported, so load from other processes hits both alike. One JSON object per line::
+
+    {"name": ..., "baseline_s": ..., "candidate_s": ..., "ratio": baseline_s / candidate_s,
+     "target": ..., "meets_target": ..., <settings: preset, batch, tokens, steps, threads ...>}
+
+``decode_kv_cache``               greedy report decoding, full recomputation vs KV cache
+``sample_context_reuse_L{64,256}``  image sampling, context recomputed vs reused every step
+``mot_vs_dense_step``             training step (forward, backward, AdamW): shared weights
+                                  (``mot=False``, same active size) vs MoT; ratio < 1 expected
+``stage2_frozen_und_detached``    a stage-2 training step (generation batch, understanding branch
+                                  frozen): backward through the frozen branch vs detached
+``train_step_vs_gemm_peak``       the FLOP rate of a tiny-preset training step (mixed 8 + 8
+                                  batch, model FLOPs as below) over this CPU's fp32 rate on a
+                                  1024^3 matmul: how close the step runs to the machine. The
+                                  step runs as the smoke profile trains here (bf16 autocast on
+                                  CPUs with bf16 instructions, train/precision.py); the fp32
+                                  step's ratio is reported beside it (``fp32_ratio``)
+
+``--gpu`` instead measures the ``paper`` preset on CUDA (random weights, bf16 autocast): a
+training step on generation batches at 256 and 512 px and the sampling time of one 512 px
+image. Model FLOPs utilisation (the PaLM convention, recomputation not counted)::
+
+    MFU = (6 N T + 12 n_layers d P) / step_s / peak
+    N = parameters of one MoT branch's blocks (each token passes through exactly one branch;
+        embedding lookups cost no FLOPs; no lm_head on generation batches), T = real tokens,
+    P = attended (query, key) pairs of the real tokens (the attention mask's True entries):
+        q.k and attention-times-v cost 2 d FLOPs each per pair and layer, x3 for backward.
+"""
+
+from unixlib.bench.common import mixed_batch, paired_medians
+from unixlib.bench.cpu import CPU_BENCHMARKS, train_step_flops
+from unixlib.bench.gpu import H200_BF16_DENSE_TFLOPS, attended_pairs
+from unixlib.bench.run import main, parse_args
+
+__all__ = [
+    "CPU_BENCHMARKS",
+    "H200_BF16_DENSE_TFLOPS",
+    "attended_pairs",
+    "main",
+    "mixed_batch",
+    "paired_medians",
+    "parse_args",
+    "train_step_flops",
+]

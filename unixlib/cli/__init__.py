@@ -1,0 +1,1 @@
+"""The command line, ``python -m unixlib <command>``: thin over :mod:`unixlib.experiments`."""

@@ -1,0 +1,52 @@
+"""What every command module shares: the parser class with one-line errors, lazy choices."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+
+# A user error: the command's input is wrong, not the code. One line, exit status 2.
+USER_ERROR_STATUS = 2
+# ``add(name, func, help)`` registers a subcommand and returns its parser (cli/main.py).
+AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line error style."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {self.prog.split()[-1]}: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(USER_ERROR_STATUS)
+
+
+class LazyChoices:
+    """Choices computed on first use, so ``--help`` of other commands imports nothing heavy."""
+
+    def __init__(self, load: Callable[[], list[str]]) -> None:
+        self._load = load
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._load()
+
+
+def _profiles() -> list[str]:
+    from unixlib.config import PROFILE_DIR
+
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def _presets() -> list[str]:
+    from unixlib.model.config import PRESETS
+
+    return sorted(PRESETS)
+
+
+PROFILES, PRESETS = LazyChoices(_profiles), LazyChoices(_presets)
+
+
+def csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]

@@ -1,0 +1,60 @@
+"""``evaluate`` and ``model-info``: a trained run's tables, a preset's size."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from unixlib.cli.common import PRESETS, PROFILES, AddCommand
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from unixlib import config
+    from unixlib.experiments.evaluation import EvalSettings
+    from unixlib.experiments.evaluation_outputs import evaluate_run
+
+    overrides = [f"05_evaluate.{item}" for item in args.set or []]
+    params = config.load(args.profile, overrides).for_notebook("05_evaluate")
+    params.update(run_dir=args.run_dir, stage=args.stage)
+    settings = EvalSettings.from_params(params)
+    summary = evaluate_run(settings, Path(args.out), device=params.get("device", "auto"))
+    print("\n".join(summary["verdicts"]))
+    print(f"tables, figures and generated samples -> {args.out} ({summary['seconds']} s)")
+    return 0
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from unixlib.model.config import preset
+    from unixlib.model.unix import parameter_counts
+
+    print(json.dumps(parameter_counts(preset(args.preset)), indent=2))
+    return 0
+
+
+def add_commands(add: AddCommand) -> None:
+    """evaluate, model-info."""
+    p = add("evaluate", cmd_evaluate, "regenerate Tables 2-4 and Fig. 1 for a trained run")
+    p.add_argument(
+        "--run-dir", required=True, help="a run of the series, e.g. papermill_runs/smoke"
+    )
+    p.add_argument(
+        "--stage",
+        type=int,
+        default=3,
+        choices=[2, 3],
+        help="evaluate stage 3 (and stage 2's generations) or stage 2 alone",
+    )
+    p.add_argument("--out", required=True, help="folder for the tables, figures and samples")
+    p.add_argument(
+        "--profile", default="smoke", choices=PROFILES, help="take notebook 05's parameters from it"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a parameter of notebook 05, e.g. n_test=50",
+    )
+
+    p = add("model-info", cmd_model_info, "parameter counts of a preset (no weights allocated)")
+    p.add_argument("--preset", default="tiny", choices=PRESETS, help="model size preset")
