@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.source_helpers import read_rejects, write_image
 from unixlib.data.schema import LABELS
-from unixlib.data.sources import prepare as prepare_module
+from unixlib.data.sources import image_cache
 from unixlib.data.sources.common import hash_split
 from unixlib.data.sources.folder import parse_labels
 from unixlib.data.sources.prepare import prepare
@@ -121,7 +121,7 @@ def test_image_cache_on_a_process_pool_matches_one_process(tmp_path: Path, monke
     (tmp_path / "im05.png").write_bytes(b"not an image")
     csv = tmp_path / "d.csv"
     pd.DataFrame({"file": names, "lab": ["Effusion"] * len(names)}).to_csv(csv, index=False)
-    monkeypatch.setattr(prepare_module, "POOL_MIN_JOBS", 0)
+    monkeypatch.setattr(image_cache, "POOL_MIN_JOBS", 0)
     outs = {}
     for workers in (1, 2):
         out = tmp_path / f"out{workers}"

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import Tensor
@@ -275,79 +275,122 @@ def pack(plans: Sequence[SamplePlan], pad_id: int, pad_to_multiple_of: int = 1) 
     """
     if not plans:
         raise ValueError("pack: no plans")
-    b = len(plans)
     length = max(p.length for p in plans)
     length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
-    input_ids = torch.full((b, length), pad_id, dtype=torch.long)
-    position_ids = torch.zeros(b, length, dtype=torch.long)
-    kind = torch.zeros(b, length, dtype=torch.long)  # PAD_CODE
-    split_id = torch.full((b, length), -1, dtype=torch.long)  # -1: padding
-    block = torch.zeros(b, length, dtype=torch.bool)  # tokens of image blocks (wrap included)
-    noisy = torch.zeros(b, length, dtype=torch.bool)  # tokens of vae blocks (wrap included)
-    label_ids = torch.full((b, length), IGNORE_INDEX, dtype=torch.long)
-    flow_mask = torch.zeros(b, length, dtype=torch.bool)
-    vit_grids, vae_grids, vit_rows, vae_rows, vae_loss = [], [], [], [], []
+    rows = _Rows.empty(len(plans), length, pad_id)
     for row, plan in enumerate(plans):
-        col, pos = 0, 0
-        for s_idx, split in enumerate(plan.splits):
-            end = col + split.n_tokens
-            kind[row, col:end] = _CODE[split.kind]
-            split_id[row, col:end] = s_idx
-            if split.kind == TEXT:
-                input_ids[row, col:end] = torch.tensor(split.token_ids)
-                position_ids[row, col:end] = torch.arange(pos, pos + split.n_tokens)
-                pos += split.n_tokens
-                if split.loss:
-                    if col == 0 or noisy[row, col - 1]:
-                        raise ValueError(
-                            f"plan {row} (sample {plan.sample_id}): loss split "
-                            f"{s_idx} has no understanding token before it"
-                        )
-                    label_ids[row, col - 1 : end - 1] = input_ids[row, col:end]
-            else:
-                position_ids[row, col:end] = pos  # one position for the whole block
-                pos += 1
-                block[row, col:end] = True
-                noisy[row, col:end] = split.kind == VAE
-                if split.wrap is not None:  # boi | image | eoi: text tokens at both ends
-                    kind[row, col], kind[row, end - 1] = TEXT_CODE, TEXT_CODE
-                    input_ids[row, col], input_ids[row, end - 1] = split.wrap
-                    img = slice(col + 1, end - 1)
-                else:
-                    img = slice(col, end)
-                grids, rows = (vit_grids, vit_rows) if split.kind == VIT else (vae_grids, vae_rows)
-                grids.append(tuple(split.grid))
-                rows.append(row)
-                if split.kind == VAE:
-                    vae_loss.append(split.loss)
-                    flow_mask[row, img] = split.loss
-            col = end
+        _lay_out(rows, row, plan)
+    return _packed(rows, plans)
+
+
+@dataclass
+class _Rows:
+    """What :func:`pack` fills in, row by row: per-token (B, L) tensors and per-image lists."""
+
+    input_ids: Tensor  # long, pad_id where no text token
+    position_ids: Tensor  # long
+    kind: Tensor  # long token kind codes (PAD_CODE on padding)
+    split_id: Tensor  # long index of the token's split in its row, -1 on padding
+    block: Tensor  # bool, tokens of image blocks (wrap included)
+    noisy: Tensor  # bool, tokens of vae blocks (wrap included)
+    label_ids: Tensor  # long CE target at each position, IGNORE_INDEX if none
+    flow_mask: Tensor  # bool, latent tokens with flow loss
+    vit_grids: list[tuple[int, int]] = field(default_factory=list)
+    vae_grids: list[tuple[int, int]] = field(default_factory=list)
+    vit_rows: list[int] = field(default_factory=list)
+    vae_rows: list[int] = field(default_factory=list)
+    vae_loss: list[bool] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, b: int, length: int, pad_id: int) -> _Rows:
+        """All padding: (b, length) tensors, no images."""
+        return cls(
+            input_ids=torch.full((b, length), pad_id, dtype=torch.long),
+            position_ids=torch.zeros(b, length, dtype=torch.long),
+            kind=torch.zeros(b, length, dtype=torch.long),  # PAD_CODE
+            split_id=torch.full((b, length), -1, dtype=torch.long),
+            block=torch.zeros(b, length, dtype=torch.bool),
+            noisy=torch.zeros(b, length, dtype=torch.bool),
+            label_ids=torch.full((b, length), IGNORE_INDEX, dtype=torch.long),
+            flow_mask=torch.zeros(b, length, dtype=torch.bool),
+        )
+
+
+def _lay_out(rows: _Rows, row: int, plan: SamplePlan) -> None:
+    """Write ``plan``'s splits into row ``row``, left-aligned (the rest stays padding)."""
+    col, pos = 0, 0  # next column; next RoPE position
+    for s_idx, split in enumerate(plan.splits):
+        end = col + split.n_tokens
+        rows.kind[row, col:end] = _CODE[split.kind]
+        rows.split_id[row, col:end] = s_idx
+        if split.kind == TEXT:
+            rows.input_ids[row, col:end] = torch.tensor(split.token_ids)
+            rows.position_ids[row, col:end] = torch.arange(pos, pos + split.n_tokens)
+            pos += split.n_tokens
+            if split.loss:
+                if col == 0 or rows.noisy[row, col - 1]:
+                    raise ValueError(
+                        f"plan {row} (sample {plan.sample_id}): loss split "
+                        f"{s_idx} has no understanding token before it"
+                    )
+                # each token is the target of the position before it
+                rows.label_ids[row, col - 1 : end - 1] = rows.input_ids[row, col:end]
+        else:
+            _lay_out_image(rows, row, col, end, pos, split)
+            pos += 1  # one position for the whole block
+        col = end
+
+
+def _lay_out_image(rows: _Rows, row: int, col: int, end: int, pos: int, split: Split) -> None:
+    """An image block at columns ``[col, end)`` of row ``row``, all at RoPE position ``pos``."""
+    rows.position_ids[row, col:end] = pos
+    rows.block[row, col:end] = True
+    rows.noisy[row, col:end] = split.kind == VAE
+    if split.wrap is not None:  # boi | image | eoi: text tokens at both ends
+        rows.kind[row, col], rows.kind[row, end - 1] = TEXT_CODE, TEXT_CODE
+        rows.input_ids[row, col], rows.input_ids[row, end - 1] = split.wrap
+        img = slice(col + 1, end - 1)
+    else:
+        img = slice(col, end)
+    if split.kind == VIT:
+        rows.vit_grids.append(tuple(split.grid))
+        rows.vit_rows.append(row)
+    else:
+        rows.vae_grids.append(tuple(split.grid))
+        rows.vae_rows.append(row)
+        rows.vae_loss.append(split.loss)
+        rows.flow_mask[row, img] = split.loss
+
+
+def _packed(rows: _Rows, plans: Sequence[SamplePlan]) -> PackedBatch:
+    """The :class:`PackedBatch` of filled rows: masks and the flat index sets derived."""
 
     def flat(mask: Tensor) -> Tensor:
         return mask.flatten().nonzero().squeeze(1)
 
+    kind, label_ids = rows.kind, rows.label_ids
     ce_mask = label_ids != IGNORE_INDEX
     ce_index = flat(ce_mask)
     return PackedBatch(
-        input_ids=input_ids,
-        position_ids=position_ids,
-        attention_mask=attention_masks(split_id, kind, block, noisy),
+        input_ids=rows.input_ids,
+        position_ids=rows.position_ids,
+        attention_mask=attention_masks(rows.split_id, kind, rows.block, rows.noisy),
         token_kind=kind,
         und_index=flat((kind == TEXT_CODE) | (kind == VIT_CODE)),
         gen_index=flat(kind == VAE_CODE),
         text_index=flat(kind == TEXT_CODE),
         vit_index=flat(kind == VIT_CODE),
         vae_index=flat(kind == VAE_CODE),
-        vit_grids=vit_grids,
-        vae_grids=vae_grids,
-        vit_rows=torch.tensor(vit_rows, dtype=torch.long),
-        vae_rows=torch.tensor(vae_rows, dtype=torch.long),
-        vae_loss=torch.tensor(vae_loss, dtype=torch.bool),
+        vit_grids=rows.vit_grids,
+        vae_grids=rows.vae_grids,
+        vit_rows=torch.tensor(rows.vit_rows, dtype=torch.long),
+        vae_rows=torch.tensor(rows.vae_rows, dtype=torch.long),
+        vae_loss=torch.tensor(rows.vae_loss, dtype=torch.bool),
         label_ids=label_ids,
         ce_mask=ce_mask,
         ce_index=ce_index,
         ce_targets=label_ids.flatten()[ce_index],
-        flow_mask=flow_mask,
+        flow_mask=rows.flow_mask,
         lengths=(kind != PAD_CODE).sum(1),
         sample_ids=torch.tensor([p.sample_id for p in plans], dtype=torch.long),
         tasks=[p.task for p in plans],

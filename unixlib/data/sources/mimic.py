@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -83,64 +84,82 @@ def candidates(
     meta = _read_csv(csv_root, METADATA_CSV, ("dicom_id", "subject_id", "study_id", "ViewPosition"))
     splits = _read_csv(csv_root, SPLIT_CSV, ("dicom_id", "split"))
     labels = _read_csv(csv_root, CHEXPERT_CSV, ("subject_id", "study_id", *CHEXPERT_NAMES.values()))
-    split_of = dict(zip(splits["dicom_id"], splits["split"], strict=True))
-    labels_of = {
-        (str(row["subject_id"]), str(row["study_id"])): row
-        for row in labels.to_dict(orient="records")
-    }
-
-    prompts = read_test_annotations(test_annotations) if test_annotations else None
-    if prompts is not None:
-        unknown = set(prompts) - set(meta["dicom_id"].astype(str))
-        if unknown:
-            raise ValueError(
-                f"{test_annotations}: {len(unknown)} annotated images are not in "
-                f"{METADATA_CSV}, e.g. {sorted(unknown)[:3]}"
-            )
+    release = _Release(
+        root=root,
+        reports_root=reports_root,
+        image_format=image_format,
+        frontal_only=frontal_only,
+        split_of=dict(zip(splits["dicom_id"], splits["split"], strict=True)),
+        labels_of={
+            (str(row["subject_id"]), str(row["study_id"])): row
+            for row in labels.to_dict(orient="records")
+        },
+        prompts=_annotated_prompts(test_annotations, meta) if test_annotations else None,
+    )
     for row in meta.to_dict(orient="records"):
-        dicom_id, subject, study = (
-            str(row["dicom_id"]),
-            str(row["subject_id"]),
-            str(row["study_id"]),
+        yield _candidate(row, release)
+
+
+@dataclass(frozen=True)
+class _Release:
+    """What turns one metadata row into a candidate: paths, options and the CSV lookups."""
+
+    root: Path  # holds files/ with the images
+    reports_root: Path  # holds files/ with the reports
+    image_format: str  # "jpg" | "dcm"
+    frontal_only: bool
+    split_of: dict[str, object]  # dicom_id -> the split CSV's value (not yet normalised)
+    labels_of: dict[tuple[str, str], dict[str, object]]  # (subject, study) -> CheXpert row
+    prompts: dict[str, str] | None  # dicom_id -> annotated prompt (test annotations) or None
+
+
+def _annotated_prompts(path: str | Path, meta: pd.DataFrame) -> dict[str, str]:
+    """The test annotations (:func:`read_test_annotations`); every image they name must be in
+    the metadata (ValueError otherwise: the CSV belongs to another release)."""
+    prompts = read_test_annotations(path)
+    unknown = set(prompts) - set(meta["dicom_id"].astype(str))
+    if unknown:
+        raise ValueError(
+            f"{path}: {len(unknown)} annotated images are not in "
+            f"{METADATA_CSV}, e.g. {sorted(unknown)[:3]}"
         )
-        study_dir = f"files/p{subject[:2]}/p{subject}/s{study}"
-        cand = Candidate(
-            id=dicom_id,
-            ref=str(root / study_dir / f"{dicom_id}.{image_format}"),
-            view=normalize_view(row["ViewPosition"]),
-            image=root / study_dir / f"{dicom_id}.{image_format}",
-        )
-        raw_view = row["ViewPosition"] if isinstance(row["ViewPosition"], str) else ""
-        if frontal_only and raw_view.strip() not in FRONTAL_VIEWS:
-            yield cand.rejected(STAGE_VIEW, f"non-frontal view ({raw_view.strip() or 'missing'})")
-            continue
-        split = normalize_split(split_of.get(dicom_id))
-        if split is None:
-            reason = f"no valid split in {SPLIT_CSV} ({split_of.get(dicom_id)!r})"
-            yield cand.rejected(STAGE_METADATA, reason)
-            continue
-        cand.split = split
-        if prompts is not None and split == "test":
-            if dicom_id not in prompts:
-                yield cand.rejected(STAGE_METADATA, "not in the test annotations")
-                continue
-            cand.report_raw = prompts[dicom_id]
-        label_row = labels_of.get((subject, study))
-        if label_row is not None:
-            try:
-                cand.labels = _chexpert_labels(label_row)
-            except ValueError as err:
-                yield cand.rejected(STAGE_LABELS, str(err))
-                continue
-        if cand.report_raw:  # the annotated prompt of a test image
-            yield cand
-            continue
-        report_path = reports_root / f"{study_dir}.txt"
-        if not report_path.is_file():
-            yield cand.rejected(STAGE_REPORT, f"report file not found ({report_path})")
-            continue
-        cand.report_raw = report_path.read_text(encoding="utf-8", errors="replace")
-        yield cand
+    return prompts
+
+
+def _candidate(row: dict[str, object], release: _Release) -> Candidate:
+    """The candidate of one metadata row, rejected with its reason at the first check it fails:
+    view, split, test annotation, labels, report (in that order)."""
+    dicom_id, subject, study = (str(row[k]) for k in ("dicom_id", "subject_id", "study_id"))
+    study_dir = f"files/p{subject[:2]}/p{subject}/s{study}"
+    image = release.root / study_dir / f"{dicom_id}.{release.image_format}"
+    cand = Candidate(
+        id=dicom_id, ref=str(image), view=normalize_view(row["ViewPosition"]), image=image
+    )
+    raw_view = row["ViewPosition"] if isinstance(row["ViewPosition"], str) else ""
+    if release.frontal_only and raw_view.strip() not in FRONTAL_VIEWS:
+        return cand.rejected(STAGE_VIEW, f"non-frontal view ({raw_view.strip() or 'missing'})")
+    split = normalize_split(release.split_of.get(dicom_id))
+    if split is None:
+        reason = f"no valid split in {SPLIT_CSV} ({release.split_of.get(dicom_id)!r})"
+        return cand.rejected(STAGE_METADATA, reason)
+    cand.split = split
+    if release.prompts is not None and split == "test":
+        if dicom_id not in release.prompts:
+            return cand.rejected(STAGE_METADATA, "not in the test annotations")
+        cand.report_raw = release.prompts[dicom_id]
+    label_row = release.labels_of.get((subject, study))
+    if label_row is not None:
+        try:
+            cand.labels = _chexpert_labels(label_row)
+        except ValueError as err:
+            return cand.rejected(STAGE_LABELS, str(err))
+    if cand.report_raw:  # the annotated prompt of a test image
+        return cand
+    report_path = release.reports_root / f"{study_dir}.txt"
+    if not report_path.is_file():
+        return cand.rejected(STAGE_REPORT, f"report file not found ({report_path})")
+    cand.report_raw = report_path.read_text(encoding="utf-8", errors="replace")
+    return cand
 
 
 def read_test_annotations(path: str | Path) -> dict[str, str]:

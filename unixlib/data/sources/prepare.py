@@ -22,20 +22,17 @@ rejects.csv is written, so the user can read why).
 Sources (their arguments are documented on each ``candidates`` function):
 ``synth``, ``mimic``, ``iuxray``, ``folder``: the modules of the same name in this package.
 
-Image files are read and squared by a process pool over the available cores (``workers``); the
-result does not depend on the pool: each image goes to a pending file of its own, and the rows
-are then accepted in input order exactly as a single process would.
+Steps: read the source's candidates, giving each image a pending PNG of its own
+(:func:`_stage`); square the image files on a process pool over the available cores
+(``workers``, :mod:`.image_cache`); accept or reject the rows in input order (:func:`_accept`,
+checks in :mod:`.rejects`), exactly as a single process would; write the tables.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import re
 import shutil
-from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,21 +42,14 @@ import pandas as pd
 from unixlib.config.progress import bar
 from unixlib.data.schema import LABELS, MANIFEST_COLUMNS, SPLITS
 from unixlib.data.sources import folder, iuxray, mimic, synth
-from unixlib.data.sources.common import (
-    FILTER_STAGES,
-    STAGE_IMAGE,
-    STAGE_METADATA,
-    STAGE_REPORT,
-    Candidate,
-    report_problem,
-)
-from unixlib.data.sources.dicom import DicomError
-from unixlib.data.sources.images import (
-    DEFAULT_PAD_VALUE,
-    ImageError,
-    cache_square_png,
-    save_png8,
-    to_square,
+from unixlib.data.sources.common import FILTER_STAGES, Candidate
+from unixlib.data.sources.image_cache import CacheJob, Problem, cache_files, file_id
+from unixlib.data.sources.images import DEFAULT_PAD_VALUE, save_png8, to_square
+from unixlib.data.sources.rejects import (
+    REJECT_COLUMNS,
+    TooManyRejectsError,
+    check_candidate,
+    check_reject_fraction,
 )
 from unixlib.data.sources.understanding_test import (
     UNDERSTANDING_TEST_FILE,
@@ -67,21 +57,14 @@ from unixlib.data.sources.understanding_test import (
     read_understanding_test,
 )
 
+__all__ = ["SOURCES", "PrepareResult", "TooManyRejectsError", "prepare"]
+
 SOURCES: dict[str, Callable[..., Iterable[Candidate]]] = {
     "synth": synth.candidates,
     "mimic": mimic.candidates,
     "iuxray": iuxray.candidates,
     "folder": folder.candidates,
 }
-REJECT_COLUMNS = ("id", "ref", "stage", "reason")
-# Fewer image files than this are cached in this process (a pool costs ~1 s to start).
-POOL_MIN_JOBS = 256
-# Ids become file names in the image cache; anything outside this set is replaced by "_".
-_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-
-
-class TooManyRejectsError(RuntimeError):
-    """More than ``max_reject_frac`` of the input rows were rejected as data errors."""
 
 
 @dataclass(frozen=True)
@@ -133,50 +116,110 @@ def prepare(
         TooManyRejectsError: the reject fraction exceeds ``max_reject_frac``; the message
             names the fraction and the most frequent reasons.
     """
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; choose one of {sorted(SOURCES)}")
-    if source == "synth":  # draw synthetic images at the cache size instead of resizing
-        source_args.setdefault("render_size", image_size)
-    und_json = source_args.pop("understanding_test", None)
-    if und_json and source != "mimic":
-        raise ValueError(f"understanding_test is a mimic source argument, not {source!r}'s")
-    # read first: a malformed file fails before the long pass over the whole dataset
-    und = read_understanding_test(und_json, source_args["root"]) if und_json else None
+    source_args, und = _source_call(source, image_size, source_args)
     out = Path(out_dir)
     image_dir = out / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     pending = image_dir / ".pending"  # one file per candidate until its row is accepted
     shutil.rmtree(pending, ignore_errors=True)  # left by an interrupted run
     pending.mkdir()
+    candidates, jobs = _stage(source, source_args, pending, image_size, pad_value)
+    # pending PNG -> None, or (stage, reason) when its file could not be read
+    problems = dict(zip((dst for _, dst, _, _ in jobs), cache_files(jobs, workers), strict=True))
+    rows, rejects = _accept(source, candidates, problems, out)
+    shutil.rmtree(pending)
+
+    rejects_path = out / "rejects.csv"
+    pd.DataFrame(rejects, columns=list(REJECT_COLUMNS)).to_csv(rejects_path, index=False)
+    n_filtered = sum(r["stage"] in FILTER_STAGES for r in rejects)
+    check_reject_fraction(source, rejects, n_filtered, len(rows), max_reject_frac, rejects_path)
+
+    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    manifest[list(LABELS)] = manifest[list(LABELS)].astype("float64")
+    manifest_path = out / "manifest.parquet"
+    manifest.to_parquet(manifest_path, index=False)
+    _write_understanding_test(und, out, manifest, image_size, pad_value, workers)
+    result = PrepareResult(
+        out_dir=out,
+        manifest_path=manifest_path,
+        rejects_path=rejects_path,
+        counts={split: int((manifest["split"] == split).sum()) for split in SPLITS},
+        n_rejected=len(rejects),
+        n_filtered=n_filtered,
+        n_text_only=int((manifest["image_path"] == "").sum()),
+        n_understanding_test=0 if und is None else len(und),
+    )
+    print(_summary(source, result, und))
+    return result
+
+
+def _source_call(
+    source: str, image_size: int, source_args: dict[str, object]
+) -> tuple[dict[str, object], pd.DataFrame | None]:
+    """The arguments for the source's ``candidates`` and the understanding test pairs (read
+    first: a malformed file fails before the long pass over the whole dataset), or None."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; choose one of {sorted(SOURCES)}")
+    args = dict(source_args)
+    if source == "synth":  # draw synthetic images at the cache size instead of resizing
+        args.setdefault("render_size", image_size)
+    und_json = args.pop("understanding_test", None)
+    if und_json and source != "mimic":
+        raise ValueError(f"understanding_test is a mimic source argument, not {source!r}'s")
+    und = read_understanding_test(und_json, args["root"]) if und_json else None
+    return args, und
+
+
+def _stage(
+    source: str,
+    source_args: dict[str, object],
+    pending: Path,
+    image_size: int,
+    pad_value: float,
+) -> tuple[list[Candidate], list[CacheJob]]:
+    """Every candidate of the source, in order, and the image files still to cache.
+
+    A candidate that passes the checks (duplicates aside: decided by :func:`_accept`) and has
+    an image gets ``pending/<n>.png`` (``n``: its index) as ``cand.image``: an image rendered
+    in memory is squared and saved now (no array kept), an image file becomes a cache job.
+    """
     candidates: list[Candidate] = []
-    jobs: list[tuple[str, str, int, float]] = []  # (source file, pending PNG, size, pad)
+    jobs: list[CacheJob] = []
     for cand in bar(SOURCES[source](**source_args), desc=f"read {source}", unit="row"):
-        if _check(cand, set()) is None and cand.image is not None:  # duplicates: decided below
+        if check_candidate(cand, set()) is None and cand.image is not None:
             dst = pending / f"{len(candidates)}.png"
-            if isinstance(cand.image, np.ndarray):  # rendered in memory: save now, keep no array
+            if isinstance(cand.image, np.ndarray):
                 save_png8(to_square(cand.image, image_size, pad_value), dst)
             else:
                 jobs.append((str(cand.image), str(dst), image_size, pad_value))
             cand.image = dst
         candidates.append(cand)
-    # pending PNG -> None, or (stage, reason) when its file could not be read
-    problems = dict(zip((dst for _, dst, _, _ in jobs), _cache_files(jobs, workers), strict=True))
+    return candidates, jobs
 
+
+def _accept(
+    source: str, candidates: list[Candidate], problems: dict[str, Problem | None], out: Path
+) -> tuple[list[dict[str, object]], list[dict[str, str]]]:
+    """(manifest rows, rejects rows) of the staged candidates, in input order.
+
+    ``problems``: pending PNG -> why its image file could not be cached (None: cached). An
+    accepted row's pending PNG becomes ``out/images/<file id>.png``.
+    """
     rows: list[dict[str, object]] = []
     rejects: list[dict[str, str]] = []
     seen_ids: set[str] = set()
     for cand in candidates:
-        problem = _check(cand, seen_ids)
+        problem = check_candidate(cand, seen_ids)
         if problem is None and cand.image is not None:
             problem = problems.get(str(cand.image))
         if problem is not None:
             stage, reason = problem
             rejects.append({"id": cand.id, "ref": cand.ref, "stage": stage, "reason": reason})
             continue
-        seen_ids.add(_file_id(cand.id))
+        seen_ids.add(file_id(cand.id))
         image_path = ""
         if cand.image is not None:
-            image_path = f"images/{_file_id(cand.id)}.png"
+            image_path = f"images/{file_id(cand.id)}.png"
             os.replace(cand.image, out / image_path)
         rows.append(
             {
@@ -189,53 +232,28 @@ def prepare(
                 **{name: float(cand.labels[name]) for name in LABELS},
             }
         )
-    shutil.rmtree(pending)
-
-    rejects_path = out / "rejects.csv"
-    pd.DataFrame(rejects, columns=list(REJECT_COLUMNS)).to_csv(rejects_path, index=False)
-    n_filtered = sum(r["stage"] in FILTER_STAGES for r in rejects)
-    _check_reject_fraction(source, rejects, n_filtered, len(rows), max_reject_frac, rejects_path)
-
-    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
-    manifest[list(LABELS)] = manifest[list(LABELS)].astype("float64")
-    manifest_path = out / "manifest.parquet"
-    manifest.to_parquet(manifest_path, index=False)
-    (out / UNDERSTANDING_TEST_FILE).unlink(missing_ok=True)
-    if und is not None:
-        fresh = dict(zip(manifest["id"], manifest["image_path"], strict=True))
-        _write_understanding_test(und, out, fresh, image_size, pad_value, workers)
-    result = PrepareResult(
-        out_dir=out,
-        manifest_path=manifest_path,
-        rejects_path=rejects_path,
-        counts={split: int((manifest["split"] == split).sum()) for split in SPLITS},
-        n_rejected=len(rejects),
-        n_filtered=n_filtered,
-        n_text_only=int((manifest["image_path"] == "").sum()),
-        n_understanding_test=0 if und is None else len(und),
-    )
-    print(
-        f"prepare {source}: {result.n_rows} rows "
-        + " ".join(f"{k}={v}" for k, v in result.counts.items())
-        + f" (text-only {result.n_text_only}); rejected {result.n_rejected}"
-        + f" (non-frontal {n_filtered}) -> {manifest_path}"
-        + (f"; understanding test set: {len(und)} pairs" if und is not None else "")
-    )
-    return result
+    return rows, rejects
 
 
 def _write_understanding_test(
-    und: pd.DataFrame,
+    und: pd.DataFrame | None,
     out: Path,
-    fresh: dict[str, str],
+    manifest: pd.DataFrame,
     image_size: int,
     pad_value: float,
     workers: int | None,
 ) -> None:
-    """``understanding_test.parquet`` with each pair's cached image: the manifest's file when
-    this run just wrote it (``fresh``: id -> image_path), else cached here; an unreadable
-    image is an error (the paper's set is used whole or not at all)."""
-    paths = [fresh.get(i) or f"images/{_file_id(i)}.png" for i in und["id"]]
+    """``understanding_test.parquet`` with each pair's cached image, or no such file when
+    ``und`` is None (a folder never keeps a stale one).
+
+    A pair's image is the manifest's file when this run just wrote it, else cached here; an
+    unreadable image is an error (the paper's set is used whole or not at all).
+    """
+    (out / UNDERSTANDING_TEST_FILE).unlink(missing_ok=True)
+    if und is None:
+        return
+    fresh = dict(zip(manifest["id"], manifest["image_path"], strict=True))  # id -> image_path
+    paths = [fresh.get(i) or f"images/{file_id(i)}.png" for i in und["id"]]
     jobs = [
         (src, str(out / dst), image_size, pad_value)
         for i, src, dst in zip(und["id"], und["image"], paths, strict=True)
@@ -243,7 +261,7 @@ def _write_understanding_test(
     ]
     bad = [
         f"{src} ({problem[1]})"
-        for (src, *_), problem in zip(jobs, _cache_files(jobs, workers), strict=True)
+        for (src, *_), problem in zip(jobs, cache_files(jobs, workers), strict=True)
         if problem is not None
     ]
     if bad:
@@ -256,85 +274,12 @@ def _write_understanding_test(
     )
 
 
-def _check(cand: Candidate, seen_ids: set[str]) -> tuple[str, str] | None:
-    """(stage, reason) for a candidate that cannot enter the manifest, else None."""
-    if cand.reject is not None:
-        return cand.reject_stage, cand.reject
-    if _file_id(cand.id) in seen_ids:  # the cache file name must be unique too
-        return STAGE_METADATA, "duplicate id"
-    if cand.split not in SPLITS:
-        return STAGE_METADATA, f"invalid split {cand.split!r}"
-    if cand.require_report:
-        problem = report_problem(cand.report_raw)
-        if problem is not None:
-            return STAGE_REPORT, problem
-    return None
-
-
-def _cache_file(job: tuple[str, str, int, float]) -> tuple[str, str] | None:
-    """Square one image file into its PNG; (stage, reason) when it cannot be read."""
-    src, dst, size, pad_value = job
-    try:
-        cache_square_png(src, dst, size, pad_value)
-    except (ImageError, DicomError) as err:
-        return STAGE_IMAGE, err.reason
-    return None
-
-
-def _cache_files(
-    jobs: list[tuple[str, str, int, float]], workers: int | None
-) -> list[tuple[str, str] | None]:
-    """:func:`_cache_file` over ``jobs``, in order, on ``workers`` processes (default: the
-    available cores; one process below :data:`POOL_MIN_JOBS` jobs)."""
-    if workers is None:
-        workers = (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        )
-    workers = max(1, min(workers or 1, len(jobs))) if len(jobs) >= POOL_MIN_JOBS else 1
-    if not jobs:
-        return []
-    results: list[tuple[str, str] | None] = []
-    with bar(total=len(jobs), desc=f"cache images ({workers} proc.)", unit="img") as progress:
-        if workers == 1:
-            for job in jobs:
-                results.append(_cache_file(job))
-                progress.update()
-            return results
-        chunk = max(1, min(64, len(jobs) // (workers * 8)))
-        # spawn, not fork: the caller may hold threads (torch, a notebook kernel)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for result in pool.map(_cache_file, jobs, chunksize=chunk):  # keeps input order
-                results.append(result)
-                progress.update()
-    return results
-
-
-def _file_id(row_id: str) -> str:
-    return _UNSAFE_ID_CHARS.sub("_", row_id)
-
-
-def _check_reject_fraction(
-    source: str,
-    rejects: list[dict[str, str]],
-    n_filtered: int,
-    n_kept: int,
-    max_frac: float,
-    rejects_path: Path,
-) -> None:
-    """Raise TooManyRejectsError when data-error rejects exceed ``max_frac`` of the candidates."""
-    errors = [r for r in rejects if r["stage"] not in FILTER_STAGES]
-    total = n_kept + len(errors)  # rows that survived the view filter
-    if total == 0:
-        raise TooManyRejectsError(
-            f"{source}: no input rows found ({n_filtered} removed as non-frontal); check the paths"
-        )
-    frac = len(errors) / total
-    if frac <= max_frac:
-        return
-    # Group reasons by their category: the text before a "(detail)".
-    top = Counter(r["reason"].split(" (")[0] for r in errors).most_common(3)
-    reasons = "; ".join(f"{reason!r} x{n}" for reason, n in top)
-    raise TooManyRejectsError(
-        f"{source}: {len(errors)} of {total} rows rejected ({frac:.1%} > max_reject_frac "
-        f"{max_frac:.1%}); top reasons: {reasons}. See {rejects_path}"
+def _summary(source: str, result: PrepareResult, und: pd.DataFrame | None) -> str:
+    """The one line ``prepare`` prints: rows per split, text-only and rejected rows."""
+    return (
+        f"prepare {source}: {result.n_rows} rows "
+        + " ".join(f"{k}={v}" for k, v in result.counts.items())
+        + f" (text-only {result.n_text_only}); rejected {result.n_rejected}"
+        + f" (non-frontal {result.n_filtered}) -> {result.manifest_path}"
+        + (f"; understanding test set: {len(und)} pairs" if und is not None else "")
     )

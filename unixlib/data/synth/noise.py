@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from unixlib.data.synth.phrases import pick
+from unixlib.data.synth.wording import pick
 
 NOISE_P = 0.35  # chance that one finding sentence carries noise
 _COMPARISON_TAILS = (

@@ -3,7 +3,7 @@
 The anatomy (:mod:`unixlib.data.synth.anatomy`) and every finding add densities to an
 attenuation map ``A``; brightness is ``1 - exp(-gain * A)`` followed by a display gamma and
 quantum noise, so overlapping structures combine the way they do on a radiograph (a rib over
-lung shows, a rib over the heart barely does). Findings (see :mod:`unixlib.data.synth.findings`)
+lung shows, a rib over the heart barely does). Findings (see :mod:`unixlib.data.synth.layers`)
 either change the anatomy (cardiomegaly, widened mediastinum) or add/remove density.
 
 Randomness comes from separate generators (anatomy, texture, one per finding), so adding a
@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from unixlib.data.synth import anatomy as an
-from unixlib.data.synth import findings as fi
+from unixlib.data.synth import layers as fl
+from unixlib.data.synth.findings import FindingSpec
 
 
 def lung_markings(rng: np.random.Generator, f: an.Frame, size: int) -> np.ndarray:
@@ -48,7 +49,7 @@ def lung_markings(rng: np.random.Generator, f: an.Frame, size: int) -> np.ndarra
 
 def render_image(
     anat: an.Anatomy,
-    findings: Sequence[fi.Finding],
+    findings: Sequence[FindingSpec],
     size: int,
     texture_rng: np.random.Generator,
     finding_rngs: Sequence[np.random.Generator],
@@ -65,7 +66,7 @@ def render_image(
     Returns:
         (size, size) float32 in [0, 1]; 1 = bright (bone/metal), 0 = air.
     """
-    anat = fi.adjust_anatomy(anat, findings)
+    anat = fl.adjust_anatomy(anat, findings)
     f = an.make_frame(anat, size)
     w = max(0.015, 2.0 * f.px)  # edge softness: ~one pixel at low resolution
 
@@ -84,7 +85,7 @@ def render_image(
         markings = an.upsample(markings, size)
     mottle = an.smooth_noise(texture_rng, 24, size)
     fine = an.smooth_noise(texture_rng, min(56, size // 2), size)  # parenchymal reticulation
-    layers = fi.finding_layers(anat, f, findings, finding_rngs, lungs, w, size)
+    layers = fl.finding_layers(anat, f, findings, finding_rngs, lungs, w, size)
 
     aerated = lungs * (1.0 - med) * (1.0 - 0.9 * heart) * (1.0 - layers.fluid)
     A = 0.95 * body + 0.3 * below * body  # chest wall and upper abdomen

@@ -27,7 +27,8 @@ import numpy as np
 from unixlib.data.schema import LABELS
 from unixlib.data.synth.findings import OPACITY_FINDINGS, FindingSpec
 from unixlib.data.synth.noise import dictation_slips, noisy_sentence, numbered
-from unixlib.data.synth.phrases import NEGATIVES, Said, describe, pick
+from unixlib.data.synth.phrases import NEGATIVES, describe
+from unixlib.data.synth.wording import Said, pick
 from unixlib.data.text.reports import format_report
 
 _EXAM = {

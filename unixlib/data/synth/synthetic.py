@@ -28,9 +28,9 @@ import numpy as np
 from unixlib.data.schema import LABELS
 from unixlib.data.synth.anatomy import sample_anatomy
 from unixlib.data.synth.findings import REGIONS, SEVERITIES, SIDES, FindingSpec
-from unixlib.data.synth.phrases import pick
 from unixlib.data.synth.render import render_image
 from unixlib.data.synth.reports import write_report
+from unixlib.data.synth.wording import pick
 
 __all__ = ["FindingSpec", "SynthCXR", "SynthSample", "gallery_rows", "sample_findings"]
 
