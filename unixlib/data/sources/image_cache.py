@@ -12,10 +12,10 @@ import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 
+from unixlib.config.progress import bar
 from unixlib.data.sources.common import STAGE_IMAGE
 from unixlib.data.sources.dicom import DicomError
 from unixlib.data.sources.images import ImageError, cache_square_png
-from unixlib.progress import bar
 
 CacheJob = tuple[str, str, int, float]  # (source image file, PNG to write, side in px, pad value)
 Problem = tuple[str, str]  # (reject stage, reason)
