@@ -34,17 +34,21 @@ equal; the interval's width says how large a difference could still be hidden. L
 "beats" says the difference is unlikely to be resampling noise, not that it matters.
 
 **Statistics that resampling distorts.** A resample leaves out about a third of the studies
-and repeats others. Means and F1 do not care, but FD and KD reward diversity: repeated rows shrink the covariance
-and raise the kernel sums, so resampled FD sits above FD (on 200 studies x 128 features by
-about a third, and the percentile interval missed the value altogether in our simulations).
-Their spread still measures how much the number depends on the studies drawn, so for them
-(``interval_method = "centred"``) the interval is the percentile interval shifted by
-``median(resamples) - value``: ``value`` sits at its median. In simulations of Gaussian
-features this covered the expected FD / KD at that test size, where the plain percentile
-interval did not (``tests/test_uncertainty.py`` repeats this for FD). :class:`Interval`
-records the method and the shift. PRDC (nearest neighbours: a repeated study is its own
-neighbour at distance 0) is distorted too and has no fast path here: pass
-``method="centred"`` and prefer the permutation test for its comparisons.
+and repeats others. Means and F1 do not care, but FD and KD reward diversity: repeated rows
+shrink the covariance and raise the kernel sums, so resampled FD sits above FD (on 200
+studies x 128 features by about a third, and the percentile interval missed the value
+altogether in our simulations). Their spread still measures how much the number depends on
+the studies drawn, so for them (``interval_method = "centred"``) the interval is the
+percentile interval shifted by ``median(resamples) - value``: ``value`` sits at its median.
+In simulations of Gaussian features this covered the expected FD / KD at that test size,
+where the plain percentile interval did not (``tests/test_uncertainty.py`` repeats this for
+FD). :class:`Interval` records the method and the shift. The resampled spread of FD is also
+wider than its true spread (twice as wide on 200 x 128, a fifth wider on 200 x 16, in the
+same simulations), so FD intervals and bootstrap p-values are conservative: a true
+difference needs more studies to show; the permutation test keeps its nominal level there.
+PRDC (nearest neighbours: a repeated study is its own neighbour at distance 0) is distorted
+too and has no fast path here: pass ``method="centred"`` and prefer the permutation test for
+its comparisons.
 
 **NaN.** A statistic can be undefined on a resample (say, a per-class AUROC when the resample
 has no positive). Such resamples (any non-finite value; in paired mode, either system's) are
