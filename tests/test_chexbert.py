@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from transformers import BertConfig, BertModel, BertTokenizer
 
 from unixlib.data.schema import LABELS
-from unixlib.eval.chexbert import CheXbertLabeler
+from unixlib.eval.chexbert import CheXbertLabeler, check_chexbert, preprocess
 from unixlib.eval.understanding import label_reports
 
 HIDDEN = 32
@@ -28,7 +28,9 @@ def _bert_dir(root: Path) -> Path:
     bert_dir.mkdir()
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", *WORDS]
     (bert_dir / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizerFast(vocab_file=str(bert_dir / "vocab.txt")).save_pretrained(bert_dir)
+    # BertTokenizer(vocab=...) reads the file (transformers 5 ignores BertTokenizerFast's
+    # vocab_file argument and would save a tokenizer.json that maps every word to [UNK]).
+    BertTokenizer(vocab=str(bert_dir / "vocab.txt")).save_pretrained(bert_dir)
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=HIDDEN,
@@ -147,3 +149,58 @@ def test_class_to_value_mapping() -> None:
     from unixlib.eval.chexbert import CLASS_VALUE
 
     assert np.isnan(CLASS_VALUE[0]) and CLASS_VALUE[1:] == (1.0, 0.0, -1.0)
+
+
+def test_the_fixture_tokenizer_knows_its_words(setup, tmp_path: Path) -> None:
+    bert_dir, sd = setup
+    labeler = CheXbertLabeler(_save(sd, tmp_path / "c.pth"), bert_dir)
+    ids = labeler.tokenizer("The heart is enlarged.")["input_ids"]
+    vocab = labeler.tokenizer.get_vocab()
+    assert ids == [vocab[t] for t in ("[CLS]", "the", "heart", "is", "enlarged", ".", "[SEP]")]
+
+
+def test_preprocess_is_the_release_cleaning() -> None:
+    # strip, newline -> space, strip; other whitespace is left to BERT's own splitting
+    assert preprocess("  FINDINGS:\nHeart  normal.\n ") == "FINDINGS: Heart  normal."
+    assert preprocess("\n\n") == ""
+
+
+def test_long_reports_keep_cls_the_first_pieces_and_sep(setup, tmp_path: Path) -> None:
+    """f1chexbert's cut ``ids[:max - 1] + [SEP]``, at the model's position limit (64 here,
+    512 for bert-base-uncased); it also shows texts are labelled, not rejected."""
+    bert_dir, sd = setup
+    labeler = CheXbertLabeler(_save(sd, tmp_path / "c.pth"), bert_dir)
+    text = " ".join(WORDS * 10)  # 120 words -> 122 ids untruncated
+    full = labeler.tokenizer(text)["input_ids"]
+    cut = labeler.tokenizer(text, truncation=True, max_length=labeler.max_tokens)["input_ids"]
+    assert len(full) == 122 and labeler.max_tokens == 64
+    assert cut == [*full[:63], labeler.tokenizer.sep_token_id]
+    assert labeler.classes([text]).shape == (1, 14)
+
+
+def test_labels_are_deterministic_and_batch_independent(setup, tmp_path: Path) -> None:
+    bert_dir, sd = setup
+    labeler = CheXbertLabeler(_save(sd, tmp_path / "c.pth"), bert_dir, batch_size=1)
+    texts = [*TEXTS, "The heart is enlarged. " * 5]  # different lengths: padding in a batch
+    one = labeler.classes(texts)
+    labeler.batch_size = 4
+    np.testing.assert_array_equal(labeler.classes(texts), one)
+    np.testing.assert_array_equal(labeler.classes(texts), one)
+
+
+def test_check_chexbert_describes_or_rejects(setup, tmp_path: Path) -> None:
+    bert_dir, sd = setup
+    ckpt = _save(sd, tmp_path / "chexbert.pth")
+    line = check_chexbert(ckpt, bert_dir)
+    assert line.startswith(f"CheXbert: {ckpt}") and "2 layers, hidden 32" in line
+    wrong = {**sd, "module.linear_heads.2.weight": torch.zeros(3, HIDDEN)}
+    with pytest.raises(ValueError, match=r"linear_heads\.2\.weight has shape \(3, 32\)"):
+        check_chexbert(_save(wrong, tmp_path / "w.pth"), bert_dir)
+    missing = {k: v for k, v in sd.items() if "linear_heads.0." not in k}
+    with pytest.raises(ValueError, match="missing keys"):
+        check_chexbert(_save(missing, tmp_path / "m.pth"), bert_dir)
+    with pytest.raises(FileNotFoundError, match="CheXbert checkpoint not found"):
+        check_chexbert(tmp_path / "absent.pth", bert_dir)
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"junk\.pth is not a readable torch checkpoint"):
+        check_chexbert(tmp_path / "junk.pth", bert_dir)

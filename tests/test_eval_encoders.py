@@ -3,6 +3,7 @@ metrics, and the RadDino wrapper, on tiny SynthCXR sets and a tiny random DINOv2
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -17,6 +18,7 @@ from unixlib.data.synth.synthetic import SynthCXR
 from unixlib.data.text.reports import rule_clean
 from unixlib.data.text.tokenizer import ReportTokenizer, train_bpe
 from unixlib.eval.encoder_nets import ContrastiveModel, siglip_loss
+from unixlib.eval.encoder_pretrained import check_raddino
 from unixlib.eval.encoders import (
     EncoderConfig,
     ReferenceEncoders,
@@ -223,7 +225,7 @@ def test_raddino_wrapper_matches_the_hf_image_processor(tmp_path):
         resample=3,
     )
     processor.save_pretrained(tmp_path)
-    enc = load_raddino(tmp_path, device="cpu")
+    enc = load_raddino(tmp_path, resize_first=None, device="cpu")  # the processor alone
     # 8-bit images, so the processor's uint8 input holds exactly the same values.
     images = np.round(np.stack([SynthCXR(0, 64).sample(i).image for i in range(3)]) * 255) / 255
     pil = [Image.fromarray((im * 255).round().astype(np.uint8)).convert("RGB") for im in images]
@@ -261,3 +263,70 @@ def test_training_learns_findings_and_report_alignment():
     # Seen: AUROC 0.73-0.80 and i2t recall@5 ~10x chance over seeds 0-2.
     assert auroc > 0.6 and r["i2t_r5"] > 2 * r["chance_r5"], (auroc, r)
     assert r["cos_matched"] > r["cos_unmatched"] + 0.2, r
+
+
+def _tiny_raddino_with_processor(directory, resize_first=20):
+    """A tiny DINOv2 + a RadDino-style processor (shortest edge 32, crop 28, bicubic)."""
+    from transformers import BitImageProcessorPil
+
+    tiny_dinov2(directory)
+    processor = BitImageProcessorPil(
+        size={"shortest_edge": 32},
+        crop_size={"height": 28, "width": 28},
+        do_center_crop=True,
+        image_mean=[0.5307] * 3,
+        image_std=[0.2583] * 3,
+        resample=3,
+    )
+    processor.save_pretrained(directory)
+    return processor, load_raddino(directory, resize_first=resize_first, device="cpu")
+
+
+def test_raddino_follows_chexgenbench_resize_then_processor(tmp_path):
+    """CheXGenBench: 8-bit RGB -> Resize((299, 299)) bilinear (PIL) -> RadDino's processor on
+    that uint8 image. Here 20 px stands in for 299; the images are not square (aspect lost)."""
+    processor, enc = _tiny_raddino_with_processor(tmp_path)
+    images = np.stack([SynthCXR(0, 64).sample(i).image[:, 8:56] for i in range(3)])  # (3, 64, 48)
+    u8 = [np.rint(im * 255).astype(np.uint8) for im in images]
+    squeezed = [Image.fromarray(a).convert("RGB").resize((20, 20), Image.BILINEAR) for a in u8]
+    pixels = processor(images=squeezed, return_tensors="pt").pixel_values  # (3, 3, 28, 28)
+    with torch.no_grad():
+        expected = enc.model(pixel_values=pixels).pooler_output.numpy()
+    feats = enc.image_features(images[:, None])
+    np.testing.assert_allclose(feats, expected, atol=1e-5)  # the same PIL operations
+    assert "20 px -> 28 px" in enc.name
+
+
+def test_real_and_generated_sizes_meet_at_one_resolution(tmp_path):
+    """A 64 px image and its own 20 px protocol resize give the same encoder input: every image
+    passes the bottleneck once, whatever size it arrives at (real 256 px, generated 512 px)."""
+    _, enc = _tiny_raddino_with_processor(tmp_path)
+    big = SynthCXR(0, 64).sample(0).image  # (64, 64) in [0, 1]
+    small = Image.fromarray(np.rint(big * 255).astype(np.uint8)).resize((20, 20), Image.BILINEAR)
+    small = np.asarray(small, dtype=np.float64) / 255.0  # as a 20 px file would load
+    a, b = enc._pixels(big[None, None]), enc._pixels(small[None, None])
+    assert a.shape == (1, 3, 28, 28) and torch.equal(a, b)
+    off = load_raddino(tmp_path, resize_first=None, device="cpu")
+    assert not torch.equal(off._pixels(big[None, None]), off._pixels(small[None, None]))
+
+
+def test_check_raddino_and_weights_that_do_not_match(tmp_path):
+    _tiny_raddino_with_processor(tmp_path)
+    line = check_raddino(tmp_path)
+    assert (
+        line.startswith(f"RadDino: {tmp_path}") and "299 x 299 (bilinear) -> 32 px bicubic" in line
+    )
+    assert "crop 28, mean 0.5307 std 0.2583" in line
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 2}))
+    with pytest.raises(
+        ValueError, match=r"weights do not match config\.json: missing .*layer\.1\."
+    ):
+        load_raddino(tmp_path, device="cpu")
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "vit"}))
+    with pytest.raises(ValueError, match="expected 'dinov2'"):
+        check_raddino(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "preprocessor_config.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"no preprocessor_config\.json"):
+        check_raddino(tmp_path)

@@ -46,6 +46,10 @@ class ReportTokenizer:
     # Rows of the model's embedding table when it has more than the tokenizer file has entries
     # (Janus-Pro: 102,400 rows, ~100.6k tokenizer entries, specials up to 100,580); 0 = none.
     embedding_rows: int = 0
+    # (add_bos, add_eos) of a transformers tokenizer_config.json (Janus-Pro's LlamaTokenizerFast):
+    # how the official code's ``tokenizer.encode`` frames a text. None: the tokenizer file's own
+    # post-processor decides (our BPE has none). See :meth:`encode_official`.
+    official_framing: tuple[bool, bool] | None = None
 
     @property
     def vocab_size(self) -> int:
@@ -64,10 +68,20 @@ class ReportTokenizer:
         return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
     def encode_official(self, text: str) -> list[int]:
-        """Ids as the official UniX inference encodes a prompt (``tokenizer.encode(text)`` of
-        transformers): the tokenizer file's own post-processor is applied, so a Janus-Pro
-        tokenizer that prepends bos does so here too; our BPE has no post-processor."""
-        return self.tokenizer.encode(text, add_special_tokens=True).ids
+        """Ids as the official UniX inference encodes a prompt (``tokenizer.encode(text)``).
+
+        The release loads Janus-Pro's tokenizer as a transformers ``LlamaTokenizerFast``
+        (transformers 4.49), whose constructor *replaces* the post-processor stored in
+        ``tokenizer.json`` by one built from ``add_bos_token`` / ``add_eos_token`` of
+        ``tokenizer_config.json``: ``[bos] + ids + [eos]``, each end only when its flag is set.
+        So with ``official_framing`` (read from that file) the text is framed that way whatever
+        ``tokenizer.json`` says; without it (our BPE, or a directory with no
+        ``tokenizer_config.json``) the tokenizer file's own post-processor applies.
+        """
+        if self.official_framing is None:
+            return self.tokenizer.encode(text, add_special_tokens=True).ids
+        add_bos, add_eos = self.official_framing
+        return [self.bos] * add_bos + self.encode(text) + [self.eos] * add_eos
 
     def decode(self, ids: Iterable[int]) -> str:
         """Decode, dropping special ids and stopping at the first eos."""
@@ -84,6 +98,8 @@ class ReportTokenizer:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(str(out_dir / "tokenizer.json"))
         specials = {**self.special_ids, "embedding_rows": self.embedding_rows}
+        if self.official_framing is not None:
+            specials["official_framing"] = list(self.official_framing)
         (out_dir / SPECIALS_FILE).write_text(json.dumps(specials, indent=2) + "\n")
 
     @classmethod
@@ -105,17 +121,56 @@ class ReportTokenizer:
         # Janus-Pro (no specials file): its ids index the model's 102,400 rows, beyond the
         # tokenizer file's own entries. A re-saved tokenizer keeps the allowance it was given.
         rows = int(ids.get("embedding_rows", 0)) if specials_file.is_file() else JANUS_VOCAB_SIZE
+        framing = ids.get("official_framing") if specials_file.is_file() else _framing(path)
         tok = cls(
             tokenizer,
             **{k: int(ids[k]) for k in ("bos", "eos", "pad", "boi", "eoi")},
             embedding_rows=rows,
+            official_framing=None if framing is None else (bool(framing[0]), bool(framing[1])),
         )
+        if framing is not None:
+            _check_framing_tokens(path, tokenizer, tok)
         bad = {k: v for k, v in tok.special_ids.items() if not 0 <= v < tok.vocab_size}
         if bad:
             raise ValueError(
                 f"{path}: special ids {bad} fall outside the vocabulary ({tok.vocab_size})"
             )
         return tok
+
+
+# LlamaTokenizerFast's defaults when tokenizer_config.json leaves a flag out (transformers 4.49).
+_LLAMA_FRAMING_DEFAULTS = {"add_bos_token": True, "add_eos_token": False}
+
+
+def _framing(path: Path) -> tuple[bool, bool] | None:
+    """(add_bos, add_eos) from a Janus-Pro directory's ``tokenizer_config.json``; None if absent."""
+    cfg_file = path / "tokenizer_config.json"
+    if not cfg_file.is_file():
+        return None
+    cfg = json.loads(cfg_file.read_text())
+    flags = {k: cfg.get(k, default) for k, default in _LLAMA_FRAMING_DEFAULTS.items()}
+    return bool(flags["add_bos_token"]), bool(flags["add_eos_token"])
+
+
+def _token_content(entry: object) -> str | None:
+    """A tokenizer_config.json token entry: a string or an AddedToken dict with ``content``."""
+    return entry.get("content") if isinstance(entry, dict) else entry  # type: ignore[return-value]
+
+
+def _check_framing_tokens(path: Path, tokenizer: Tokenizer, tok: ReportTokenizer) -> None:
+    """The bos / eos that transformers would add are the ids the model's plans use: a tokenizer
+    whose ``bos_token`` maps elsewhere would silently shift every position."""
+    cfg_file = path / "tokenizer_config.json"
+    cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
+    add_bos, add_eos = tok.official_framing or (False, False)
+    for name, expected, added in (("bos_token", tok.bos, add_bos), ("eos_token", tok.eos, add_eos)):
+        content = _token_content(cfg.get(name)) if added else None
+        got = tokenizer.token_to_id(content) if content else None
+        if content and got != expected:
+            raise ValueError(
+                f"{cfg_file}: {name} {content!r} has id {got} in tokenizer.json, but the model "
+                f"uses {expected} (special ids {tok.special_ids})"
+            )
 
 
 def train_bpe(
