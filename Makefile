@@ -44,12 +44,14 @@ reproduce: $(STAMP)  ## run the notebook series -> papermill_runs/PROFILE, figur
 # tests/test_lab_browser.py leaves its screenshot in test-artifacts/.
 TEST_SET := --set run_dir=papermill_runs/test --set figures_dir=figures/test
 test: $(STAMP)  ## unit tests (browser test included) + the notebook series under nbval
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not executed" tests
 	$(PY) -m unixlib reproduce --profile smoke --prepare-only $(TEST_SET)
-	HF_HUB_OFFLINE=1 UNIXLIB_PROGRESS=off $(PY) -m pytest -q --nbval-lax -p no:cacheprovider papermill_runs/test/*.ipynb
+	HF_HUB_OFFLINE=1 UNIXLIB_PROGRESS=off $(PY) -m pytest -q --nbval-lax -p no:cacheprovider \
+		-p tests.nbval_executed papermill_runs/test/*.ipynb
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m executed tests
 
 test-fast: $(STAMP)  ## unit tests only (no notebooks, no slow tests)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" tests $(ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow and not executed" tests $(ARGS)
 
 lint: $(STAMP)  ## ruff check + format check (notebooks included) + the layer contracts
 	$(PY) -m ruff check .

@@ -111,3 +111,27 @@ def test_series_runs_in_order_writes_manifest_and_stops_at_failure(tmp_path, cap
         ["01_ok", "02_fails"],
         ["01_ok", "03_never"],
     ]
+
+
+def test_output_counts_reads_images_streams_and_printed_figures(tmp_path):
+    """What the runner records per executed notebook (manifest.json) and warns about."""
+    cells = [
+        {"cell_type": "markdown", "source": "x"},
+        {
+            "cell_type": "code",
+            "outputs": [
+                {"output_type": "stream", "name": "stdout", "text": "a"},
+                {"output_type": "stream", "name": "stderr", "text": "b"},
+                {"output_type": "display_data", "data": {"image/png": "iVBO", "text/plain": "F"}},
+                {"output_type": "execute_result", "data": {"text/plain": "<Figure size 1x1>"}},
+            ],
+        },
+    ]
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps({"cells": cells}))
+    counts = runs.output_counts(path)
+    assert counts == {"images": 1, "streams": 2, "printed_figures": 1}
+    assert runs._document_warnings("nb", counts) == ["nb: 1 figure(s) printed as text, not drawn"]
+    assert runs._document_warnings("nb", {**counts, "images": 0, "printed_figures": 0}) == [
+        "nb: no inline figure in the executed notebook"
+    ]

@@ -9,8 +9,9 @@ entries into the existing manifest instead of replacing it. It stops at the firs
 notebook, naming the notebook and the cell, and leaves earlier outputs in place.
 
 Kernels talk to the runner over IPC sockets in a private temporary folder (no TCP port, so no
-unencrypted-transport warning), and run with ``UNIXLIB_PROGRESS=text`` so that progress bars are
-text that ``log_output`` streams to the terminal. This module orchestrates only: it imports
+unencrypted-transport warning), and run with ``UNIXLIB_PROGRESS=quiet``: progress bars and step
+logs go to ``<run_dir>/progress.log`` (which ``log_output`` streams to the terminal), so the
+executed notebooks read as documents. This module orchestrates only: it imports
 neither the model nor training.
 """
 
@@ -24,6 +25,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from unixlib import config
-from unixlib.config.progress import ENV_MODE
+from unixlib.config.progress import ENV_LOG, ENV_MODE
 from unixlib.train.runlock import RunLock
 
 # Packages whose versions every manifest records.
@@ -48,6 +50,10 @@ TRACKED_PACKAGES = (
     "papermill",
     "matplotlib",
 )
+
+
+# Where the kernels' progress bars and step logs go (``UNIXLIB_PROGRESS=quiet``), per run.
+PROGRESS_LOG = "progress.log"
 
 
 class SeriesError(RuntimeError):
@@ -134,6 +140,38 @@ class NotebookRun:
     error: str | None = None
     started_unix: float | None = None  # when this notebook started (entries survive merges)
     commit: str | None = None  # the git commit it ran at
+    outputs: dict[str, int] | None = None  # inline images, stream outputs (see output_counts)
+
+
+# An executed notebook is a document: its figures inline, and progress in progress.log.
+MAX_STREAM_OUTPUTS = 40
+
+
+def output_counts(path: Path) -> dict[str, int]:
+    """``{"images", "streams", "printed_figures"}`` of an executed notebook: inline PNGs,
+    stream outputs, and figures printed as ``<Figure size ...>`` text instead of drawn."""
+    nb = json.loads(path.read_text())
+    outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+    data = [o.get("data", {}) for o in outputs]
+    return {
+        "images": sum("image/png" in d for d in data),
+        "streams": sum(o.get("output_type") == "stream" for o in outputs),
+        "printed_figures": sum(
+            "image/png" not in d and "<Figure size" in "".join(d.get("text/plain", ""))
+            for d in data
+        ),
+    }
+
+
+def _document_warnings(stem: str, counts: dict[str, int]) -> list[str]:
+    out = []
+    if not counts["images"]:
+        out.append(f"{stem}: no inline figure in the executed notebook")
+    if counts["printed_figures"]:
+        out.append(f"{stem}: {counts['printed_figures']} figure(s) printed as text, not drawn")
+    if counts["streams"] > MAX_STREAM_OUTPUTS:
+        out.append(f"{stem}: {counts['streams']} stream outputs (> {MAX_STREAM_OUTPUTS})")
+    return out
 
 
 def _written_since(profile: config.Profile, t0: float) -> set[str]:
@@ -202,24 +240,61 @@ def _run_summary(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _kernel_environment() -> Iterator[dict[str, Any]]:
-    """papermill arguments for quiet, streamable kernels, valid inside the ``with`` block.
+def _kernel_environment(out_dir: Path) -> Iterator[dict[str, Any]]:
+    """papermill arguments for quiet kernels, valid inside the ``with`` block.
 
-    Kernels inherit the runner's environment at start: ``UNIXLIB_PROGRESS=text`` (unless the
-    user set it) is set for the duration and restored after. The IPC sockets live in a private
+    Kernels inherit the runner's environment at start: ``UNIXLIB_PROGRESS=quiet`` (unless the
+    user set it) and ``UNIXLIB_PROGRESS_LOG=<out_dir>/progress.log`` are set for the duration
+    and restored after, so progress bars and step logs go to that file and the executed
+    notebooks keep only what the cells mean to show. The IPC sockets live in a private
     temporary folder, removed after the run.
     """
     from traitlets.config import Config
 
-    before = os.environ.get(ENV_MODE)
-    os.environ.setdefault(ENV_MODE, "text")
+    saved = {k: os.environ.get(k) for k in (ENV_MODE, ENV_LOG)}
+    os.environ.setdefault(ENV_MODE, "quiet")
+    os.environ[ENV_LOG] = str(out_dir / PROGRESS_LOG)
     try:
         with tempfile.TemporaryDirectory(prefix="unixlib-kernels-") as sockets:
             transport = {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}
             yield {"config": Config({"KernelManager": transport})}
     finally:
-        if before is None:
-            os.environ.pop(ENV_MODE, None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _tailing(path: Path, enabled: bool, every_s: float = 1.0) -> Iterator[None]:
+    """While the block runs, copy what is appended to ``path`` to stderr (``--log-output``)."""
+    if not enabled:
+        yield
+        return
+    stop = threading.Event()
+    start = path.stat().st_size if path.is_file() else 0
+
+    def follow() -> None:
+        offset = start
+        while True:
+            done = stop.wait(every_s)
+            if path.is_file() and path.stat().st_size > offset:
+                with path.open() as f:
+                    f.seek(offset)
+                    sys.stderr.write(f.read())
+                    offset = f.tell()
+                sys.stderr.flush()
+            if done:
+                return
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @dataclass
@@ -242,26 +317,33 @@ def _run_one(pm, series: _Series, stem: str, label: str) -> NotebookRun:
     out = series.out_dir / f"{stem}.ipynb"
     print(f"{label} {stem} -> {_rel(out)}", flush=True)
     streams = {"stdout_file": sys.stdout, "stderr_file": sys.stderr} if series.log_output else {}
+    tail = series.log_output and not series.prepare_only  # the kernels' progress.log
     t1 = time.time()
     try:
-        pm.execute_notebook(
-            str(series.notebook_dir / f"{stem}.ipynb"),
-            str(out),
-            parameters=series.profile.for_notebook(stem),
-            cwd=str(config.REPO_ROOT),
-            kernel_name="python3",
-            progress_bar=series.progress and not series.log_output,
-            log_output=False,  # streams go to the files above, not through logging
-            prepare_only=series.prepare_only,
-            **streams,
-            **series.kernel_args,
-        )
+        with _tailing(series.out_dir / PROGRESS_LOG, tail):
+            pm.execute_notebook(
+                str(series.notebook_dir / f"{stem}.ipynb"),
+                str(out),
+                parameters=series.profile.for_notebook(stem),
+                cwd=str(config.REPO_ROOT),
+                kernel_name="python3",
+                progress_bar=series.progress and not series.log_output,
+                log_output=False,  # streams go to the files above, not through logging
+                prepare_only=series.prepare_only,
+                **streams,
+                **series.kernel_args,
+            )
     except pm.PapermillExecutionError as err:
         msg = f"{stem} failed in cell {err.cell_index} ({err.ename}: {err.evalue}); see {out}"
         wall = round(time.time() - t1, 2)
         return NotebookRun(stem, "failed", wall, str(out), msg, t1, series.commit)
-    status = "prepared" if series.prepare_only else "ok"
-    return NotebookRun(stem, status, round(time.time() - t1, 2), str(out), None, t1, series.commit)
+    wall = round(time.time() - t1, 2)
+    if series.prepare_only:
+        return NotebookRun(stem, "prepared", wall, str(out), None, t1, series.commit)
+    counts = output_counts(out)
+    for warning in _document_warnings(stem, counts):
+        print(f"    warning: {warning}", flush=True)
+    return NotebookRun(stem, "ok", wall, str(out), None, t1, series.commit, counts)
 
 
 def reproduce(
@@ -306,7 +388,7 @@ def reproduce(
         flush=True,
     )
     try:
-        with _kernel_environment() as kernel_args:
+        with _kernel_environment(out_dir) as kernel_args:
             series = _Series(
                 profile,
                 out_dir,

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from unixlib.config import project_path
+from unixlib.config import progress, project_path
 from unixlib.config.device import resolve_device
 from unixlib.model.card import model_card
 from unixlib.model.repa import SiglipTarget
@@ -248,10 +248,9 @@ def _train(
     autocast = precision.autocast(cfg.mixed_precision, run.device)
     bar = None
     if progress and run.info.is_main:
-        from unixlib.config.progress import bar as progress_bar  # text under the series runner
-
-        bar = progress_bar(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
+        bar = progress.bar(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
     run.model.train()
+    t0 = time.perf_counter()
     for step in range(start, cfg.steps):
         row = _optimizer_step(run, step, autocast)
         metrics.append(row)
@@ -269,8 +268,23 @@ def _train(
     for reporter in run.reporters:
         reporter.close()
     final = _export(run)
+    if run.info.is_main:
+        print(_summary(cfg, metrics, start, time.perf_counter() - t0, final), flush=True)
     dist_utils.shutdown(run.info)
     return TrainResult(run.run_dir, final, cfg.steps, metrics)
+
+
+def _summary(cfg: TrainConfig, metrics: list[dict], start: int, seconds: float, final: Path) -> str:
+    """One line for the notebook: steps, time, the loss at the start and end (means of up to
+    ten steps), and where the model and the full log are."""
+    losses = [m["loss"] for m in metrics]
+    first, last = (sum(part) / len(part) for part in (losses[:10], losses[-10:]))
+    ran = cfg.steps - start
+    return (
+        f"stage {cfg.stage}: {ran} steps in {seconds:.0f} s ({ran / max(seconds, 1e-9):.1f} "
+        f"steps/s); loss {first:.3f} -> {last:.3f} (mean of the first and last 10 steps); "
+        f"model: {final}; per-step log: {Path(cfg.run_dir) / 'metrics.jsonl'}"
+    )
 
 
 def _setup(cfg: TrainConfig, resume: bool, report_to: Sequence[str]) -> _Run:
@@ -308,10 +322,11 @@ def _setup(cfg: TrainConfig, resume: bool, report_to: Sequence[str]) -> _Run:
         source.gen_pixels = repa_target is not None  # only REPA would still look at the pixels
     # DDP wraps the model; FSDP shards it in place (new parameters: build the optimizer after).
     parallel = cfg.parallel_mode(model.config)
-    if info.is_main:
-        print(
-            estimate_memory(model.config, cfg, info.world_size, parallel if info.enabled else None)
+    if info.is_main:  # the per-GPU estimate matters on GPUs; elsewhere it goes to the log
+        estimate = estimate_memory(
+            model.config, cfg, info.world_size, parallel if info.enabled else None
         )
+        (print if device.type == "cuda" else progress.log)(str(estimate))
     bf16_shards = precision.uses_bf16(cfg.mixed_precision, device)
     wrapped = dist_utils.parallelize(model, parallel, info, device, cfg, bf16_shards)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -454,11 +469,10 @@ def _log(run: _Run, row: dict, bar) -> None:
         bar.set_postfix(loss=f"{row['loss']:.4f}")
     done, steps = row["step"], run.cfg.steps
     if done % run.cfg.log_every == 0 or done == steps:
-        print(
-            f"step {done}/{steps} loss {row['loss']:.4f} (ce {row['ce']:.4f} "
+        progress.log(
+            f"stage {run.cfg.stage} step {done}/{steps} loss {row['loss']:.4f} (ce {row['ce']:.4f} "
             f"flow {row['flow']:.4f} repa {row['repa']:.4f}) lr {row['lr']:.2e} "
-            f"|g| {row['grad_norm']:.3f}",
-            flush=True,
+            f"|g| {row['grad_norm']:.3f}"
         )
 
 
