@@ -20,6 +20,7 @@ from torch import Tensor
 from unixlib.data.processed import unusable_reason
 from unixlib.data.schema import LABELS
 from unixlib.data.text.prompts import training_prompt
+from unixlib.data.text.reports import format_report, report_body
 from unixlib.data.text.tokenizer import ReportTokenizer
 
 
@@ -64,7 +65,18 @@ def load_image(path: Path, size: int) -> Tensor:
 
 
 # The report texts a dataset can train on (schema.py); rows are selected the same way for both.
-REPORT_COLUMNS = ("report_clean", "report_raw")
+# The report texts a dataset can train on. ``report_raw_sections`` is derived, not stored: the
+# FINDINGS and IMPRESSION sections of the raw report as they came (headers and everything
+# outside those sections dropped, the noise inside them kept): the cleaning ablation's raw arm,
+# so that both arms carry the same sections and differ only by the rewriting.
+REPORT_COLUMNS = ("report_clean", "report_raw", "report_raw_sections")
+
+
+def report_texts(rows: pd.DataFrame, column: str) -> pd.Series:
+    """The report texts of ``rows`` for ``column`` (one of :data:`REPORT_COLUMNS`)."""
+    if column == "report_raw_sections":
+        return rows["report_raw"].fillna("").map(lambda t: format_report(*report_body(t)))
+    return rows[column]
 
 
 class ReportImageDataset(torch.utils.data.Dataset):
@@ -80,8 +92,9 @@ class ReportImageDataset(torch.utils.data.Dataset):
         max_report_tokens: reports are truncated to this many tokens (the paper truncates
             texts to 512 characters for evaluation; training length is a memory knob).
         seed: picks each example's prompt template per epoch.
-        report_column: ``report_clean`` (every stage) or ``report_raw`` (the cleaning ablation:
-            the same rows, trained on the source's text as it came).
+        report_column: ``report_clean`` (every stage), or for the cleaning ablation
+            ``report_raw`` (the source's text as it came) or ``report_raw_sections`` (its
+            FINDINGS and IMPRESSION sections, noise included: see :data:`REPORT_COLUMNS`).
     """
 
     def __init__(
@@ -120,7 +133,8 @@ class ReportImageDataset(torch.utils.data.Dataset):
         self.image_size, self.task, self.seed = image_size, task, seed
         self.max_report_tokens = max_report_tokens
         self.report_ids = [
-            ids[:max_report_tokens] for ids in tokenizer.encode_batch(rows[report_column])
+            ids[:max_report_tokens]
+            for ids in tokenizer.encode_batch(report_texts(rows, report_column).tolist())
         ]
 
     def __len__(self) -> int:

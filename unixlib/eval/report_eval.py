@@ -8,15 +8,19 @@ same labeler (:mod:`unixlib.eval.understanding`), so the rows differ only in the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from unixlib.data.schema import LABELS
 from unixlib.data.text.labeler import label_texts
 from unixlib.eval.understanding import (
     Labeler,
+    binarize,
     label_reports,
     per_class_prf,
+    rouge_l_rows,
     score_reports,
 )
 
@@ -68,3 +72,34 @@ def per_class_f1(
         out["reference positives"] = prf["support"]
     frame = pd.DataFrame(out, index=list(LABELS))
     return frame.reset_index(names="class")
+
+
+@dataclass
+class ReportRows:
+    """What the understanding tables resample: per study (row i), each method's labels and
+    per-report scores beside the references'. Made by :func:`report_rows`."""
+
+    ref_labels: pd.DataFrame  # (N, 14) labels of the references (1 / 0 / -1 / NaN)
+    labels: dict[str, pd.DataFrame]  # method -> (N, 14) labels of its reports
+    rouge_l: dict[str, np.ndarray]  # method -> (N,) ROUGE-L F-measure of each report
+    texts: dict[str, list[str]]  # method -> its reports
+
+    def binary(self, method: str, uncertain: str, cols: slice | list[int]) -> tuple:
+        """``(y_ref, y_gen)`` binary (N, C) arrays of the chosen classes, uncertain -> 0/1."""
+        y_ref = binarize(self.ref_labels, uncertain)[:, cols]
+        return y_ref, binarize(self.labels[method], uncertain)[:, cols]
+
+
+def report_rows(
+    references: Sequence[str],
+    methods: Mapping[str, Sequence[str]],
+    labeler: Labeler | None = None,
+) -> ReportRows:
+    """Label every method's reports and the references once (memoised), and score ROUGE-L per
+    report, for intervals over studies."""
+    label = memoized(labeler)
+    refs = list(references)
+    ref_labels = label_reports(refs, label)
+    labels = {name: label_reports(list(texts), label) for name, texts in methods.items()}
+    rouge = {name: rouge_l_rows(refs, list(texts)) for name, texts in methods.items()}
+    return ReportRows(ref_labels, labels, rouge, {k: list(v) for k, v in methods.items()})

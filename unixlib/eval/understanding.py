@@ -185,6 +185,13 @@ def _cider(ref_tokens: list[list[str]], gen_tokens: list[list[str]]) -> float:
     return float(score)
 
 
+def rouge_l_rows(references: Sequence[str], generated: Sequence[str]) -> np.ndarray:
+    """(N,) ROUGE-L F-measure of each generated report against its reference."""
+    scorer = RougeScorer(["rougeL"], tokenizer=_RegexTokenizer())
+    pairs = zip(references, generated, strict=True)
+    return np.array([scorer.score(r, g)["rougeL"].fmeasure for r, g in pairs], dtype=float)
+
+
 def nlg_scores(references: Sequence[str], generated: Sequence[str]) -> dict[str, float]:
     """BLEU-1..4, ROUGE-L and CIDEr of the generated reports against the references."""
     _check_pair(references, generated, "nlg_scores")
@@ -196,12 +203,8 @@ def nlg_scores(references: Sequence[str], generated: Sequence[str]) -> dict[str,
         weights=_BLEU_WEIGHTS,
         smoothing_function=SmoothingFunction().method4,
     )
-    scorer = RougeScorer(["rougeL"], tokenizer=_RegexTokenizer())
-    rouge = [
-        scorer.score(r, g)["rougeL"].fmeasure for r, g in zip(references, generated, strict=True)
-    ]
     out = {f"bleu{n}": float(b) for n, b in enumerate(bleu, start=1)}
-    out["rouge_l"] = float(np.mean(rouge))
+    out["rouge_l"] = float(np.mean(rouge_l_rows(references, generated)))
     out["cider"] = _cider(ref_tokens, gen_tokens)
     return out
 

@@ -47,14 +47,17 @@ from unixlib.eval.encoders import (
     load_or_train,
     load_raddino,
 )
+from unixlib.eval.uncertainty import Resampling
 from unixlib.eval.understanding import Labeler
 from unixlib.experiments import generation_tables, understanding_tables
 from unixlib.experiments.samples import generate_images, generate_reports
+from unixlib.experiments.scale import describe_run
 from unixlib.model.unix import UniX
 
 REAL_TEST, REAL_VAL = "real (test)", "real (validation)"
 SHUFFLED, UNCONDITIONAL = "shuffled reports", "unconditional"
 ALWAYS, RANDOM, RETRIEVAL = "most frequent report", "random report", "retrieval (nearest image)"
+MODEL = "UniX (this run)"
 
 
 @dataclass
@@ -75,7 +78,7 @@ class EvalSettings:
     sampler: dict[str, Any] = field(default_factory=dict)  # UniXConfig sampler overrides
     batch_size: int = 64  # reports / images per generation batch
     n_shards: int = 4
-    kd_subsets: int = 100
+    n_resamples: int = 1000  # bootstrap resamples of every interval (LLaVA-Rad: 500)
     seed: int = 0
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     raddino_dir: str = ""  # local RadDino (HF) directory: FD/KD/PRDC features instead
@@ -99,6 +102,11 @@ class EvalSettings:
         names = {f for f in cls.__dataclass_fields__} - {"stages", "encoder"}
         values = {k: p[k] for k in names if k in p}
         return cls(**values, stages=tuple(range(2, stage + 1)), encoder=encoder)
+
+    @property
+    def resampling(self) -> Resampling:
+        """How every interval of the evaluation is drawn (resamples, seed)."""
+        return Resampling(self.n_resamples, self.seed)
 
 
 def load_models(s: EvalSettings, device: str = "auto") -> dict[int, UniX]:
@@ -138,6 +146,7 @@ class EvalInputs:
     labels: pd.DataFrame  # their 14 labels (the dataset's: SynthCXR truth, MIMIC's CheXpert)
     und: pd.DataFrame = field(default_factory=pd.DataFrame)  # Table 2's rows (understanding_rows)
     und_set: str = "the test split"  # what they are, said in Table 2's caption
+    scale: str = ""  # the run's data, resolution, model size and schedule (scale.RunScale)
     _rows: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _images: dict[tuple[str, int, int], torch.Tensor] = field(default_factory=dict, repr=False)
 
@@ -179,6 +188,7 @@ def load_inputs(s: EvalSettings) -> EvalInputs:
     inputs.references = inputs.test["report_clean"].tolist()
     inputs.labels = inputs.test[list(LABELS)]
     inputs.und, inputs.und_set = understanding_rows(inputs.test, paths, s.n_test)
+    inputs.scale = describe_run(s.run_dir).phrase()
     return inputs
 
 
@@ -272,20 +282,31 @@ def understanding(
     )
     n = len(references)
     methods = {
-        "UniX (this run)": written,
+        MODEL: written,
         ALWAYS: [baselines.most_frequent_report(train_reports)] * n,
         RANDOM: baselines.random_reports(train_reports, n, s.seed),
         RETRIEVAL: retrieved,
     }
     kinds = {name: ("model" if name.startswith("UniX") else "baseline") for name in methods}
     labeler, labeler_name = labeler_of(s)
-    scores = report_eval.score_methods(references, methods, labeler)
+    label = report_eval.memoized(labeler)  # each distinct text labelled once, for every table
+    scores = report_eval.score_methods(references, methods, label)
+    rows = report_eval.report_rows(references, methods, label)
+    r = s.resampling
+    table2, quoted = understanding_tables.table2(rows, kinds, labeler_name, r)
+    baseline_names = [m for m in methods if kinds[m] == "baseline"]
+    comparisons, verdicts = understanding_tables.compare(rows, MODEL, baseline_names, r=r)
     return {
         "methods": methods,  # name -> one report per row of inputs.und
-        "scores": scores,
-        "table2": understanding_tables.table2(scores, kinds, labeler_name),
-        "nlg": understanding_tables.nlg_table(scores, kinds),
-        "per_class": report_eval.per_class_f1(references, methods, "positive", labeler),
+        "scores": scores,  # every number on the whole test set (fractions)
+        "rows": rows,  # per-study labels and scores (what the intervals resample)
+        "table2": table2,
+        "table2_quoted": quoted,
+        "comparisons": comparisons,
+        "verdicts": verdicts,
+        "nlg": understanding_tables.nlg_table(rows, scores, kinds, r),
+        "per_class": understanding_tables.per_class_f1(rows, r),
+        "labeler": labeler_name,
         "test_set": inputs.und_set,
         "seconds": time.perf_counter() - t0,
     }
@@ -317,33 +338,39 @@ def generate_sets(
 def generation(
     sets: dict[str, np.ndarray], inputs: EvalInputs, encoders: Encoders, s: EvalSettings
 ) -> dict[str, object]:
-    """Tables 3 and 4 and finding faithfulness for the generated sets, with the real images."""
+    """Tables 3 and 4, the real-image reference, the paired comparisons and finding
+    faithfulness for the generated sets, against the real test images of the same rows."""
     size = s.encoder.image_size
-    real = {
-        REAL_TEST: inputs.images("test", size, s.n_test),
-        REAL_VAL: inputs.images("validate", size),
-    }
-    every = {**real, **sets}
-    feats = {name: encoders.feats(every[name]) for name in bar(every, desc="image features")}
-    real_feats = feats.pop(REAL_TEST)
+    real = inputs.images("test", size, s.n_test)
+    feats = {name: encoders.feats(images) for name, images in bar(sets.items(), desc="features")}
+    real_feats = encoders.feats(real)
     text = encoders.reference.text_embed(inputs.references)
     embeds = {k: encoders.reference.image_embed(v) for k, v in sets.items()}
-    embeds[REAL_TEST] = encoders.reference.image_embed(real[REAL_TEST])
-    align = image_eval.alignment_scores(embeds, text)
+    embeds[REAL_TEST] = encoders.reference.image_embed(real)
+    align = {k: image_eval.alignment_rows(e, text) for k, e in embeds.items()}
     res = {name: images.shape[-1] for name, images in sets.items()}  # generated size, px
     last = max(k for k in sets if k.startswith("UniX stage"))
-    name = encoders.features.name
-    dist_sets = {REAL_VAL: feats[REAL_VAL], **{k: feats[k] for k in sets}}
-    by_row = {k: feats[k] for k in sets}  # row-aligned sets (validation is not)
+    name, r = encoders.features.name, s.resampling
     probs = {k: encoders.reference.image_probs(v) for k, v in sets.items()}
-    probs[REAL_TEST] = encoders.reference.image_probs(real[REAL_TEST])
+    probs[REAL_TEST] = encoders.reference.image_probs(real)
     faith = image_eval.faithfulness_table(probs, inputs.labels, last, REAL_TEST, SHUFFLED)
+    table3, quoted3 = generation_tables.table3(real_feats, feats, align, res, name, s.n_shards, r)
+    table4, quoted4 = generation_tables.table4(real_feats, feats, inputs.labels, res, name, r)
+    pairs = [(last, SHUFFLED), (last, UNCONDITIONAL)]
+    pairs += [(k, last) for k in sets if k.startswith("UniX stage") and k != last]
+    comparisons, verdicts = generation_tables.compare(real_feats, feats, align, pairs, r)
     return {
-        "table3": generation_tables.table3(
-            real_feats, dist_sets, align, res, name, s.n_shards, s.kd_subsets, s.seed
-        ),
-        "table4": generation_tables.table4(real_feats, by_row, inputs.labels, res, name),
+        "table3": table3,
+        "table3_quoted": quoted3,
+        "real_reference": generation_tables.real_reference(real_feats, feats, seed=s.seed),
+        "comparisons": comparisons,
+        "verdicts": verdicts,
+        "table4": table4,
+        "table4_quoted": quoted4,
         "faithfulness": faith,
-        "faithfulness_mean": image_eval.mean_fraction(faith),
-        "alignment": align,
+        "faithfulness_mean": image_eval.mean_fraction(faith, image_eval.FAITHFULNESS_CLASSES),
+        "faithfulness_all": image_eval.mean_fraction(faith, list(LABELS)),
+        "alignment": {k: float(v.mean()) for k, v in align.items()},
+        "encoder": name,
+        "features": {REAL_TEST: real_feats, **feats},  # (N, F) per set, row i = study i
     }

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unixlib.config.paths import latent_cache_path, stage_dir, vae_dir
+from unixlib.data.datasets import REPORT_COLUMNS
 
 if TYPE_CHECKING:
     from unixlib.model.config import UniXConfig
@@ -149,9 +150,9 @@ class TrainConfig:
             )
         if self.parallel not in ("auto", "ddp", "fsdp"):
             raise ValueError(f"parallel must be auto, ddp or fsdp, got {self.parallel!r}")
-        if self.report_column not in ("report_clean", "report_raw"):
+        if self.report_column not in REPORT_COLUMNS:
             raise ValueError(
-                f"report_column must be report_clean or report_raw, got {self.report_column!r}"
+                f"report_column must be one of {REPORT_COLUMNS}, got {self.report_column!r}"
             )
         knobs = sorted(set(self.model_overrides) & set(TRAINING_KNOBS))
         if knobs:
