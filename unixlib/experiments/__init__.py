@@ -1,0 +1,1 @@
+"""What a notebook runs: pipelines, table data, ablations, dry run, export, and the book."""
