@@ -30,6 +30,7 @@ STATIC = "_static"  # the book's folder of shared files (its style sheet)
 TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 {% block html_head_js_requirejs %}{% endblock html_head_js_requirejs %}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{% block data_widget_view %}{% endblock data_widget_view %}
 {% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
 {% block html_head_js_mathjax %}{% endblock html_head_js_mathjax %}
 {% block extra_css %}

@@ -89,13 +89,18 @@ def _data(run: RunFacts) -> str:
     return text
 
 
-def _weights(run: RunFacts) -> str:
-    given = {
+def given_weights(run: RunFacts) -> dict[str, Any]:
+    """``notebook.parameter`` -> path, for every parameter naming weights the run read."""
+    return {
         f"{stem}.{key}": value
         for stem, values in run.params.items()
         for key, value in values.items()
         if key in WEIGHT_PARAMS and value
     }
+
+
+def _weights(run: RunFacts) -> str:
+    given = given_weights(run)
     if not given:
         return (
             "**Pretrained weights.** None: every component (vision tower, VAE, both branches, "
@@ -209,12 +214,15 @@ def not_reproduced(run: RunFacts) -> list[str]:
             + SOURCE_NAMES.get(run.param("01_clean_data", "source", ""), "another source")
             + "."
         )
-    if not run.param("02_train_ar", "janus_dir"):
+    if not given_weights(run):
         out.append(
             "Pretrained weights: none are loaded (Janus-Pro-1B, SigLIP, the kl-f16 VAE, RadDino "
             "and CheXbert are not shipped); every component is a small model trained here."
         )
-    if not (run.manifest.get("device") or {}).get("cuda"):
+    device = run.manifest.get("device")
+    if not device:
+        out.append("GPU numbers: not measured (the run recorded no device).")
+    elif not device.get("cuda"):
         out.append(
             "GPU numbers: not measured; this run had no GPU (throughput, memory and the "
             "8-GPU recipe of the paper profile are untested here)."
