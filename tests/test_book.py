@@ -17,10 +17,18 @@ from PIL import Image
 
 from tests.conftest import REPO_ROOT
 from unixlib.experiments import book
-from unixlib.experiments.book_facts import is_executed, model_parameter_count, read_run
+from unixlib.experiments.book_facts import (
+    RunFacts,
+    ablation_scale,
+    is_executed,
+    model_parameter_count,
+    read_run,
+    scale_line,
+)
 from unixlib.experiments.book_math import to_mathml
 from unixlib.experiments.book_render import Entry, rewrite_links
 from unixlib.experiments.book_results import (
+    ablation,
     parse_table,
     split_paper_rows,
     standard_error_points,
@@ -58,6 +66,31 @@ def test_titles_come_from_file_stems():
     assert title_of("table_generation_faithfulness") == "Table: generation faithfulness"
     assert title_of("ablation_repa") == "Ablation: repa"
     assert title_of("cleaning_checks") == "Cleaning checks"
+
+
+def test_the_scale_line_names_model_data_and_schedule(tmp_path):
+    params = {
+        "01_clean_data": {"source": "synth", "image_size": 64},
+        "02_train_ar": {"preset": "tiny", "steps": 300},
+        "03_train_diffusion": {"steps": 210},
+        "04_joint_stage": {"steps": 450},
+        "06_ablations": {"steps_gen": 30, "steps_und": 40, "seeds": [0], "n_test": 100},
+    }
+    splits = {"train": 2000, "validate": 100, "test": 200}
+    run = RunFacts("smoke", tmp_path, tmp_path, [], params, splits=splits, n_parameters=7_704_000)
+    assert scale_line(run) == (
+        "tiny preset (~7.7M parameters), SynthCXR 64 px, 2,000 train / 200 test images, "
+        "stages 1/2/3: 300/210/450 steps"
+    )
+    assert (
+        ablation_scale(run)
+        == "arms of 30 generation / 40 understanding steps, 1 seed, 100 test images"
+    )
+    del params["04_joint_stage"], params["06_ablations"]
+    assert scale_line(run).endswith("stages 1/2/3: 300/210/- steps")
+    assert ablation_scale(run) == ""
+    assert ablation("table5_joint_optimisation") and ablation("ablation_repa")
+    assert not ablation("table2_understanding")
 
 
 def test_standard_error_of_a_proportion():

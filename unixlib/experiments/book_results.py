@@ -92,6 +92,12 @@ def _kind(stem: str) -> tuple[int, str]:
     return 3, stem
 
 
+def ablation(stem: str) -> bool:
+    """Tables measured by notebook 06's ablation arms, at their own (shorter) scale; Table 5
+    (joint optimisation) is one of them."""
+    return stem.startswith(("ablation", "table5_"))
+
+
 SECTIONS = (
     "The paper's tables, regenerated",
     "Further measurements",
@@ -221,7 +227,9 @@ def results_sections(run: RunFacts, out_dir: Path) -> list[str]:
         if (png := path.with_suffix(".png")).is_file():
             shutil.copy2(png, out_dir / FIGURES / png.name)
             figure = f"{FIGURES}/{png.name}"
-        heading_scale = f"{scale}; {ablation_scale(run)}" if kind == 2 else scale
+        heading_scale = (
+            "; ".join(filter(None, [scale, ablation_scale(run)])) if ablation(path.stem) else scale
+        )
         text = path.read_text()
         sections.append(table_section(path.stem, text, heading_scale, figure, kind < 3))
     figures = sorted(run.figures_dir.glob("fig[0-9]*.png"))
