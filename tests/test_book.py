@@ -251,6 +251,20 @@ def test_a_run_without_executed_notebooks_is_a_one_line_error(tmp_path, capsys):
     assert "make reproduce PROFILE=none" in err
 
 
+def test_a_rebuild_cleans_its_own_book_and_refuses_other_folders(run, tmp_path):
+    run_dir, figures, out = run
+    book.build("demo", run_dir, figures, out)
+    (out / "stale.html").write_text("old page")
+    book.build("demo", run_dir, figures, out)
+    assert not (out / "stale.html").exists()
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="holds no book"):
+        book.build("demo", run_dir, figures, other)
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+
+
 @pytest.mark.slow
 def test_nbval_record_keeps_the_outputs_nbval_saw(tmp_path):
     nb = nbformat.v4.new_notebook()

@@ -78,12 +78,21 @@ def overview_sections(run: RunFacts, toc: list[Entry]) -> list[str]:
     return [readme, "\n\n".join(guide)]
 
 
-def _clean(out_dir: Path) -> None:
-    """Remove what an earlier build wrote (its pages, figures and static files) and only that."""
+STAMP = ".unixlib-book"  # marks a folder this module built, which a rebuild may clean
+
+
+def _prepare(out_dir: Path) -> None:
+    """Make ``out_dir`` ready: new or empty, or an earlier book (its pages, figures and static
+    files are removed, nothing else). Any other folder is refused, so that ``--out`` never
+    deletes what the book did not write (``figures/`` of the repository, say)."""
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / STAMP).is_file():
+        raise FileExistsError(f"{out_dir} is not empty and holds no book: choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
     for page in out_dir.glob("*.html"):
         page.unlink()
     for sub in (FIGURES, STATIC):
         shutil.rmtree(out_dir / sub, ignore_errors=True)
+    (out_dir / STAMP).write_text("written by python -m unixlib.experiments.book\n")
 
 
 def build(
@@ -95,14 +104,14 @@ def build(
     """Build the book of run ``name`` (default folders ``papermill_runs/<name>``,
     ``figures/<name>``, ``book/<name>``); returns the path of its ``index.html``.
 
-    Raises ``FileNotFoundError`` when the run folder has no executed notebook.
+    Raises ``FileNotFoundError`` when the run folder has no executed notebook, and
+    ``FileExistsError`` when ``out_dir`` holds files but no earlier book.
     """
     run_dir = run_dir or config.REPO_ROOT / "papermill_runs" / name
     figures_dir = figures_dir or config.REPO_ROOT / "figures" / name
     out_dir = out_dir or BOOK_DIR / name
     run = read_run(name, run_dir, figures_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _clean(out_dir)
+    _prepare(out_dir)
     write_static(out_dir)
 
     notebooks = {p.stem: nbformat.read(p, as_version=4) for p in run.notebooks}
@@ -148,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         index = build(args.profile, args.run_dir, args.figures_dir, args.out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"book: {index} (open it, or: python -m http.server -d {index.parent})")
