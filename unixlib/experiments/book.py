@@ -72,8 +72,8 @@ def overview_sections(run: RunFacts, toc: list[Entry]) -> list[str]:
     if missing:
         guide.append(f"Not executed in this run, so not in the book: {', '.join(missing)}.")
     guide.append(
-        "Rebuild with `make book PROFILE=" + run.name + "` after `make reproduce`; the book "
-        "renders what the run wrote and never executes a notebook."
+        "The book renders what the run wrote and never executes a notebook: rebuild it after "
+        "a new run (the reproducibility page says how to rerun this one)."
     )
     return [readme, "\n\n".join(guide)]
 
