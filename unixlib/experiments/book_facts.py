@@ -116,7 +116,7 @@ def read_run(name: str, run_dir: Path, figures_dir: Path) -> RunFacts:
     notebooks = executed_notebooks(run_dir) if run_dir.is_dir() else []
     if not notebooks:
         raise FileNotFoundError(
-            f"{run_dir} has no executed notebooks (NN_*.ipynb with outputs): "
+            f"{shown_path(run_dir)} has no executed notebooks (NN_*.ipynb with outputs): "
             f"run `make reproduce PROFILE={name}` first"
         )
     manifest_path = run_dir / "manifest.json"
