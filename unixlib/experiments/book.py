@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"book: {index} (open it, or: python -m http.server -d {index.parent})")
+    shown = shown_path(index.parent)
+    print(f"book: {shown}/index.html (open it, or: python -m http.server -d {shown})")
     return 0
 
 

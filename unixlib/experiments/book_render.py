@@ -21,6 +21,7 @@ from typing import Any
 
 import nbformat
 from jinja2 import DictLoader
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 from unixlib.experiments.book_math import BookExporter
 
@@ -113,12 +114,16 @@ class Entry:
 
 
 def _exporter(embed_images: bool) -> BookExporter:
-    return BookExporter(
+    exporter = BookExporter(
         template_name="lab",
         extra_loaders=[DictLoader({"book.html.j2": TEMPLATE})],
         template_file="book.html.j2",
         embed_images=embed_images,
     )
+    # A cell's consecutive prints (a log line per step, a progress bar per update) become one
+    # block, which scrolls past 32 lines (the style sheet), with carriage returns applied.
+    exporter.register_preprocessor(CoalesceStreamsPreprocessor(), enabled=True)
+    return exporter
 
 
 def write_static(out_dir: Path) -> None:
