@@ -239,6 +239,7 @@ def test_reproducibility_answers_come_from_the_manifest(run):
     assert "abc1234def" in page and "make reproduce PROFILE=smoke" in page
     assert "0:01:05" in page  # 01's 65.0 s
     assert "GPU numbers: not measured" in page and "MIMIC-CXR: not used" in page
+    assert "the ablations (notebook 06) did not run" in page
     assert "<strong><code>seed=3</code></strong>" in page  # differs from the default 0
     assert "<code>image_size=64</code>" in page
 

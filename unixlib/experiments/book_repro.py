@@ -150,7 +150,9 @@ def _seeds(run: RunFacts) -> str:
 
 def _variance(run: RunFacts) -> str:
     arms = run.param("06_ablations", "seeds") or []
-    if len(arms) > 1:
+    if "06_ablations" not in run.params:
+        spread = "the ablations (notebook 06) did not run, so no variance across seeds is measured."
+    elif len(arms) > 1:
         spread = f"the ablations ran {len(arms)} seeds per arm and compare each difference "
         spread += "with the spread across seeds (ablation verdicts)."
     else:
