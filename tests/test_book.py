@@ -155,6 +155,7 @@ def _notebook(title: str, executed: bool, params: dict) -> nbformat.NotebookNode
         code.outputs = [
             nbformat.v4.new_output("stream", name="stdout", text="step 150/300 loss 0.50\n"),
             nbformat.v4.new_output("stream", name="stdout", text="step 300/300 loss 0.12\n"),
+            nbformat.v4.new_output("stream", name="stderr", text="\n"),  # a bar's last newline
             nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "f"}),
         ]
     nb.cells = [nbformat.v4.new_markdown_cell(md), code]
@@ -210,7 +211,8 @@ def test_build_writes_every_page_in_series_order(run):
     assert "Not executed in this run, so not in the book: 02_train_ar" in pages["index.html"]
     chapter = pages["01_clean_data.html"]
     assert "data:image/png;base64," in chapter
-    # the cell's two prints are one block
+    # the cell's two prints are one block; the blank stderr line is gone
+    assert 'data-mime-type="application/vnd.jupyter.stderr"' not in chapter
     assert re.search(r"<pre>step 150/300 loss 0.50\nstep 300/300 loss 0.12\n</pre>", chapter)
     # 02 has no chapter in this book: the link to it becomes text, like the repository link
     assert 'title="not part of the book: 02_train_ar.ipynb"' in chapter

@@ -101,6 +101,17 @@ h3 small { font-size: 0.7em; font-weight: normal; color: #555; }
 """
 
 
+class _Streams(CoalesceStreamsPreprocessor):
+    """nbconvert's stream merging (consecutive prints become one block, carriage returns
+    applied), and a stream left blank dropped (a progress bar's closing newline)."""
+
+    def preprocess_cell(self, cell, resources, index):
+        cell, resources = super().preprocess_cell(cell, resources, index)
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if o.output_type != "stream" or o.text.strip()]
+        return cell, resources
+
+
 @dataclass(frozen=True)
 class Entry:
     """A page of the book: its file name (``href``), its title, what it is (``kind``:
@@ -122,7 +133,7 @@ def _exporter(embed_images: bool) -> BookExporter:
     )
     # A cell's consecutive prints (a log line per step, a progress bar per update) become one
     # block, which scrolls past 32 lines (the style sheet), with carriage returns applied.
-    exporter.register_preprocessor(CoalesceStreamsPreprocessor(), enabled=True)
+    exporter.register_preprocessor(_Streams(), enabled=True)
     return exporter
 
 
