@@ -158,7 +158,17 @@ def _notebook(title: str, executed: bool, params: dict) -> nbformat.NotebookNode
             nbformat.v4.new_output("stream", name="stderr", text="\n"),  # a bar's last newline
             nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "f"}),
         ]
-    nb.cells = [nbformat.v4.new_markdown_cell(md), code]
+    log = nbformat.v4.new_code_cell("train()")
+    if executed:  # a training log: a bar on stderr between step lines on stdout
+        log.execution_count = 2
+        for step in range(1, 12):
+            log.outputs.append(
+                nbformat.v4.new_output("stream", name="stderr", text=f"\rbar {step}")
+            )
+            log.outputs.append(
+                nbformat.v4.new_output("stream", name="stdout", text=f"step {step}\n")
+            )
+    nb.cells = [nbformat.v4.new_markdown_cell(md), code, log]
     nb.metadata["papermill"] = {"parameters": params}
     return nb
 
@@ -214,6 +224,9 @@ def test_build_writes_every_page_in_series_order(run):
     # the cell's two prints are one block; the blank stderr line is gone
     assert 'data-mime-type="application/vnd.jupyter.stderr"' not in chapter
     assert re.search(r"<pre>step 150/300 loss 0.50\nstep 300/300 loss 0.12\n</pre>", chapter)
+    # the 22 streams of the log cell are one block, each piece on its own line
+    log = re.search(r"<pre>bar 1\nstep 1\n(.*?)</pre>", chapter, re.S)
+    assert log and log[1].endswith("bar 11\nstep 11\n")
     # 02 has no chapter in this book: the link to it becomes text, like the repository link
     assert 'title="not part of the book: 02_train_ar.ipynb"' in chapter
     assert 'title="not part of the book: ../unixlib/model/flow.py"' in chapter

@@ -101,14 +101,38 @@ h3 small { font-size: 0.7em; font-weight: normal; color: #555; }
 """
 
 
+# A cell with more stream outputs than this is a log: its stdout and stderr read as one block.
+LOG_OUTPUTS = 20
+
+
+def _join_log(outputs: list) -> list:
+    """Consecutive streams as one stdout block, each piece on its own lines (a progress bar's
+    last state ends without a newline)."""
+    joined: list = []
+    for out in outputs:
+        if out.output_type == "stream":
+            text = out.text if out.text.endswith("\n") else out.text + "\n"
+            if joined and joined[-1].output_type == "stream":
+                joined[-1].text += text
+                continue
+            out.name, out.text = "stdout", text
+        joined.append(out)
+    return joined
+
+
 class _Streams(CoalesceStreamsPreprocessor):
-    """nbconvert's stream merging (consecutive prints become one block, carriage returns
-    applied), and a stream left blank dropped (a progress bar's closing newline)."""
+    """nbconvert's stream merging (consecutive prints of one stream become one block, carriage
+    returns applied), then a stream left blank dropped (a progress bar's closing newline); a
+    cell with more than ``LOG_OUTPUTS`` streams (a training log, its bar on stderr between its
+    step lines on stdout) becomes one block that scrolls."""
 
     def preprocess_cell(self, cell, resources, index):
         cell, resources = super().preprocess_cell(cell, resources, index)
         if "outputs" in cell:
-            cell.outputs = [o for o in cell.outputs if o.output_type != "stream" or o.text.strip()]
+            outputs = [o for o in cell.outputs if o.output_type != "stream" or o.text.strip()]
+            if sum(o.output_type == "stream" for o in outputs) > LOG_OUTPUTS:
+                outputs = _join_log(outputs)
+            cell.outputs = outputs
         return cell, resources
 
 
