@@ -4,6 +4,11 @@ Each command parses its flags here and calls one library function; heavy modules
 only by the command that needs them. A user error (a missing path, an unknown profile, an
 unreadable file, a locked run directory) prints one line "error: ..." and exits with 2
 (UNIXLIB_TRACEBACK=1 shows the traceback instead).
+
+Exit statuses of ``train`` and ``reproduce`` beyond 0 (done), 1 (failed) and 2 (user error):
+75 = stopped by a preemption signal after writing a checkpoint of the step reached: requeue and
+run the same command with --resume (train/preemption.py); 74 = a checkpoint could not be
+written (a full disk), one line "error: ...": free space, then --resume (train/disk.py).
 """
 
 from __future__ import annotations
@@ -92,7 +97,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             overrides=args.set,
             log_output=args.log_output,
             prepare_only=args.prepare_only,
+            resume=args.resume,
         )
+    except runs.SeriesInterrupted as err:  # preempted: its checkpoint is written
+        print(f"error: {err}", file=sys.stderr)
+        return runs.INTERRUPTED_STATUS
     except runs.SeriesError as err:  # a notebook failed: not a user error
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -191,7 +200,9 @@ def cmd_label(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from unixlib import config
     from unixlib.train.config import STAGE_NOTEBOOKS, TrainConfig, stage_config
+    from unixlib.train.disk import WRITE_FAILED_STATUS, CheckpointWriteError
     from unixlib.train.loop import train
+    from unixlib.train.preemption import PREEMPTED_STATUS, Preempted
 
     if args.config:
         cfg = TrainConfig.from_dict(json.loads(Path(args.config).read_text()))
@@ -211,9 +222,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     overrides = {f: getattr(args, a) for a, f in flags.items() if getattr(args, a) is not None}
     cfg = dataclasses.replace(cfg, **overrides)  # runs TrainConfig's validation again
-    result = train(
-        cfg, resume=args.resume, progress=not args.no_progress, report_to=args.report_to or ()
-    )
+    rank = int(os.environ.get("RANK", "0"))  # torchrun sets it; rank 0 speaks for the run
+    if args.dry_run:
+        from unixlib.dryrun import train_cli
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        hint = None if args.config else config.load(args.profile).params["02_train_ar"]["preset"]
+        return train_cli(cfg, world, args.resume, hint, is_main=rank == 0)
+    try:
+        result = train(
+            cfg, resume=args.resume, progress=not args.no_progress, report_to=args.report_to or ()
+        )
+    except Preempted:  # the loop logged its one line
+        return PREEMPTED_STATUS
+    except CheckpointWriteError as err:
+        if os.environ.get("UNIXLIB_TRACEBACK"):
+            raise
+        if rank == 0:
+            print(f"error: {err}", file=sys.stderr)
+        return WRITE_FAILED_STATUS
     print(f"final model: {result.final_dir}")
     return 0
 
@@ -283,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check paths, weights (meta device), tokenizer, GPUs and memory; run nothing",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --from NN: continue NN's training stage from its newest intact checkpoint "
+        "(after a preemption, exit status 75) instead of starting it again",
+    )
     p.add_argument("--gpus", type=int, help="dry run: GPUs of the target machine")
     p.add_argument("--gpu-memory-gb", type=float, help="dry run: memory of each of its GPUs")
 
@@ -342,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="under torchrun: ddp or fsdp (auto = fsdp for the paper preset)",
     )
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (steps, world, global batch, memory, checkpoint size and disk, "
+        "inputs) and train nothing",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.add_argument(
         "--report-to",
