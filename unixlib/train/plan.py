@@ -36,13 +36,27 @@ class PlanCheck:
     fix: str = ""
 
 
+def _run_values(cfg: TrainConfig) -> dict:
+    """The UniXConfig fields the run sets (setup.model_config: vocabulary and special ids from
+    the run's tokenizer) when its data and weights are there, else the image size and
+    overrides alone (the preset's vocabulary: a close estimate)."""
+    from unixlib.data.text.tokenizer import ReportTokenizer
+    from unixlib.train import setup
+
+    size_key = "image_size_und" if cfg.stage == 1 else "image_size_gen"
+    try:
+        tokenizer = ReportTokenizer.load(project_path(cfg.data_dir) / "tokenizer")
+        return setup.model_config(cfg, tokenizer)
+    except (OSError, ValueError):  # not prepared yet, or Janus-Pro's weights not there
+        return {size_key: cfg.image_size, **cfg.model_overrides}
+
+
 def model_config(cfg: TrainConfig, preset_name: str | None = None) -> tuple[UniXConfig, str]:
     """The model the run trains (the ``init_from`` model's config when it is there, else the
     preset: ``preset_name``, the profile's stage-1 preset, for stages 2-3) and where it is from."""
     from unixlib.model.saving import read_config
 
-    size_key = "image_size_und" if cfg.stage == 1 else "image_size_gen"
-    values = {size_key: cfg.image_size, **cfg.model_overrides}
+    values = _run_values(cfg)
     start = project_path(cfg.init_from) if cfg.init_from else None
     if start is not None and (start / "config.json").is_file():
         return read_config(start, **values), str(cfg.init_from)
