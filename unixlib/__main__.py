@@ -30,6 +30,7 @@ EXAMPLES = """examples:
   python -m unixlib reproduce --profile smoke           run the notebook series (CPU, minutes)
   python -m unixlib train --stage 1 --max-steps 20      train one stage of the smoke profile
   python -m unixlib train --stage 1 --resume            continue from the newest intact checkpoint
+  python -m unixlib train --profile paper --stage 2 --dry-run   the plan: batch, memory, disk, inputs
   python -m unixlib describe --model papermill_runs/smoke/stage3/final chest.png scan.dcm
   python -m unixlib draw --model papermill_runs/smoke/stage3/final \\
       --report "Moderate cardiomegaly. Small left pleural effusion." --out drawn/
@@ -362,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="smoke",
         choices=PROFILES,
         help="take the stage's parameters from a profile",
+    )
+    p.epilog = (
+        "exit status: 0 done, 1 failed, 2 user error, 74 a checkpoint could not be written "
+        "(a full disk: free space, then --resume), 75 stopped by SIGTERM/SIGUSR1 after a "
+        "checkpoint of the step reached (requeue, then --resume)"
     )
     p.add_argument("--stage", type=int, choices=[1, 2, 3], help="required unless --config")
     p.add_argument("--config", help="a TrainConfig JSON (e.g. a run's config.json) instead")

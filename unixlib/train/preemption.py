@@ -19,6 +19,9 @@ to ``TrainConfig.preempt_signals`` (default SIGTERM and SIGUSR1) on every rank:
    continues exactly. A status of its own (not 0 "finished", not 1 "failed") lets a job script
    or a Kubernetes ``podFailurePolicy`` requeue exactly the runs that were preempted.
 
+A signal during setup stops the run after its first step; one after the last step (while
+``final/`` is exported) lets the run finish: its last checkpoint is already written.
+
 torchrun answers with a status of its own (1 whenever a worker exits non-zero or it was
 signalled itself), so a job script learns of the preemption from the signal it trapped or
 from ``preempted.json`` (see ``scripts/slurm/train_paper.sbatch``). torchrun passes on to its
