@@ -132,6 +132,7 @@ def _wait_between_checkpoints(run: Path, proc: subprocess.Popen, every: int) -> 
     pytest.fail(f"the run never got between two checkpoints (exit {proc.poll()})")
 
 
+@pytest.mark.slow
 def test_sigterm_to_a_cli_run_exits_75_with_a_checkpoint_and_resume_is_exact(
     data, tmp_path
 ) -> None:

@@ -72,7 +72,7 @@ def test_dry_run_of_a_resume_names_the_checkpoint_and_fails_on_damage(
     assert "[FAIL] resume: no intact checkpoint under" in out and "1 problem(s)" in out
     # a fresh run instead would remove them: the plan says so
     assert main(["train", "--config", config, "--dry-run"]) == 0
-    assert "(fresh (removes 2 earlier checkpoints))" in capsys.readouterr().out
+    assert "steps        0 -> 4 (fresh, removes 2 earlier checkpoints)" in capsys.readouterr().out
 
 
 def test_missing_inputs_and_a_small_disk_are_listed(data, tmp_path, capsys, monkeypatch) -> None:

@@ -16,7 +16,7 @@ entry is recorded as ``interrupted`` with the stage and step, and the series sto
 Kernels talk to the runner over IPC sockets in a private temporary folder (no TCP port, so no
 unencrypted-transport warning), and run with ``UNIXLIB_PROGRESS=text`` so that progress bars are
 text that ``log_output`` streams to the terminal. This module orchestrates only: it imports
-neither the model nor training.
+neither the model nor training (train/preemption.py is standard library only).
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def _start(cfg: TrainConfig, root: Path, resume: bool) -> tuple[int, str, PlanCh
     """(first step, how it starts, the check of the checkpoint to resume from)."""
     if not resume:
         found = ckpt.list_checkpoints(root)
-        return 0, "fresh" + (f" (removes {len(found)} earlier checkpoints)" if found else ""), None
+        return 0, "fresh" + (f", removes {len(found)} earlier checkpoints" if found else ""), None
     try:
         latest = ckpt.latest_intact_checkpoint(root, log=lambda _: None)
     except ckpt.CheckpointError as err:
