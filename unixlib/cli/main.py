@@ -4,6 +4,11 @@ Each command parses its flags here and calls one library function; heavy modules
 only by the command that needs them. A user error (a missing path, an unknown profile, an
 unreadable file, a locked run directory) prints one line "error: ..." and exits with 2
 (UNIXLIB_TRACEBACK=1 shows the traceback instead).
+
+Exit statuses of ``train`` and ``reproduce`` beyond 0 (done), 1 (failed) and 2 (user error):
+75 = stopped by a preemption signal after writing a checkpoint of the step reached: requeue and
+run the same command with --resume (train/preemption.py); 74 = a checkpoint could not be
+written (a full disk), one line "error: ...": free space, then --resume (train/disk.py).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ EXAMPLES = """examples:
   python -m unixlib reproduce --profile smoke           run the notebook series (CPU, minutes)
   python -m unixlib train --stage 1 --max-steps 20      train one stage of the smoke profile
   python -m unixlib train --stage 1 --resume            continue from the newest intact checkpoint
+  python -m unixlib train --profile paper --stage 2 --dry-run   the plan: batch, memory, disk, inputs
   python -m unixlib describe --model papermill_runs/smoke/stage3/final chest.png scan.dcm
   python -m unixlib draw --model papermill_runs/smoke/stage3/final \\
       --report "Moderate cardiomegaly. Small left pleural effusion." --out drawn/
