@@ -16,8 +16,8 @@ import torch
 from test_runs import _write_nb
 from train_helpers import data_run, losses, tiny_config
 
-from unixlib.experiments import series as runs
 from unixlib.cli.main import main
+from unixlib.experiments import series as runs
 from unixlib.train import checkpoint as ckpt
 from unixlib.train.loop import train
 
