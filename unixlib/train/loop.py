@@ -24,8 +24,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from unixlib.config import progress, project_path
+from unixlib.config import project_path
 from unixlib.config.device import resolve_device
+from unixlib.config.progress import bar as progress_bar
+from unixlib.config.progress import log as progress_log
 from unixlib.model.card import model_card
 from unixlib.model.repa import SiglipTarget
 from unixlib.model.saving import save_pretrained
@@ -257,7 +259,7 @@ def _train(
     autocast = precision.autocast(cfg.mixed_precision, run.device)
     bar = None
     if progress and run.info.is_main:
-        bar = progress.bar(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
+        bar = progress_bar(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
     run.model.train()
     t0 = time.perf_counter()
     for step in range(start, cfg.steps):
@@ -340,7 +342,7 @@ def _setup(cfg: TrainConfig, resume: bool, report_to: Sequence[str]) -> _Run:
         estimate = estimate_memory(
             model.config, cfg, info.world_size, parallel if info.enabled else None
         )
-        (print if device.type == "cuda" else progress.log)(str(estimate))
+        (print if device.type == "cuda" else progress_log)(str(estimate))
     bf16_shards = precision.uses_bf16(cfg.mixed_precision, device)
     wrapped = dist_utils.parallelize(model, parallel, info, device, cfg, bf16_shards)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -486,7 +488,7 @@ def _log(run: _Run, row: dict, bar) -> None:
         bar.set_postfix(loss=f"{row['loss']:.4f}")
     done, steps = row["step"], run.cfg.steps
     if done % run.cfg.log_every == 0 or done == steps:
-        progress.log(
+        progress_log(
             f"stage {run.cfg.stage} step {done}/{steps} loss {row['loss']:.4f} (ce {row['ce']:.4f} "
             f"flow {row['flow']:.4f} repa {row['repa']:.4f}) lr {row['lr']:.2e} "
             f"|g| {row['grad_norm']:.3f}"
