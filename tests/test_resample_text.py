@@ -104,6 +104,8 @@ def test_bleu_rejects_bad_input() -> None:
         CorpusBleu(1)(counts.astype(float))
     with pytest.raises(ValueError, match="order must be"):
         CorpusBleu(0)
+    with pytest.raises(ValueError, match=r"order 3 not in \[1, 2\]"):
+        bleu_from_sums(counts[0].tolist(), 3)
 
 
 def test_cider_d_value_is_the_projects_cider_and_resamples_are_means() -> None:

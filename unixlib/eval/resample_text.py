@@ -91,6 +91,8 @@ def bleu_from_sums(sums: Sequence[int], order: int) -> float:
     operation for operation (see the module docstring), so the floats are identical.
     """
     max_order = (len(sums) - 2) // 2
+    if not 1 <= order <= max_order:
+        raise ValueError(f"bleu_from_sums: order {order} not in [1, {max_order}] of these sums")
     matches, totals = sums[:max_order], sums[max_order : 2 * max_order]
     hyp_len, ref_len = int(sums[-2]), int(sums[-1])
     if matches[0] == 0:
