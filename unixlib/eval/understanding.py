@@ -175,14 +175,23 @@ class _RegexTokenizer:
         return tokenize(text)
 
 
-def _cider(ref_tokens: list[list[str]], gen_tokens: list[list[str]]) -> float:
-    """Corpus CIDEr-D from pycocoevalcap on pre-tokenized (space-joined) texts."""
-    if not any(ref_tokens):
-        return 0.0  # no reference n-gram: idf undefined (pycocoevalcap would fail on max([]))
+def cider_per_row(ref_tokens: list[list[str]], gen_tokens: list[list[str]]) -> np.ndarray:
+    """Per-report CIDEr-D ``(N,)`` from pycocoevalcap on pre-tokenized (space-joined) texts.
+
+    Each report's score uses the document frequencies (idf) of all N references, so it
+    depends on the whole corpus; the corpus CIDEr (:func:`_cider`) is their mean.
+    """
+    if not any(ref_tokens):  # no reference n-gram: idf undefined (pycocoevalcap: max([]))
+        return np.zeros(len(ref_tokens))
     gts = {i: [" ".join(t)] for i, t in enumerate(ref_tokens)}
     res = {i: [" ".join(t)] for i, t in enumerate(gen_tokens)}
-    score, _ = Cider().compute_score(gts, res)
-    return float(score)
+    _, scores = Cider().compute_score(gts, res)
+    return np.asarray(scores, dtype=np.float64)
+
+
+def _cider(ref_tokens: list[list[str]], gen_tokens: list[list[str]]) -> float:
+    """Corpus CIDEr-D: the mean of :func:`cider_per_row` (pycocoevalcap's own mean)."""
+    return float(np.mean(cider_per_row(ref_tokens, gen_tokens)))
 
 
 def rouge_l_rows(references: Sequence[str], generated: Sequence[str]) -> np.ndarray:
