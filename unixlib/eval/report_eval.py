@@ -8,20 +8,23 @@ same labeler (:mod:`unixlib.eval.understanding`), so the rows differ only in the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from unixlib.data.schema import LABELS
 from unixlib.data.text.labeler import label_texts
+from unixlib.eval.resample_text import bleu_counts
 from unixlib.eval.understanding import (
     Labeler,
     binarize,
+    cider_per_row,
     label_reports,
     per_class_prf,
     rouge_l_rows,
     score_reports,
+    tokenize,
 )
 
 F1_KEYS = ("micro14", "micro5", "macro14", "macro5")
@@ -83,6 +86,8 @@ class ReportRows:
     labels: dict[str, pd.DataFrame]  # method -> (N, 14) labels of its reports
     rouge_l: dict[str, np.ndarray]  # method -> (N,) ROUGE-L F-measure of each report
     texts: dict[str, list[str]]  # method -> its reports
+    bleu: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (N, 10) BLEU counts
+    cider: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (N,) CIDEr-D per row
 
     def binary(self, method: str, uncertain: str, cols: slice | list[int]) -> tuple:
         """``(y_ref, y_gen)`` binary (N, C) arrays of the chosen classes, uncertain -> 0/1."""
@@ -95,11 +100,16 @@ def report_rows(
     methods: Mapping[str, Sequence[str]],
     labeler: Labeler | None = None,
 ) -> ReportRows:
-    """Label every method's reports and the references once (memoised), and score ROUGE-L per
-    report, for intervals over studies."""
+    """Label every method's reports and the references once (memoised), and score each report
+    (ROUGE-L, BLEU counts, CIDEr-D with the test set's idf), for intervals over studies."""
     label = memoized(labeler)
     refs = list(references)
     ref_labels = label_reports(refs, label)
     labels = {name: label_reports(list(texts), label) for name, texts in methods.items()}
     rouge = {name: rouge_l_rows(refs, list(texts)) for name, texts in methods.items()}
-    return ReportRows(ref_labels, labels, rouge, {k: list(v) for k, v in methods.items()})
+    ref_tokens = [tokenize(t) for t in refs]
+    gen_tokens = {name: [tokenize(t) for t in texts] for name, texts in methods.items()}
+    bleu = {name: bleu_counts(ref_tokens, toks) for name, toks in gen_tokens.items()}
+    cider = {name: cider_per_row(ref_tokens, toks) for name, toks in gen_tokens.items()}
+    texts = {k: list(v) for k, v in methods.items()}
+    return ReportRows(ref_labels, labels, rouge, texts, bleu, cider)

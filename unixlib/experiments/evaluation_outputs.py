@@ -109,7 +109,10 @@ def save_understanding(u: dict, inputs: EvalInputs, out: Path) -> list[str]:
         f"bootstrap, F1 as fractions); {where}"
     )
     tables.save_table(u["comparisons"], out, "table2_comparisons", caption, ".4f")
-    caption = f"Report generation, NLG metrics (ROUGE-L with its 95% interval); {where}"
+    caption = (
+        "Report generation, NLG metrics with 95% bootstrap intervals (BLEU on resampled "
+        f"n-gram counts, CIDEr-D with the test set's idf; distinct: a count); {where}"
+    )
     tables.save_table(u["nlg"], out, "table_nlg", caption)
     caption = f"Per-class F1 (u = positive) with 95% intervals; {where}"
     tables.save_table(u["per_class"], out, "per_class_f1", caption)
@@ -126,9 +129,9 @@ def save_generation(g: dict, inputs: EvalInputs, out: Path, sampler: str = "") -
         f"; sampler: {sampler}" if sampler else ""
     )
     caption = (
-        f"Table 3: generation, each set against the real test images of the same studies, with "
-        f"95% bootstrap intervals over studies (PRDC: {generation_tables.PRDC_RESAMPLES} "
-        f"resamples; FD, KD, PRDC centred); {generation_tables.KD_NOTE}; {where}"
+        "Table 3: generation, each set against the real test images of the same studies, with "
+        "95% bootstrap intervals over studies (FD, KD, PRDC centred; the shard rows redraw each "
+        f"shard from its own studies); {generation_tables.KD_NOTE}; {where}"
     )
     tables.save_table(g["table3"], out, "table3_generation", caption, quoted=g["table3_quoted"])
     caption = (
@@ -215,6 +218,7 @@ def save_summary(
         "understanding": headline,
         "distinct": float(u["scores"].at[pipeline.MODEL, "distinct"]),
         "faithfulness_all_classes": g["faithfulness_all"],
+        "faithfulness_all_classes_interval": list(g["faithfulness_all_interval"]),
         "faithfulness_5_classes": g["faithfulness_mean"],
         "faithfulness_classes_5": list(image_eval.FAITHFULNESS_CLASSES),
         "alignment": g["alignment"],

@@ -18,8 +18,12 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from unixlib.eval.generation import frechet_distance, kernel_distance, per_pathology_fd, prdc
+from unixlib.data.schema import LABELS
+from unixlib.eval.generation import frechet_distance, kernel_distance, per_pathology_fd
 from unixlib.eval.intervals import verdict
+from unixlib.eval.resample_auroc import Auroc, FaithfulnessFraction
+from unixlib.eval.resample_prdc import PRDC
+from unixlib.eval.resample_shards import ShardMean, bootstrap_shards
 from unixlib.eval.resample_stats import FrechetDistance, KernelDistance, Mean
 from unixlib.eval.uncertainty import DEFAULT_RESAMPLING, Resampling, bootstrap, paired_difference
 from unixlib.experiments import paper_rows
@@ -27,26 +31,12 @@ from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
 PRDC_KEYS = ("precision", "recall", "density", "coverage")
 KD_NOTE = "KD: degree-3 polynomial kernel, subset size min(N, M) as CheXGenBench"
-# PRDC has no vectorised path yet: its intervals draw fewer resamples (said in the caption).
-PRDC_RESAMPLES = 200
-
-
-class _PRDC:
-    """One PRDC measure as a statistic of paired features (no fast path: one call per
-    resample); centred, since a repeated study is its own neighbour."""
-
-    interval_method = "centred"
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def __call__(self, real: np.ndarray, fake: np.ndarray) -> float:
-        return prdc(real, fake)[self.key]
 
 
 def _stats() -> dict[str, Callable[..., float]]:
-    """The statistics of Table 3's distribution columns, by column name."""
-    return {"FD": FrechetDistance(), "KD": KernelDistance(), **{k: _PRDC(k) for k in PRDC_KEYS}}
+    """The statistics of Table 3's distribution columns, by column name (all vectorised over
+    resamples; PRDC computes its distance matrices once per set)."""
+    return {"FD": FrechetDistance(), "KD": KernelDistance(), **{k: PRDC(k) for k in PRDC_KEYS}}
 
 
 def _cells(key: str, value: float, low: float, high: float) -> dict[str, float]:
@@ -60,8 +50,7 @@ def set_scores(
     features (paired by row), each with its interval (``X``, ``X_low``, ``X_high``)."""
     out: dict[str, float] = {}
     for key, stat in _stats().items():
-        n = r.n_resamples if key in ("FD", "KD") else min(r.n_resamples, PRDC_RESAMPLES)
-        iv = bootstrap(stat, real, fake, n_resamples=n, seed=r.seed, level=r.level)
+        iv = bootstrap(stat, real, fake, n_resamples=r.n_resamples, seed=r.seed, level=r.level)
         out.update(_cells(key, iv.value, iv.low, iv.high))
     if align is not None:
         iv = bootstrap(Mean(), align, n_resamples=r.n_resamples, seed=r.seed, level=r.level)
@@ -69,14 +58,17 @@ def set_scores(
     return out
 
 
-def shard_scores(real: np.ndarray, fake: np.ndarray, n_shards: int) -> dict[str, float]:
-    """The paper's protocol: the mean over ``n_shards`` consecutive shards of FD, KD, PRDC."""
-    pairs = zip(np.array_split(real, n_shards), np.array_split(fake, n_shards), strict=True)
-    per = []
-    for rs, fs in pairs:
-        kd, _ = kernel_distance(rs, fs)
-        per.append({"FD": frechet_distance(rs, fs), "KD": kd, **prdc(rs, fs)})
-    return {k: float(np.mean([p[k] for p in per])) for k in per[0]}
+def shard_scores(
+    real: np.ndarray, fake: np.ndarray, n_shards: int, r: Resampling = DEFAULT_RESAMPLING
+) -> dict[str, float]:
+    """The paper's protocol: the mean over ``n_shards`` consecutive shards of FD, KD and PRDC,
+    each with its interval (a stratified bootstrap: every shard redrawn from its own studies)."""
+    out: dict[str, float] = {}
+    for key, stat in _stats().items():
+        shards = ShardMean(stat, n_shards)
+        iv = bootstrap_shards(shards, real, fake, n_resamples=r.n_resamples, seed=r.seed)
+        out.update(_cells(key, iv.value, iv.low, iv.high))
+    return out
 
 
 def table3(
@@ -97,7 +89,7 @@ def table3(
         head = {"images": name, "res": resolution.get(name, np.nan), "encoder": encoder_name}
         whole = set_scores(real, feats, align.get(name), r)
         rows.append({**head, "protocol": "whole test set", **whole})
-        sharded = shard_scores(real, feats, n_shards)
+        sharded = shard_scores(real, feats, n_shards, r)
         rows.append({**head, "protocol": f"mean of {n_shards} shards", **sharded})
     for name in [k for k in align if k not in sets]:  # real test images: alignment ceiling
         iv = bootstrap(Mean(), align[name], n_resamples=r.n_resamples, seed=r.seed)
@@ -203,3 +195,35 @@ def table4(
     ]
     quoted = pd.DataFrame(quoted).assign(encoder="RadDino", **{SOURCE_COL: FROM_PAPER})
     return table.astype({"res": "Int64"}), quoted
+
+
+def faithfulness_intervals(
+    table: pd.DataFrame,
+    probs: Mapping[str, np.ndarray],
+    labels: pd.DataFrame,
+    columns: Mapping[str, str],
+    r: Resampling = DEFAULT_RESAMPLING,
+) -> pd.DataFrame:
+    """``image_eval.faithfulness_table``'s table with intervals: each class's AUROC of each
+    image set (``columns``: table column -> set name in ``probs``) and the ``mean`` row's
+    fraction of the way from chance to real images, resampled over the same studies."""
+    out = table.copy()
+    positive = (labels[list(LABELS)].to_numpy(dtype=float) == 1).astype(int)  # (N, 14)
+    for column, name in columns.items():
+        for i, row in out.iterrows():
+            if row["class"] not in LABELS:
+                continue
+            stat = Auroc(LABELS.index(row["class"]))
+            iv = bootstrap(stat, probs[name], positive, n_resamples=r.n_resamples, seed=r.seed)
+            out.loc[i, [f"{column}_low", f"{column}_high"]] = iv.low, iv.high
+    mean = out.index[out["class"] == "mean"]
+    if len(mean):
+        judged = out["class"].isin(LABELS) & out["fraction_of_the_way"].notna()
+        classes = out.loc[judged, "class"].tolist()  # the classes the mean row averages
+        model, real = columns["auroc_generated"], columns["auroc_real"]
+        stat = FaithfulnessFraction(classes)
+        iv = bootstrap(
+            stat, probs[model], probs[real], labels, n_resamples=r.n_resamples, seed=r.seed
+        )
+        out.loc[mean, ["fraction_of_the_way_low", "fraction_of_the_way_high"]] = iv.low, iv.high
+    return out

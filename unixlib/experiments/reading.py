@@ -179,9 +179,10 @@ def per_class(per_class_f1: pd.DataFrame, model: str, n: int = 3) -> str:
 def generation(g: dict) -> str:
     """Table 3's verdicts and the faithfulness headline (all classes, and the 5 large ones)."""
     lines = [
-        f"Finding faithfulness over all 14 classes: {g['faithfulness_all']:.2f} of the way from "
-        f"chance (0) to real images (1); over the five large findings: "
-        f"{g['faithfulness_mean']:.2f}.",
+        f"Finding faithfulness over every class the classifier can judge on real images: "
+        f"{g['faithfulness_all']:.2f} [{g['faithfulness_all_interval'][0]:.2f}, "
+        f"{g['faithfulness_all_interval'][1]:.2f}] of the way from chance (0) to real images (1);"
+        f" over the five large findings alone: {g['faithfulness_mean']:.2f}.",
         verdict_counts(g["verdicts"]),
     ]
     return _bullets(lines) + "\n\n" + _bullets(g["verdicts"])

@@ -18,6 +18,7 @@ from unixlib.data.schema import LABELS, LABELS_5
 from unixlib.eval.intervals import Comparison, Interval, verdict
 from unixlib.eval.report_eval import NLG_KEYS, ReportRows
 from unixlib.eval.resample_stats import F1, Mean
+from unixlib.eval.resample_text import CiderD, CorpusBleu
 from unixlib.eval.uncertainty import DEFAULT_RESAMPLING, Resampling, bootstrap, paired_difference
 from unixlib.experiments import paper_rows
 from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
@@ -82,14 +83,21 @@ def nlg_table(
     kinds: Mapping[str, str],
     r: Resampling = DEFAULT_RESAMPLING,
 ) -> pd.DataFrame:
-    """BLEU-1..4, ROUGE-L, CIDEr and the share of distinct reports per method (this run only:
-    the paper's NLG table is in its unpublished supplement). ROUGE-L, a mean over reports,
-    carries its interval; corpus BLEU and CIDEr are shown as computed on the whole test set;
-    ``distinct`` is a count (distinct reports / N), not an estimate."""
+    """BLEU-1..4, ROUGE-L, CIDEr (each with its interval) and the share of distinct reports
+    per method (this run only: the paper's NLG table is in its unpublished supplement).
+    Corpus BLEU resamples reports with their n-gram counts (``eval.resample_text``); CIDEr-D
+    keeps the whole test set's idf; ``distinct`` is a count (distinct reports / N), not an
+    estimate, so it has none."""
     frame = scores[[*list(NLG_KEYS), "distinct"]].copy()
     for method in frame.index:
-        iv = bootstrap(Mean(), rows.rouge_l[method], n_resamples=r.n_resamples, seed=r.seed)
-        frame.loc[method, ["rouge_l_low", "rouge_l_high"]] = iv.low, iv.high
+        stats = [(f"bleu{n}", CorpusBleu(n), rows.bleu[method]) for n in range(1, 5)]
+        stats += [
+            ("rouge_l", Mean(), rows.rouge_l[method]),
+            ("cider", CiderD(), rows.cider[method]),
+        ]
+        for key, stat, data in stats:
+            iv = bootstrap(stat, data, n_resamples=r.n_resamples, seed=r.seed, level=r.level)
+            frame.loc[method, [key, f"{key}_low", f"{key}_high"]] = iv.value, iv.low, iv.high
     frame.insert(0, "kind", [kinds.get(m, "model") for m in frame.index])
     frame["radgraph_f1"] = "n/a (no local RadGraph weights)"
     return frame.reset_index(names="method")

@@ -15,32 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from unixlib.data.schema import LABELS
-from unixlib.eval import generation
 from unixlib.eval.intervals import Comparison, Interval, bootstrap_p_value, interval_from
+from unixlib.eval.resample_auroc import FaithfulnessFraction
 from unixlib.eval.resample_stats import F1, FrechetDistance, KernelDistance, Mean
 from unixlib.eval.uncertainty import Resampling, resample_indices, resampled_values
 from unixlib.experiments.ablations.measure import StudyData
-
-
-class Faithfulness:
-    """Finding faithfulness over all 14 classes: how far the arm's images go from chance (0) to
-    real images (1) on the reference classifier's mean AUROC against the prompting reports'
-    labels, ``(mean AUROC generated - 0.5) / (mean AUROC real - 0.5)`` over the classes the
-    classifier tells apart on real images (:func:`~unixlib.eval.image_eval.mean_fraction`).
-    Arrays: generated probabilities (N, 14), real probabilities (N, 14), labels (N, 14)."""
-
-    interval_method = "percentile"
-
-    def __call__(self, probs: np.ndarray, real: np.ndarray, labels: np.ndarray) -> float:
-        frame = pd.DataFrame(labels, columns=list(LABELS))
-        gen = generation.faithfulness(probs, frame, LABELS)
-        ref = generation.faithfulness(real, frame, LABELS)
-        summary = generation.faithfulness_summary(gen, ref, ref)
-        row = summary[summary["class"] == "mean"]
-        return float(row["fraction_of_the_way"].iloc[0]) if len(row) else float("nan")
 
 
 @dataclass(frozen=True)
@@ -52,7 +32,6 @@ class Measure:
     arrays: Callable[[object, StudyData], tuple | None]  # (measurer, data) -> stat's arrays
     higher_is_better: bool
     scale: float = 1.0  # 100: F1 in %
-    max_resamples: int | None = None  # statistics without a vectorised path draw fewer
 
 
 MEASURES: dict[str, Measure] = {
@@ -70,16 +49,11 @@ MEASURES: dict[str, Measure] = {
     ),
     "alignment": Measure(Mean, lambda m, d: None if d.align is None else (d.align,), True),
     "faithfulness": Measure(
-        Faithfulness,
+        FaithfulnessFraction,  # over all 14 classes
         lambda m, d: None if d.probs is None else (d.probs, m.real_probs, m.label_array),
         True,
-        max_resamples=200,
     ),
 }
-
-
-def _resamples(measure: Measure, r: Resampling) -> int:
-    return min(r.n_resamples, measure.max_resamples or r.n_resamples)
 
 
 def _seed_values(stat, per_seed: Sequence[tuple], idx: np.ndarray) -> tuple[float, np.ndarray]:
@@ -91,7 +65,7 @@ def _seed_values(stat, per_seed: Sequence[tuple], idx: np.ndarray) -> tuple[floa
 def arm_interval(measure: Measure, per_seed: Sequence[tuple], r: Resampling) -> Interval:
     """The arm's value (mean over seeds) with its interval over studies."""
     stat = measure.make()
-    idx = resample_indices(len(per_seed[0][0]), _resamples(measure, r), r.seed)
+    idx = resample_indices(len(per_seed[0][0]), r.n_resamples, r.seed)
     value, res = _seed_values(stat, per_seed, idx)
     method = getattr(stat, "interval_method", "percentile")
     return interval_from(value, res, r.level, method)
@@ -104,7 +78,7 @@ def arm_comparison(
     the difference's, and the paired bootstrap p-value."""
     stat = measure.make()
     n = len(per_seed_a[0][0])
-    idx = resample_indices(n, _resamples(measure, r), r.seed)
+    idx = resample_indices(n, r.n_resamples, r.seed)
     value_a, res_a = _seed_values(stat, per_seed_a, idx)
     value_b, res_b = _seed_values(stat, per_seed_b, idx)
     method = getattr(stat, "interval_method", "percentile")
