@@ -100,7 +100,7 @@ def _inputs(cfg: TrainConfig) -> list[PlanCheck]:
 
 
 def _device(cfg: TrainConfig) -> PlanCheck:
-    from unixlib.train.distributed import resolve_device
+    from unixlib.config.device import resolve_device
 
     try:
         return PlanCheck("device", True, str(resolve_device(cfg.device)))
