@@ -33,27 +33,32 @@ def cleaning_examples(
     raw: Sequence[str], cleaned: Sequence[str], out_path: Path, width: int = 60
 ) -> Figure:
     """Paper Fig. 3: raw reports (left) beside their cleaned versions (right), one pair a row,
-    each wrapped at ``width`` characters in a monospaced 7 pt font (60 fills a page width).
-    Line breaks and runs of spaces are shown as one space, so a long raw report stays short."""
-    wrapped = [
-        (wrap(" ".join(r.split()), width), wrap(" ".join(c.split()), width))
-        for r, c in zip(raw, cleaned, strict=True)
-    ]
+    in a monospaced 7 pt font. The two columns share ``2 * width`` characters a line (60 each
+    fills a page width), split by how much text each holds (raw reports are the longer, so
+    their column is wider, between 40 % and 65 %). Line breaks and runs of spaces are shown as
+    one space, so a long raw report stays short."""
+    raw = [" ".join(r.split()) for r in raw]
+    cleaned = [" ".join(c.split()) for c in cleaned]
+    share = sum(map(len, raw)) / max(1, sum(map(len, raw)) + sum(map(len, cleaned)))
+    widths = (round(2 * width * min(max(share, 0.4), 0.65)),)
+    widths += (2 * width - widths[0],)
+    wrapped = [(wrap(r, widths[0]), wrap(c, widths[1])) for r, c in zip(raw, cleaned, strict=True)]
     lines = [max(a.count("\n"), b.count("\n")) + 1 for a, b in wrapped]
     line_h, pad, gap, head = MONO_FONT * 1.2 / 72, 0.1, 0.1, 0.3  # inches
     heights = [n * line_h + 2 * pad for n in lines]
-    col_w = width * MONO_FONT * MONO_EM / 72 + 2 * pad
-    fig = Figure(figsize=(2 * col_w + 0.15, head + sum(heights) + gap * (len(lines) - 1)))
+    col_w = [w * MONO_FONT * MONO_EM / 72 + 2 * pad for w in widths]
+    fig = Figure(figsize=(sum(col_w) + 0.15, head + sum(heights) + gap * (len(lines) - 1)))
     height = fig.get_figheight()
     grid = fig.add_gridspec(
         len(lines),
         2,
+        width_ratios=col_w,
         height_ratios=heights,
         left=0,
         right=1,
         top=1 - head / height,
         bottom=0,
-        wspace=0.15 / col_w,
+        wspace=0.15 / (sum(col_w) / 2),
         hspace=gap / (sum(heights) / len(heights)),
     )
     for i, pair in enumerate(wrapped):
@@ -64,7 +69,7 @@ def cleaning_examples(
             for side in ax.spines.values():
                 side.set_visible(False)
             ax.text(
-                pad / col_w,
+                pad / col_w[j],
                 1 - pad / heights[i],
                 text,
                 va="top",

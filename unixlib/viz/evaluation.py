@@ -185,7 +185,7 @@ def fig1_summary(
     n_top = max(len(understanding), len(distribution))
     top_h = 0.32 * n_top + 0.9
     fig = Figure(figsize=(PAGE_WIDTH, top_h + 3.6))
-    grid = fig.add_gridspec(2, 2, height_ratios=(top_h, 3.6), hspace=0.55, wspace=0.75)
+    grid = fig.add_gridspec(2, 2, height_ratios=(top_h, 3.6))
     ax_u, ax_g = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     ax_f = fig.add_subplot(grid[1, :])
     _understanding_panel(ax_u, understanding, kinds)
@@ -193,7 +193,7 @@ def fig1_summary(
     _faithfulness_panel(ax_f, faithfulness)
     for ax in (ax_u, ax_g, ax_f):
         ax.tick_params(labelsize=FONT)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.5, w_pad=2.0)
     return save(fig, out_path)
 
 
