@@ -277,6 +277,28 @@ def _small_text(fig: Figure) -> list[str]:
     ]
 
 
+def _overlapping_ticks(fig: Figure) -> list[str]:
+    """Pairs of neighbouring tick labels of one axis whose boxes overlap (rotated labels are
+    left out: their upright boxes overlap even when the text does not)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    clashes = []
+    for ax in fig.axes:
+        for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
+            shown = [t for t in labels if t.get_visible() and t.get_text() and not t.get_rotation()]
+            boxes = [t.get_window_extent(renderer).shrunk(0.98, 0.98) for t in shown]
+            clashes += [
+                f"{shown[i].get_text()!r} / {shown[j].get_text()!r}"
+                for i in range(len(boxes))
+                for j in range(i + 1, len(boxes))
+                if boxes[i].overlaps(boxes[j])
+            ]
+    return clashes
+
+
 @pytest.mark.parametrize("profile", list(SIZES))
 @pytest.mark.parametrize("name", sorted(_figure_functions()))
 def test_figure_fits_a_page(name, profile, tmp_path):
@@ -292,6 +314,7 @@ def test_figure_fits_a_page(name, profile, tmp_path):
         w_in, h_in = fig.get_size_inches()
         assert w_in <= MAX_PX[0] / DPI and h_in <= MAX_PX[1] / DPI, (w_in, h_in)
         assert not _small_text(fig), _small_text(fig)
+        assert not _overlapping_ticks(fig), _overlapping_ticks(fig)
 
 
 # ---------------------------------------------------------------------------------------------
