@@ -218,3 +218,51 @@ def test_run_fingerprint_sees_the_start_weights_and_the_precision(tmp_path, monk
     assert runner.fingerprint(cfg)["precision"] == "fp32"
     fresh = TrainConfig(stage=1, run_dir=str(tmp_path / "run1"), device="cpu")
     assert runner.fingerprint(fresh)["start_weights_sha256"] is None
+
+
+def test_ablation_reports_are_scored_on_table2_rows_with_their_prompts(monkeypatch):
+    """Issue 22.14: with the paper's understanding test set, notebook 06 scores F1 on the same
+    rows and prompts as Table 2 (``inputs.und``), not on the generation test split."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from unixlib.experiments.ablations import measure as m
+    from unixlib.experiments.evaluation import EvalSettings
+
+    und = pd.DataFrame(
+        {
+            "id": ["u0", "u1"],
+            "image_path": ["a.png", "b.png"],
+            "prompt": ["Describe the FINDINGS.", "Give the IMPRESSION."],
+            "reference": ["Cardiomegaly.", "No acute process."],
+        }
+    )
+    labels = pd.DataFrame(0.0, index=range(3), columns=list(m.LABELS))
+    inputs = SimpleNamespace(
+        und=und,
+        labels=labels,
+        references=["x", "y", "z"],
+        tokenizer=None,
+        images=lambda split, size, n=0: torch.zeros(3, 1, size, size),
+        und_images=lambda size: torch.zeros(2, 1, size, size),
+    )
+    ref = SimpleNamespace(
+        image_probs=lambda x: np.zeros((len(x), 14)), text_embed=lambda t: np.ones((len(t), 4))
+    )
+    encoders = SimpleNamespace(reference=ref, feats=lambda x: np.zeros((len(x), 4)))
+    seen = {}
+
+    def fake_reports(model, images, tokenizer, max_new_tokens, prompt, batch_size):
+        seen.update(n=len(images), prompt=prompt)
+        return ["Cardiomegaly.", "Cardiomegaly."]
+
+    monkeypatch.setattr(m, "generate_reports", fake_reports)
+    monkeypatch.setattr(m, "und_fingerprint", lambda model: "k")
+    measurer = m.Measurer(inputs, encoders, EvalSettings())
+    model = SimpleNamespace(config=SimpleNamespace(image_size_und=8))
+    y_gen = measurer.report_labels(measurer.reports(model))
+    assert seen == {"n": 2, "prompt": und["prompt"].tolist()}
+    assert measurer.y_ref.shape == y_gen.shape == (2, 14)
+    card = list(m.LABELS).index("cardiomegaly")
+    assert measurer.y_ref[:, card].tolist() == [1, 0] and y_gen[:, card].tolist() == [1, 1]

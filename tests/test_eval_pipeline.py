@@ -138,6 +138,10 @@ def test_evaluate_command_writes_every_table_with_baselines(eval_run: Path, tmp_
     )
     head = summary["understanding"]["micro14 (u=pos)"]
     assert head["low"] <= head["value"] <= head["high"]
+    # the faithfulness headline is over every class the classifier judges, with its interval;
+    # the 5 large findings are a labelled subset beside it (issue 22.14)
+    assert "faithfulness_all_classes" in summary and "faithfulness_5_classes" in summary
+    assert len(summary["faithfulness_all_classes_interval"]) == 2
     faith = pd.read_csv(out / "table_generation_faithfulness.csv")
     assert {"auroc_generated", "auroc_real", "auroc_shuffled"} <= set(faith.columns)
 
