@@ -38,6 +38,10 @@ class RunScale:
     cleaning: str  # "rule-cleaned" / "LLM-cleaned" / "raw"
     steps: dict[int, int] = field(default_factory=dict)  # stage -> steps trained
 
+    def short(self) -> str:
+        """"SynthCXR 64 px, tiny preset": for figure titles."""
+        return f"{self.source} {self.image_size} px, {self.preset} preset"
+
     def phrase(self) -> str:
         """ "SynthCXR 64 px, tiny preset (9.4M parameters per branch), 2,000 training pairs,
         rule-cleaned reports, stages 1/2/3: 300/210/450 steps"."""
