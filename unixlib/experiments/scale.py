@@ -39,7 +39,7 @@ class RunScale:
     steps: dict[int, int] = field(default_factory=dict)  # stage -> steps trained
 
     def short(self) -> str:
-        """"SynthCXR 64 px, tiny preset": for figure titles."""
+        """ "SynthCXR 64 px, tiny preset": for figure titles."""
         return f"{self.source} {self.image_size} px, {self.preset} preset"
 
     def phrase(self) -> str:
