@@ -22,7 +22,7 @@ BAD = {
     "truncated.png": "unreadable or truncated image",
     "notes.png": "not an image",
     "bomb.png": "image too large (2,500,000,000 px declared",
-    "truncated.dcm": "pixel data cannot be decoded",
+    "cut.dcm": "pixel data cannot be decoded",
 }
 # the files a command must use (16-bit scaled by its bit depth, RGBA converted to gray)
 GOOD = ("gray8.png", "gray16.png", "rgba.png", "scan.dcm")
@@ -65,9 +65,9 @@ def mixed_images(folder: Path) -> dict[str, Path]:
     (folder / "truncated.png").write_bytes((folder / "gray8.png").read_bytes()[:60])
     (folder / "notes.png").write_text("Patient notes, not an image.\n")
     png_declaring(folder / "bomb.png", 50_000, 50_000)
-    dicom = write_dicom(folder / "truncated.dcm", (img * 4095).round().astype(np.uint16))
+    dicom = write_dicom(folder / "cut.dcm", (img * 4095).round().astype(np.uint16))
     dicom.write_bytes(dicom.read_bytes()[:-700])  # the pixel data cut short
 
     order = ["gray8.png", "empty.png", "gray16.png", "truncated.png", "rgba.png", "notes.png"]
-    order += ["bomb.png", "scan.dcm", "truncated.dcm"]
+    order += ["bomb.png", "scan.dcm", "cut.dcm"]
     return {name: folder / name for name in order}

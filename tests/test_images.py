@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from batch_helpers import BAD, mixed_images, png_declaring
 from PIL import Image, PngImagePlugin
@@ -141,3 +142,16 @@ def test_12bit_image_in_16bit_png_scales_by_bits_used(tmp_path: Path) -> None:
     # the 8-bit cache of a 12-bit image uses the whole range
     cache_square_png(tmp_path / "a.png", tmp_path / "a8.png", size=3)
     assert np.asarray(Image.open(tmp_path / "a8.png")).max() == 255
+
+
+def test_every_failure_on_a_corrupt_dicom_is_a_dicom_error(tmp_path: Path) -> None:
+    """pydicom fails a DICOM without Rows with an AttributeError; a batch must see a reason."""
+    path = write_dicom(tmp_path / "a.dcm", np.zeros((4, 4), np.uint16))
+    ds = pydicom.dcmread(path)
+    del ds.Rows
+    ds.save_as(path)
+    with pytest.raises(DicomError, match=r"a\.dcm: not a readable DICOM file \(AttributeError"):
+        load_image(path)
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ImageError, match="a folder, not an image file"):
+        load_image(tmp_path / "folder.png")

@@ -203,8 +203,8 @@ def load_inputs(s: EvalSettings, fail_fast: bool = False) -> EvalInputs:
         inputs.und = readable_rows(inputs.und, paths.root, s.encoder.image_size, inputs.rejects)
         if len(inputs.und) < n:
             inputs.und_set += f"; {n - len(inputs.und)} pairs with an unreadable image dropped"
-    if len(inputs.rejects):
-        print(f"{len(inputs.rejects)} studies dropped from the tables: their image is unreadable")
+    if len(inputs.rejects):  # rejects.csv beside the tables lists them (evaluate_run)
+        print(f"studies dropped from the tables, image unreadable: {len(inputs.rejects)}")
     inputs.scale = describe_run(s.run_dir).phrase()
     return inputs
 

@@ -14,7 +14,7 @@ reason and the others are used; without one, the first bad input raises, as befo
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -158,15 +158,7 @@ def draw(
     max_report_tokens = max_report_tokens or MAX_REPORT_TOKENS
     size = size or model.config.image_size_gen
     model.config.latent_grid(size)  # a size the VAE and patching cannot take fails here
-    encode = report_encoder(model, tokenizer)
-    kept: list[tuple[int, ReportInput, int]] = []  # (position, report, its length in tokens)
-    for i, item in enumerate(items):
-        stage = STAGE_CSV if item.malformed else STAGE_REPORT
-        reason = item.malformed or drawing_problem(item.text)
-        if reason is not None:
-            rejects.add(f"{i:03d}", item.ref, stage, reason)
-        else:
-            kept.append((i, item, len(encode(item.text))))
+    kept = _drawable(items, report_encoder(model, tokenizer), rejects)
     texts = [item.text for _, item, _ in kept]
     kw = dict(size=size, steps=steps, cfg_scale=cfg_scale, seed=seed, batch_size=batch_size)
     images = (
@@ -195,3 +187,19 @@ def draw(
     )
     table.to_csv(out_dir / "images.csv", index=False)
     return table
+
+
+def _drawable(
+    items: Sequence[ReportInput], encode: Callable[[str], list[int]], rejects: Rejects
+) -> list[tuple[int, ReportInput, int]]:
+    """(position, report, its length in tokens) of each report that can be drawn; each other
+    one goes to ``rejects`` under its position ``NNN``."""
+    kept = []
+    for i, item in enumerate(items):
+        stage = STAGE_CSV if item.malformed else STAGE_REPORT
+        reason = item.malformed or drawing_problem(item.text)
+        if reason is not None:
+            rejects.add(f"{i:03d}", item.ref, stage, reason)
+        else:
+            kept.append((i, item, len(encode(item.text))))
+    return kept

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from PIL import Image, UnidentifiedImageError
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
-from unixlib.data.sources.dicom import read_dicom
+from unixlib.data.sources.dicom import DicomError, read_dicom
 
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
 DEFAULT_PAD_VALUE = 0.0
@@ -81,12 +81,12 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise ImageError(path, "file not found")
+        raise ImageError(path, "a folder, not an image file" if path.is_dir() else "file not found")
     if path.stat().st_size == 0:
         raise ImageError(path, "empty file (0 bytes)")
     if is_dicom(path):
         _check_size(path, _dicom_size(path))
-        return read_dicom(path)
+        return _read_dicom(path)
     try:
         with _quiet_bomb_warning(), Image.open(path) as img:
             _check_size(path, img.size)  # from the header: nothing decoded yet
@@ -99,6 +99,8 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             full_scale = _FULL_SCALE[img.mode]
             if full_scale > 255.0:
                 full_scale = 2.0 ** _bits_used(path, img.format, array) - 1.0
+    except ImageError:
+        raise
     except Image.DecompressionBombError as err:  # PIL's own, far larger limit, met at open
         declared = re.search(r"\((\d+) pixels\)", str(err))
         n = f"{int(declared.group(1)):,} px" if declared else str(err)
@@ -111,6 +113,9 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(path, "not an image (not a format PIL reads, nor DICOM)") from err
     except (OSError, SyntaxError) as err:
         raise ImageError(path, f"unreadable or truncated image ({err})") from err
+    except (ValueError, EOFError, struct.error) as err:  # a malformed header PIL half parsed
+        reason = f"unreadable or truncated image ({type(err).__name__}: {err})"
+        raise ImageError(path, reason) from err
     if array.ndim != 2:
         raise ImageError(path, f"decoded to shape {array.shape}; expected (H, W)")
     if array.min() < 0 or array.max() > full_scale:
@@ -159,13 +164,40 @@ def _check_size(path: Path, size: tuple[int, int] | None) -> None:
         )
 
 
+# What pydicom raises, beyond what read_dicom turns into DicomError, on a corrupt file (a missing
+# Rows element, an odd value length, an unknown VR read lazily): a corrupt input, not a bug here.
+_DICOM_FAILURES = (
+    AttributeError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    EOFError,
+    OSError,
+    struct.error,
+    BytesLengthException,
+)
+
+
+def _read_dicom(path: Path) -> np.ndarray:
+    """:func:`read_dicom`, every failure on a corrupt file a ``DicomError`` naming its kind."""
+    try:
+        return read_dicom(path)
+    except DicomError:
+        raise
+    except _DICOM_FAILURES as err:
+        raise DicomError(path, f"not a readable DICOM file ({type(err).__name__}: {err})") from err
+
+
 def _dicom_size(path: Path) -> tuple[int, int] | None:
     """(Columns, Rows) from a DICOM header without reading its pixel data; None when the header
     cannot be read (``read_dicom`` then says why)."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Rows", "Columns"])
         return int(ds.Columns), int(ds.Rows)
-    except (InvalidDicomError, OSError, EOFError, ValueError, AttributeError, TypeError):
+    except (InvalidDicomError, *_DICOM_FAILURES):
         return None
 
 
