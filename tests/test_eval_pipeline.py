@@ -17,6 +17,7 @@ import pytest
 import torch
 from train_helpers import tiny_config
 
+from unixlib.cli.common import REJECTED_STATUS
 from unixlib.cli.main import main
 from unixlib.data import processed
 from unixlib.data.datasets import load_image
@@ -198,3 +199,41 @@ def test_a_prepared_understanding_test_set_becomes_table2s_rows(eval_run: Path, 
     assert reports["prompt"].tolist() == und["prompt"].tolist()
     assert reports["reference"].tolist() == und["reference"].tolist()
     assert len(np.load(tmp_path / "o" / "generated_images.npz")["ids"]) == 28
+
+
+def test_an_unreadable_test_image_drops_its_study_from_every_table(
+    eval_run: Path, tmp_path: Path, capsys
+):
+    """A cached test image cut short: the evaluation goes on without that study (every table,
+    the samples and the captions' counts), lists it in rejects.csv and exits with status 3;
+    --fail-fast stops at it with the reader's one-line error (status 2)."""
+    run = tmp_path / "run"
+    shutil.copytree(eval_run, run, ignore=shutil.ignore_patterns("eval"))
+    data = pd.read_parquet(run / "data" / "processed.parquet")
+    bad = data[data["split"] == "test"].iloc[3]
+    image = run / "data" / bad["image_path"]
+    image.write_bytes(image.read_bytes()[:70])
+    out = tmp_path / "figures"
+    argv = ["evaluate", "--run-dir", str(run), "--out", str(out), *TINY]
+    argv.append("--set=n_shards=3")  # 27 studies: PRDC's k = 5 needs 7 per shard
+    assert main(argv) == REJECTED_STATUS
+    err = capsys.readouterr().err
+    assert err.strip().endswith(
+        f"1 input was rejected: see {out / 'rejects.csv'} (dropped from every table)"
+    )
+    rejects = pd.read_csv(out / "rejects.csv", dtype=str, keep_default_na=False)
+    assert rejects[["id", "ref", "stage"]].values.tolist() == [[bad["id"], str(image), "image"]]
+    assert rejects["reason"][0].startswith("unreadable image (")
+    ids = np.load(out / "generated_images.npz")["ids"]
+    test_ids = data.loc[data["split"] == "test", "id"]
+    assert ids.tolist() == [i for i in test_ids if i != bad["id"]]
+    reports = pd.read_csv(out / "generated_reports.csv", keep_default_na=False)
+    # (a random model's report may hold a bare "\r", which splits its CSV row: compare ids)
+    assert set(ids) <= set(reports["id"]) and bad["id"] not in set(reports["id"])
+    assert "the test split (27 studies)" in (out / "table2_understanding.md").read_text()
+    assert "; 27 test studies, features of" in (out / "table3_generation.md").read_text()
+    assert "27 test studies" in (out / "table4_per_pathology.md").read_text()
+
+    assert main([*argv, "--fail-fast"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot read cached image {image}: ") and err.count("\n") == 1

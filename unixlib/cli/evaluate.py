@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from unixlib.cli.common import PRESETS, PROFILES, AddCommand
+from unixlib.cli.common import PRESETS, PROFILES, AddCommand, add_fail_fast, batch_status
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -19,10 +19,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     params = config.load(args.profile, overrides).for_notebook("05_evaluate")
     params.update(run_dir=args.run_dir, stage=args.stage)
     settings = EvalSettings.from_params(params)
-    summary = evaluate_run(settings, Path(args.out), device=params.get("device", "auto"))
+    out = Path(args.out)
+    summary = evaluate_run(settings, out, params.get("device", "auto"), args.fail_fast)
     print("\n".join(summary["verdicts"]))
-    print(f"tables, figures and generated samples -> {args.out} ({summary['seconds']} s)")
-    return 0
+    print(f"tables, figures and generated samples -> {out} ({summary['seconds']} s)")
+    return batch_status(summary["rejected"], f"{out / 'rejects.csv'} (dropped from every table)")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -71,6 +72,11 @@ def add_commands(add: AddCommand) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="override a parameter of notebook 05, e.g. n_test=50",
+    )
+    add_fail_fast(p)
+    p.epilog += (
+        "; a test study whose image cannot be read is dropped from every table (the captions "
+        "count the studies evaluated) and listed in rejects.csv in --out"
     )
 
     p = add("compare", cmd_compare, "paired comparison of two evaluations of the same test rows")

@@ -50,6 +50,7 @@ from unixlib.eval.encoders import (
 from unixlib.eval.uncertainty import Resampling
 from unixlib.eval.understanding import Labeler
 from unixlib.experiments import generation_tables, understanding_tables
+from unixlib.experiments.rejects import Rejects, readable_rows
 from unixlib.experiments.samples import generate_images, generate_reports
 from unixlib.experiments.scale import describe_run
 from unixlib.model.unix import UniX
@@ -147,11 +148,13 @@ class EvalInputs:
     und: pd.DataFrame = field(default_factory=pd.DataFrame)  # Table 2's rows (understanding_rows)
     und_set: str = "the test split"  # what they are, said in Table 2's caption
     scale: str = ""  # the run's data, resolution, model size and schedule (scale.RunScale)
+    rejects: Rejects = field(default_factory=Rejects)  # studies dropped: image unreadable
     _rows: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _images: dict[tuple[str, int, int], torch.Tensor] = field(default_factory=dict, repr=False)
 
     def split_rows(self, split: str) -> pd.DataFrame:
-        """The usable rows of a split, as the training datasets select them (said once)."""
+        """The usable rows of a split, as the training datasets select them (said once); for
+        ``test``, once :func:`load_inputs` has run, the evaluated rows."""
         if split not in self._rows:
             data = ReportImageDataset(self.frame, self.root, self.tokenizer, split, 8, "gen")
             self._rows[split] = data.rows
@@ -180,14 +183,28 @@ class EvalInputs:
         return self._images[key]
 
 
-def load_inputs(s: EvalSettings) -> EvalInputs:
+def load_inputs(s: EvalSettings, fail_fast: bool = False) -> EvalInputs:
+    """The evaluation's data. A test study whose image cannot be read is dropped from every
+    table and recorded in ``inputs.rejects`` (with ``fail_fast``: its error is raised)."""
     frame, tokenizer, paths = load_processed(project_path(s.run_dir))
     inputs = EvalInputs(frame, tokenizer, paths.root, frame.iloc[:0], [], frame.iloc[:0])
+    inputs.rejects.fail_fast = fail_fast
     test = inputs.split_rows("test")
-    inputs.test = (test.iloc[: s.n_test] if s.n_test else test).reset_index(drop=True)
+    test = (test.iloc[: s.n_test] if s.n_test else test).reset_index(drop=True)
+    inputs.test = readable_rows(test, paths.root, s.encoder.image_size, inputs.rejects)
+    if inputs.test.empty:
+        raise ValueError(f"{s.run_dir}: no test study has a readable image ({len(test)} tried)")
+    inputs._rows["test"] = inputs.test  # so every image of the test split is an evaluated row's
     inputs.references = inputs.test["report_clean"].tolist()
     inputs.labels = inputs.test[list(LABELS)]
     inputs.und, inputs.und_set = understanding_rows(inputs.test, paths, s.n_test)
+    if inputs.und["image_path"].tolist() != inputs.test["image_path"].tolist():  # own images
+        n = len(inputs.und)
+        inputs.und = readable_rows(inputs.und, paths.root, s.encoder.image_size, inputs.rejects)
+        if len(inputs.und) < n:
+            inputs.und_set += f"; {n - len(inputs.und)} pairs with an unreadable image dropped"
+    if len(inputs.rejects):  # rejects.csv beside the tables lists them (evaluate_run)
+        print(f"studies dropped from the tables, image unreadable: {len(inputs.rejects)}")
     inputs.scale = describe_run(s.run_dir).phrase()
     return inputs
 

@@ -257,12 +257,15 @@ def save_generated(
     return [csv, npz, png]
 
 
-def evaluate_run(s: EvalSettings, out: Path, device: str = "auto") -> dict:
-    """Every step of notebook 05 without the notebook: tables, figures, generated samples."""
+def evaluate_run(s: EvalSettings, out: Path, device: str = "auto", fail_fast: bool = False) -> dict:
+    """Every step of notebook 05 without the notebook: tables, figures, generated samples,
+    and ``rejects.csv``: the test studies dropped because their image cannot be read (with
+    ``fail_fast`` the first one raises). The summary's ``rejected`` counts them."""
     t0 = time.perf_counter()
     out = Path(out)
     torch.manual_seed(s.seed)
-    inputs = pipeline.load_inputs(s)
+    inputs = pipeline.load_inputs(s, fail_fast)
+    inputs.rejects.write(out)
     models = pipeline.load_models(s, device)
     save_table1_fig2(s, inputs, models[max(models)], out)
     enc = pipeline.build_encoders(inputs, s)
@@ -275,4 +278,5 @@ def evaluate_run(s: EvalSettings, out: Path, device: str = "auto") -> dict:
     save_pathology_chart(g, out)
     save_fig1(u, g, inputs, sets, out)
     save_generated(out, inputs, u["methods"], sets)
-    return save_summary(verdicts, u, g, out, seconds=time.perf_counter() - t0)
+    summary = save_summary(verdicts, u, g, out, seconds=time.perf_counter() - t0)
+    return {**summary, "rejected": len(inputs.rejects)}
