@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from unixlib.config import project_path
+from unixlib.config import project_path, shown
 from unixlib.config.device import resolve_device
 from unixlib.config.progress import bar as progress_bar
 from unixlib.config.progress import log as progress_log
@@ -299,7 +299,7 @@ def _summary(cfg: TrainConfig, metrics: list[dict], start: int, seconds: float, 
     return (
         f"stage {cfg.stage}: {ran} steps in {seconds:.0f} s ({ran / max(seconds, 1e-9):.1f} "
         f"steps/s); loss {first:.3f} -> {last:.3f} (mean of the first and last 10 steps); "
-        f"model: {final}; per-step log: {Path(cfg.run_dir) / 'metrics.jsonl'}"
+        f"model: {shown(final)}; per-step log: {shown(project_path(cfg.run_dir) / 'metrics.jsonl')}"
     )
 
 
