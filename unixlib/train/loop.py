@@ -298,7 +298,8 @@ def _summary(cfg: TrainConfig, metrics: list[dict], start: int, seconds: float, 
     ran = cfg.steps - start
     return (
         f"stage {cfg.stage}: {ran} steps in {seconds:.0f} s ({ran / max(seconds, 1e-9):.1f} "
-        f"steps/s); loss {first:.3f} -> {last:.3f} (mean of the first and last 10 steps); "
+        f"steps/s); loss (the weighted sum of its terms) {first:.3f} -> {last:.3f} (means of the "
+        f"first and last 10 steps); "
         f"model: {shown(final)}; per-step log: {shown(project_path(cfg.run_dir) / 'metrics.jsonl')}"
     )
 
