@@ -21,7 +21,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             "n_test": "n_test",
             "seed": "seed",
         },
-        "mimic": {"root": "root", "reports_root": "reports_root", "image_format": "image_format"},
+        "mimic": {
+            "root": "root",
+            "reports_root": "reports_root",
+            "image_format": "image_format",
+            "test_annotations": "test_annotations",
+            "gen_annotations": "gen_annotations",
+            "understanding_test": "understanding_test",
+        },
         "iuxray": {"root": "reports_dir", "images": "image_dir", "views_csv": "views_csv"},
         "folder": {
             "root": "root",
@@ -123,6 +130,15 @@ def add_commands(add: AddCommand) -> None:
     p.add_argument("--split-col", help="folder: CSV column with train/validate/test")
     p.add_argument("--view-col", help="folder: CSV column with the view (PA/AP/...)")
     p.add_argument("--image-format", choices=["jpg", "dcm"], help="mimic: JPG or DICOM tree")
+    p.add_argument(
+        "--test-annotations", help="mimic: LLaVA-Rad test CSV (the generation test pairs)"
+    )
+    p.add_argument(
+        "--gen-annotations", help="mimic: LLaVA-Rad training CSV (the generation training set)"
+    )
+    p.add_argument(
+        "--understanding-test", help="mimic: the release's test_data.json (Table 2's pairs)"
+    )
 
     p = add("clean", cmd_clean, "clean reports (rules, then an LLM with self-judgment if given)")
     p.add_argument("--in", dest="inp", required=True, help="input manifest.parquet")

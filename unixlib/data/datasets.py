@@ -18,7 +18,7 @@ from PIL import Image
 from torch import Tensor
 
 from unixlib.data.processed import unusable_reason
-from unixlib.data.schema import LABELS
+from unixlib.data.schema import GEN_TEXT_COLUMN, LABELS, TASK_COLUMN
 from unixlib.data.text.prompts import training_prompt
 from unixlib.data.text.tokenizer import ReportTokenizer
 
@@ -67,6 +67,17 @@ def load_image(path: Path, size: int) -> Tensor:
 REPORT_COLUMNS = ("report_clean", "report_raw")
 
 
+def task_texts(frame: pd.DataFrame, task: str, report_column: str = "report_clean") -> pd.Series:
+    """The text each row trains ``task`` on: ``report_column``, except for generation where the
+    row has a generation prompt of its own (the optional ``report_gen`` column, ``schema``:
+    the LLaVA-Rad annotated prompt, used verbatim). Missing texts are ""."""
+    texts = frame[report_column].fillna("").astype(str)
+    if task == "gen" and GEN_TEXT_COLUMN in frame.columns:
+        prompt = frame[GEN_TEXT_COLUMN].fillna("").astype(str)
+        texts = prompt.where(prompt != "", texts)
+    return texts
+
+
 class ReportImageDataset(torch.utils.data.Dataset):
     """Image-report pairs of one split (usable rows only: image, cleaned report, frontal).
 
@@ -82,6 +93,10 @@ class ReportImageDataset(torch.utils.data.Dataset):
         seed: picks each example's prompt template per epoch.
         report_column: ``report_clean`` (every stage) or ``report_raw`` (the cleaning ablation:
             the same rows, trained on the source's text as it came).
+
+    With the manifest's optional ``task`` column (``schema``: the paper's two annotation sets),
+    only the rows of ``task``'s set are used (the others are counted as skipped), and a
+    generation example's text is the row's ``report_gen`` when it has one (:func:`task_texts`).
     """
 
     def __init__(
@@ -103,14 +118,23 @@ class ReportImageDataset(torch.utils.data.Dataset):
                 f"report_column must be one of {REPORT_COLUMNS}, got {report_column!r}"
             )
         in_split = frame[frame["split"] == split]
+        texts = task_texts(in_split, task, report_column)
         reasons = unusable_reason(in_split)
+        if task == "gen" and GEN_TEXT_COLUMN in in_split.columns:
+            # A row of the generation set only has no cleaned report: its prompt is report_gen.
+            prompted = in_split[GEN_TEXT_COLUMN].fillna("") != ""
+            reasons[(reasons == "no cleaned report") & prompted] = ""
+        if TASK_COLUMN in in_split.columns:
+            other = ~in_split[TASK_COLUMN].isin([task, "both"])
+            reasons[other] = f"not in the {task} annotation set"  # the reason that decides
         skipped = ", ".join(f"{n} {r}" for r, n in reasons[reasons != ""].value_counts().items())
         if skipped:  # said, not silently dropped (notebook 01's rejects.csv lists the rest)
             print(
                 f"{split}: {int((reasons != '').sum())} of {len(in_split)} rows not used "
                 f"({skipped})"
             )
-        rows = in_split[reasons == ""].reset_index(drop=True)
+        keep = (reasons == "").to_numpy()
+        rows = in_split[keep].reset_index(drop=True)
         if rows.empty:
             raise ValueError(
                 f"no usable {split} rows (image + cleaned report + frontal view)"
@@ -120,7 +144,7 @@ class ReportImageDataset(torch.utils.data.Dataset):
         self.image_size, self.task, self.seed = image_size, task, seed
         self.max_report_tokens = max_report_tokens
         self.report_ids = [
-            ids[:max_report_tokens] for ids in tokenizer.encode_batch(rows[report_column])
+            ids[:max_report_tokens] for ids in tokenizer.encode_batch(texts[keep].tolist())
         ]
 
     def __len__(self) -> int:

@@ -2,7 +2,8 @@
 
 Output, in ``out_dir``:
 
-- ``manifest.parquet``: one row per kept input row, columns ``schema.MANIFEST_COLUMNS``;
+- ``manifest.parquet``: one row per kept input row, columns ``schema.MANIFEST_COLUMNS`` (and
+  ``task`` / ``report_gen`` when the source separates the two tasks' annotation sets);
   ``image_path`` is relative to ``out_dir`` (``images/<id>.png``) or ``""`` for a text-only
   row (IU reports whose images are absent);
 - ``images/<id>.png``: the image cache, 8-bit grayscale, ``image_size`` square, aspect kept by
@@ -40,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from unixlib.config.progress import bar
-from unixlib.data.schema import LABELS, MANIFEST_COLUMNS, SPLITS
+from unixlib.data.schema import GEN_TEXT_COLUMN, LABELS, MANIFEST_COLUMNS, SPLITS, TASK_COLUMN
 from unixlib.data.sources import folder, iuxray, mimic, synth
 from unixlib.data.sources.common import FILTER_STAGES, Candidate
 from unixlib.data.sources.image_cache import CacheJob, Problem, cache_files, file_id
@@ -58,6 +59,8 @@ from unixlib.data.sources.understanding_test import (
 )
 
 __all__ = ["SOURCES", "PrepareResult", "TooManyRejectsError", "prepare"]
+
+OPTIONAL = (TASK_COLUMN, GEN_TEXT_COLUMN)  # manifest columns written only when used (schema)
 
 SOURCES: dict[str, Callable[..., Iterable[Candidate]]] = {
     "synth": synth.candidates,
@@ -134,7 +137,7 @@ def prepare(
     n_filtered = sum(r["stage"] in FILTER_STAGES for r in rejects)
     check_reject_fraction(source, rejects, n_filtered, len(rows), max_reject_frac, rejects_path)
 
-    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    manifest = _optional_columns(pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *OPTIONAL]))
     manifest[list(LABELS)] = manifest[list(LABELS)].astype("float64")
     manifest_path = out / "manifest.parquet"
     manifest.to_parquet(manifest_path, index=False)
@@ -230,9 +233,19 @@ def _accept(
                 "split": cand.split,
                 "report_raw": cand.report_raw,
                 **{name: float(cand.labels[name]) for name in LABELS},
+                TASK_COLUMN: cand.task,
+                GEN_TEXT_COLUMN: cand.report_gen,
             }
         )
     return rows, rejects
+
+
+def _optional_columns(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The manifest without ``task`` / ``report_gen`` when every row has their defaults (both
+    tasks, no separate generation prompt): sources that do not separate the tasks write the
+    columns they always wrote."""
+    separate = (manifest[TASK_COLUMN] != "both").any() or (manifest[GEN_TEXT_COLUMN] != "").any()
+    return manifest if separate else manifest.drop(columns=list(OPTIONAL))
 
 
 def _write_understanding_test(
