@@ -89,7 +89,8 @@ class ReportImageDataset(torch.utils.data.Dataset):
         image_size: resolution returned (the stage's: 384/256/512 in the paper).
         task: ``und`` (adds an instruction prompt) or ``gen``.
         max_report_tokens: reports are truncated to this many tokens (the paper truncates
-            texts to 512 characters for evaluation; training length is a memory knob).
+            texts to 512 characters for evaluation; training length is a memory knob); 0 keeps
+            them whole.
         seed: picks each example's prompt template per epoch.
         report_column: ``report_clean`` (every stage) or ``report_raw`` (the cleaning ablation:
             the same rows, trained on the source's text as it came).
@@ -144,7 +145,7 @@ class ReportImageDataset(torch.utils.data.Dataset):
         self.image_size, self.task, self.seed = image_size, task, seed
         self.max_report_tokens = max_report_tokens
         self.report_ids = [
-            ids[:max_report_tokens] for ids in tokenizer.encode_batch(texts[keep].tolist())
+            ids[: max_report_tokens or None] for ids in tokenizer.encode_batch(texts[keep].tolist())
         ]
 
     def __len__(self) -> int:

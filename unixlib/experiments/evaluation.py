@@ -33,9 +33,10 @@ import torch
 from unixlib.config import project_path, stage_dir
 from unixlib.config.device import resolve_device
 from unixlib.config.progress import bar
-from unixlib.data.datasets import ReportImageDataset, load_image
-from unixlib.data.processed import DataPaths, load_processed
+from unixlib.data.datasets import ReportImageDataset, load_image, task_texts
+from unixlib.data.processed import DataPaths, cleaning_note, load_processed
 from unixlib.data.schema import LABELS
+from unixlib.data.sources.letterbox import RELEASE_CANVAS
 from unixlib.data.text.prompts import EVAL_PROMPT
 from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.eval import baselines, image_eval, report_eval
@@ -48,7 +49,7 @@ from unixlib.eval.encoders import (
     load_raddino,
 )
 from unixlib.eval.understanding import Labeler
-from unixlib.experiments import generation_tables, understanding_tables
+from unixlib.experiments import evaluators, generation_tables, understanding_tables
 from unixlib.experiments.samples import generate_images, generate_reports
 from unixlib.model.unix import UniX
 
@@ -71,7 +72,9 @@ class EvalSettings:
     # one also writes Table 2's reports
     n_test: int = 0  # 0 = every usable test row
     max_new_tokens: int = 96
-    max_report_tokens: int = 96
+    max_report_tokens: int = (
+        96  # generation prompts cut to this many ids (0: whole, as the release)
+    )
     sampler: dict[str, Any] = field(default_factory=dict)  # UniXConfig sampler overrides
     batch_size: int = 64  # reports / images per generation batch
     n_shards: int = 4
@@ -81,6 +84,14 @@ class EvalSettings:
     raddino_dir: str = ""  # local RadDino (HF) directory: FD/KD/PRDC features instead
     chexbert_checkpoint: str = ""  # chexbert.pth, with a local bert-base-uncased directory:
     chexbert_bert_dir: str = ""  # label reports with CheXbert instead of the rule labeler
+    # The other evaluators of the paper's protocol (experiments/evaluators.py):
+    radgraph_model: str = ""  # radgraph.tar.gz or its folder, with the BERT folder it names:
+    radgraph_bert_dir: str = ""  # RadGraph F1 (partial) in the NLG table
+    biovil_dir: str = ""  # BiomedVLP-BioViL-T folder: Table 3's alignment (else our reference)
+    raddino_resize: int = 299  # CheXGenBench: every image through 299 x 299 first (0: none)
+    real_image_size: int = 0  # real images for the features, px; 0: the generated images' size
+    und_preprocess: str = "cache"  # Table 2's images: "cache", or "release" (white letterbox)
+    sample_dtype: str = "bf16"  # bf16 autocast as the release, or "fp32", or "auto"
 
     @classmethod
     def from_params(cls, p: dict) -> EvalSettings:
@@ -138,13 +149,20 @@ class EvalInputs:
     labels: pd.DataFrame  # their 14 labels (the dataset's: SynthCXR truth, MIMIC's CheXpert)
     und: pd.DataFrame = field(default_factory=pd.DataFrame)  # Table 2's rows (understanding_rows)
     und_set: str = "the test split"  # what they are, said in Table 2's caption
+    # The generation prompts of the test rows: the LLaVA-Rad annotated prompt, verbatim, where
+    # the data has one (report_gen, as the release feeds it), else the cleaned report.
+    prompts: list[str] = field(default_factory=list)
+    cleaning: str = "rule-cleaned"  # how the reports were cleaned (cleaning.json), for captions
     _rows: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _images: dict[tuple[str, int, int], torch.Tensor] = field(default_factory=dict, repr=False)
 
     def split_rows(self, split: str) -> pd.DataFrame:
         """The usable rows of a split, as the training datasets select them (said once)."""
         if split not in self._rows:
-            data = ReportImageDataset(self.frame, self.root, self.tokenizer, split, 8, "gen")
+            # train rows serve the baselines' reports and the reference encoders: the
+            # understanding set; validation and test rows are images of the generation set
+            task = "und" if split == "train" else "gen"
+            data = ReportImageDataset(self.frame, self.root, self.tokenizer, split, 8, task)
             self._rows[split] = data.rows
         return self._rows[split]
 
@@ -159,9 +177,17 @@ class EvalInputs:
             self._images[key] = torch.stack([load_image(self.root / p, size) for p in paths])
         return self._images[key]
 
-    def und_images(self, size: int) -> torch.Tensor:
+    def und_images(self, size: int, preprocess: str = "cache") -> torch.Tensor:
         """(N, 1, size, size) images of Table 2's rows (``und``), read once per size (the test
-        rows' images when those are Table 2's rows)."""
+        rows' images when those are Table 2's rows); ``preprocess="release"``: (N, 1, 384,
+        384) letterboxed from the original files as the release does (``evaluators``)."""
+        if preprocess not in evaluators.UND_PREPROCESS:
+            raise ValueError(f"und_preprocess must be one of {evaluators.UND_PREPROCESS}")
+        if preprocess == "release":
+            key = ("understanding (release)", RELEASE_CANVAS, 0)
+            if key not in self._images:
+                self._images[key] = evaluators.release_und_images(self.und)
+            return self._images[key]
         if self.und["image_path"].tolist() == self.test["image_path"].tolist():
             return self.images("test", size, len(self.test))
         key = ("understanding", size, 0)
@@ -177,8 +203,10 @@ def load_inputs(s: EvalSettings) -> EvalInputs:
     test = inputs.split_rows("test")
     inputs.test = (test.iloc[: s.n_test] if s.n_test else test).reset_index(drop=True)
     inputs.references = inputs.test["report_clean"].tolist()
+    inputs.prompts = task_texts(inputs.test, "gen").tolist()
     inputs.labels = inputs.test[list(LABELS)]
     inputs.und, inputs.und_set = understanding_rows(inputs.test, paths, s.n_test)
+    inputs.cleaning = cleaning_note(paths)["caption"]
     return inputs
 
 
@@ -242,7 +270,8 @@ def build_encoders(inputs: EvalInputs, s: EvalSettings) -> Encoders:
     )
     test_images = inputs.images("test", size, s.n_test)
     quality, retrieval = encoder_quality(enc, test_images, inputs.labels, inputs.references)
-    features = load_raddino(Path(s.raddino_dir)) if s.raddino_dir else enc
+    resize = s.raddino_resize or None  # CheXGenBench's 299 px bottleneck, for every image
+    features = load_raddino(Path(s.raddino_dir), resize_first=resize) if s.raddino_dir else enc
     return Encoders(enc, features, quality, retrieval)
 
 
@@ -254,14 +283,15 @@ def understanding(
     t0 = time.perf_counter()
     und = inputs.und
     references, prompts = und["reference"].tolist(), und["prompt"].tolist()
-    written = generate_reports(
-        model,
-        inputs.und_images(model.config.image_size_und),
-        inputs.tokenizer,
-        s.max_new_tokens,
-        prompt=prompts,
-        batch_size=s.batch_size,
-    )
+    with evaluators.sample_autocast(s.sample_dtype, next(model.parameters()).device):
+        written = generate_reports(
+            model,
+            inputs.und_images(model.config.image_size_und, s.und_preprocess),
+            inputs.tokenizer,
+            s.max_new_tokens,
+            prompt=prompts,
+            batch_size=s.batch_size,
+        )
     train = inputs.split_rows("train")
     train_reports = train["report_clean"].tolist()
     size = s.encoder.image_size
@@ -280,6 +310,10 @@ def understanding(
     kinds = {name: ("model" if name.startswith("UniX") else "baseline") for name in methods}
     labeler, labeler_name = labeler_of(s)
     scores = report_eval.score_methods(references, methods, labeler)
+    annotator = evaluators.radgraph_annotator(s)
+    radgraph = evaluators.radgraph_f1(annotator, references, methods) if annotator else {}
+    if radgraph:  # RadGraph F1 (partial) per method, the NLG table's column
+        scores["radgraph_f1"] = pd.Series({k: float(v.mean()) for k, v in radgraph.items()})
     return {
         "methods": methods,  # name -> one report per row of inputs.und
         "scores": scores,
@@ -287,6 +321,7 @@ def understanding(
         "nlg": understanding_tables.nlg_table(scores, kinds),
         "per_class": report_eval.per_class_f1(references, methods, "positive", labeler),
         "test_set": inputs.und_set,
+        "radgraph": radgraph,  # method -> (N,) RadGraph F1 per row ({} without its weights)
         "seconds": time.perf_counter() - t0,
     }
 
@@ -295,30 +330,33 @@ def generate_sets(
     models: dict[int, UniX], inputs: EvalInputs, s: EvalSettings
 ) -> dict[str, np.ndarray]:
     """(N, H, W) images per set, row i made for test row i: each stage's model from the test
-    reports (at the size and with the sampler of its checkpoint); the last stage's from
-    shuffled reports and unconditionally."""
+    rows' generation prompts (``inputs.prompts``; at the size and with the sampler of its
+    checkpoint); the last stage's from shuffled prompts and unconditionally."""
     kw = dict(seed=s.seed, batch_size=s.batch_size, max_report_tokens=s.max_report_tokens)
     sets: dict[str, np.ndarray] = {}
-    for stage, model in models.items():
-        sets[f"UniX stage {stage}"] = generate_images(
-            model, inputs.references, inputs.tokenizer, **kw
-        )
     last = models[max(models)]
-    shuffled = baselines.shuffled_reports(inputs.references, s.seed)
-    sets[SHUFFLED] = generate_images(last, shuffled, inputs.tokenizer, **kw)
-    # Without a report the conditional and unconditional velocities are the same forward
-    # ([bos, boi] either way), so guidance is the identity: scale 1 gives the same images at
-    # half the cost.
-    blank = [""] * len(inputs.references)
-    sets[UNCONDITIONAL] = generate_images(last, blank, inputs.tokenizer, cfg_scale=1.0, **kw)
+    with evaluators.sample_autocast(s.sample_dtype, next(last.parameters()).device):
+        for stage, model in models.items():
+            sets[f"UniX stage {stage}"] = generate_images(
+                model, inputs.prompts, inputs.tokenizer, **kw
+            )
+        shuffled = baselines.shuffled_reports(inputs.prompts, s.seed)
+        sets[SHUFFLED] = generate_images(last, shuffled, inputs.tokenizer, **kw)
+        # Without a report the conditional and unconditional velocities are the same forward
+        # ([bos, boi] either way), so guidance is the identity: scale 1 gives the same images
+        # at half the cost.
+        blank = [""] * len(inputs.prompts)
+        sets[UNCONDITIONAL] = generate_images(last, blank, inputs.tokenizer, cfg_scale=1.0, **kw)
     return sets
 
 
 def generation(
     sets: dict[str, np.ndarray], inputs: EvalInputs, encoders: Encoders, s: EvalSettings
 ) -> dict[str, object]:
-    """Tables 3 and 4 and finding faithfulness for the generated sets, with the real images."""
-    size = s.encoder.image_size
+    """Tables 3 and 4 and finding faithfulness for the generated sets, with the real images
+    (read at :func:`evaluators.feature_image_size`: no smaller than the generated ones)."""
+    res = {name: images.shape[-1] for name, images in sets.items()}  # generated size, px
+    size = evaluators.feature_image_size(s, encoders.features, res)
     real = {
         REAL_TEST: inputs.images("test", size, s.n_test),
         REAL_VAL: inputs.images("validate", size),
@@ -326,11 +364,16 @@ def generation(
     every = {**real, **sets}
     feats = {name: encoders.feats(every[name]) for name in bar(every, desc="image features")}
     real_feats = feats.pop(REAL_TEST)
-    text = encoders.reference.text_embed(inputs.references)
-    embeds = {k: encoders.reference.image_embed(v) for k, v in sets.items()}
-    embeds[REAL_TEST] = encoders.reference.image_embed(real[REAL_TEST])
-    align = image_eval.alignment_scores(embeds, text)
-    res = {name: images.shape[-1] for name, images in sets.items()}  # generated size, px
+    bio = evaluators.biovil(s)
+    if bio is not None:  # the paper's alignment: BioViL-T, CheXGenBench's rounding
+        align = evaluators.biovil_alignment(
+            bio, {**sets, REAL_TEST: real[REAL_TEST]}, inputs.prompts
+        )
+    else:
+        text = encoders.reference.text_embed(inputs.prompts)
+        embeds = {k: encoders.reference.image_embed(v) for k, v in sets.items()}
+        embeds[REAL_TEST] = encoders.reference.image_embed(real[REAL_TEST])
+        align = image_eval.alignment_scores(embeds, text)
     last = max(k for k in sets if k.startswith("UniX stage"))
     name = encoders.features.name
     dist_sets = {REAL_VAL: feats[REAL_VAL], **{k: feats[k] for k in sets}}
@@ -346,4 +389,6 @@ def generation(
         "faithfulness": faith,
         "faithfulness_mean": image_eval.mean_fraction(faith),
         "alignment": align,
+        "alignment_encoder": "BioViL-T" if bio is not None else evaluators.REFERENCE_ALIGNMENT,
+        "real_image_size": size,  # px the real images were read at for the features
     }

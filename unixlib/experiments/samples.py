@@ -82,10 +82,15 @@ def generate_images(
     """(N, size, size) float images in [0, 1], one per report ("" = unconditional).
 
     The b-th batch of ``batch_size`` reports starts from noise seeded by ``seed + b``.
+    ``max_report_tokens``: each report's ids are cut to this many; 0 keeps them whole (the
+    release does not truncate its prompts, ``release-eval``).
     """
+    if max_report_tokens < 0:
+        raise ValueError(f"max_report_tokens must be >= 0 (0: no cut), got {max_report_tokens}")
     model.eval()
     encode = _encoder(model, tokenizer)
-    ids = [encode(r)[:max_report_tokens] if r else [] for r in reports]
+    cut = max_report_tokens or None  # ids[:None] keeps every id
+    ids = [encode(r)[:cut] if r else [] for r in reports]
     out = []
     starts = range(0, len(ids), batch_size)
     for b, start in enumerate(bar(starts, desc="generate images", unit="batch")):

@@ -32,11 +32,15 @@ def table2(scores: pd.DataFrame, kinds: Mapping[str, str], labeler_name: str) ->
 
 
 def nlg_table(scores: pd.DataFrame, kinds: Mapping[str, str]) -> pd.DataFrame:
-    """BLEU-1..4, ROUGE-L, CIDEr and the share of distinct reports, per method (this run only:
-    the paper's NLG table is in its unpublished supplement). RadGraph F1 needs local weights."""
+    """BLEU-1..4, ROUGE-L, CIDEr, the share of distinct reports and RadGraph F1 (partial; it
+    needs local weights: ``scores["radgraph_f1"]``, else "n/a"), per method (this run only: the
+    paper's NLG table is in its unpublished supplement)."""
     frame = scores[[*list(NLG_KEYS), "distinct"]].copy()
     frame.insert(0, "kind", [kinds.get(m, "model") for m in frame.index])
-    frame["radgraph_f1"] = "n/a (no local RadGraph weights)"
+    if "radgraph_f1" in scores.columns:
+        frame["radgraph_f1"] = scores["radgraph_f1"]
+    else:
+        frame["radgraph_f1"] = "n/a (no local RadGraph weights)"
     return frame.reset_index(names="method")
 
 

@@ -11,8 +11,9 @@ Output, in ``out_dir``:
 - ``rejects.csv``: every input row not in the manifest, columns ``id, ref, stage, reason``;
 - ``understanding_test.parquet`` (``mimic`` with ``understanding_test``, the release's
   ``test_data.json``): the paper's understanding test pairs, columns ``id, image_path, prompt,
-  reference``, their images cached as above (:mod:`.understanding_test`). Removed when not asked
-  for, so a folder never keeps a stale one.
+  reference, source_image``, their images cached as above (:mod:`.understanding_test`;
+  ``source_image``: the original file, for the release's own preprocessing, :mod:`.letterbox`).
+  Removed when not asked for, so a folder never keeps a stale one.
 
 Nothing is dropped silently: every input row is in exactly one of the two tables. Stage
 ``view`` (non-frontal views removed on purpose) is filtering; all other stages (``metadata``,
@@ -281,8 +282,8 @@ def _write_understanding_test(
         raise UnderstandingTestError(
             f"{len(bad)} understanding test images could not be read, e.g. {bad[:3]}"
         )
-    table = und.drop(columns="image").assign(image_path=paths)
-    table[["id", "image_path", "prompt", "reference"]].to_parquet(
+    table = und.rename(columns={"image": "source_image"}).assign(image_path=paths)
+    table[["id", "image_path", "prompt", "reference", "source_image"]].to_parquet(
         out / UNDERSTANDING_TEST_FILE, index=False
     )
 

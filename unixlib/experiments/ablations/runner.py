@@ -21,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from unixlib.config import project_path
 from unixlib.config.device import resolve_device
 from unixlib.eval import baselines, generation, image_eval, report_eval
 from unixlib.experiments.ablations.variants import Variant, run_config, runs
-from unixlib.experiments.evaluation import Encoders, EvalInputs, EvalSettings
+from unixlib.experiments.evaluation import Encoders, EvalInputs, EvalSettings, labeler_of
+from unixlib.experiments.evaluators import sample_autocast
 from unixlib.experiments.samples import generate_images, generate_reports
 from unixlib.model.unix import UniX
 from unixlib.train import precision
@@ -74,6 +76,12 @@ def fingerprint(cfg: TrainConfig) -> dict:
         "start_weights_sha256": {p.name: file_sha256(p) for p in weights} or None,
         "precision": precision.describe(cfg.mixed_precision, device),
     }
+
+
+def measurement_labeler(s: EvalSettings) -> report_eval.Labeler:
+    """Notebook 06's labeler: notebook 05's (CheXbert when the settings name its files, else
+    the rule labeler; ``evaluation.labeler_of``), labelling each distinct text once."""
+    return report_eval.memoized(labeler_of(s)[0])
 
 
 def train_runs(
@@ -148,12 +156,20 @@ class Measurer:
     def __init__(self, inputs: EvalInputs, encoders: Encoders, s: EvalSettings) -> None:
         self.inputs, self.encoders, self.s = inputs, encoders, s
         real = inputs.images("test", s.encoder.image_size, s.n_test)
-        self.real_feats = encoders.feats(real)
+        self.real_feats = encoders.feats(self._feature_images("test"))
         self.real_probs = encoders.reference.image_probs(real)
-        self.text = encoders.reference.text_embed(inputs.references)
-        self.val_feats = encoders.feats(inputs.images("validate", s.encoder.image_size))
+        self.text = encoders.reference.text_embed(inputs.prompts)
+        self.val_feats = encoders.feats(self._feature_images("validate"))
         self._reports: dict[str, list[str]] = {}
-        self.labeler = report_eval.memoized(None)
+        self.labeler = measurement_labeler(s)
+
+    def _feature_images(self, split: str) -> torch.Tensor:
+        """Real images for the image features, read at ``real_image_size`` when set (notebook
+        06 sets it to the arms' generation size), so that with RadDino they pass no smaller
+        bottleneck than the generated images (``evaluators.feature_image_size``)."""
+        s = self.s
+        size = s.real_image_size or s.encoder.image_size
+        return self.inputs.images(split, size, s.n_test if split == "test" else 0)
 
     def f1(self, texts: list[str]) -> dict[str, float]:
         scores = report_eval.score_methods(self.inputs.references, {"m": texts}, self.labeler)
@@ -164,13 +180,14 @@ class Measurer:
         if key not in self._reports:
             size = model.config.image_size_und
             images = self.inputs.images("test", size, self.s.n_test)
-            self._reports[key] = generate_reports(
-                model,
-                images,
-                self.inputs.tokenizer,
-                self.s.max_new_tokens,
-                batch_size=self.s.batch_size,
-            )
+            with sample_autocast(self.s.sample_dtype, next(model.parameters()).device):
+                self._reports[key] = generate_reports(
+                    model,
+                    images,
+                    self.inputs.tokenizer,
+                    self.s.max_new_tokens,
+                    batch_size=self.s.batch_size,
+                )
         return self._reports[key]
 
     def images(self, model: UniX, reports: list[str]) -> np.ndarray:
@@ -178,14 +195,15 @@ class Measurer:
         sampler overrides."""
         s = self.s
         model.config.with_sampler(s.sampler)
-        return generate_images(
-            model,
-            reports,
-            self.inputs.tokenizer,
-            seed=s.seed,
-            batch_size=s.batch_size,
-            max_report_tokens=s.max_report_tokens,
-        )
+        with sample_autocast(s.sample_dtype, next(model.parameters()).device):
+            return generate_images(
+                model,
+                reports,
+                self.inputs.tokenizer,
+                seed=s.seed,
+                batch_size=s.batch_size,
+                max_report_tokens=s.max_report_tokens,
+            )
 
     def image_scores(self, images: np.ndarray) -> dict[str, float]:
         """FD, KD (vs real test), alignment, and finding faithfulness (0 chance, 1 real)."""
@@ -236,7 +254,7 @@ class Measurer:
         )
         real_val = generation.frechet_distance(self.real_feats, self.val_feats)
         rows.append({"label": "baseline: real validation images", "fd": real_val, "kd": kd})
-        own = self.image_scores(self.images(start, self.inputs.references))
+        own = self.image_scores(self.images(start, self.inputs.prompts))
         rows.append(
             {
                 "label": f"baseline: {start_name}, no ablation training",
@@ -244,7 +262,7 @@ class Measurer:
                 **own,
             }
         )
-        shuffled = baselines.shuffled_reports(self.inputs.references, self.s.seed)
+        shuffled = baselines.shuffled_reports(self.inputs.prompts, self.s.seed)
         scores = self.image_scores(self.images(start, shuffled))
         rows.append(
             {
@@ -279,7 +297,7 @@ def measure(
             "train_seconds": run.seconds,
         }
         if v.draws:
-            row.update(measurer.image_scores(measurer.images(model, measurer.inputs.references)))
+            row.update(measurer.image_scores(measurer.images(model, measurer.inputs.prompts)))
         by_run[(name, seed)] = row
         del model
     rows = [
