@@ -386,6 +386,10 @@ def generation(
             real_feats, dist_sets, align, res, name, s.n_shards, s.kd_subsets, s.seed
         ),
         "table4": generation_tables.table4(real_feats, by_row, inputs.labels, res, name),
+        # Table 3's numbers per shard, their mean (the paper's) and pooled, both reported
+        "shards": generation_tables.shard_table(
+            real_feats, dist_sets, s.n_shards, s.kd_subsets, s.seed
+        ),
         "faithfulness": faith,
         "faithfulness_mean": image_eval.mean_fraction(faith),
         "alignment": align,

@@ -106,6 +106,12 @@ def save_generation(g: dict, out: Path) -> None:
         "samples (baselines), and the paper's rows"
     )
     tables.save_table(g["table3"], out, "table3_generation", caption=caption)
+    if "shards" in g:
+        caption = (
+            "Table 3 per shard: FD, KD and PRDC on each consecutive shard of the test set, their "
+            "mean (the paper's reported number) and the whole test set pooled"
+        )
+        tables.save_table(g["shards"], out, "table3_shards", caption=caption)
     caption = "Table 4: FD per pathology (real positives vs images of their reports)"
     tables.save_table(g["table4"], out, "table4_per_pathology", caption=caption, floatfmt=".2f")
     caption = (

@@ -12,7 +12,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from unixlib.eval.generation import distribution_scores, per_pathology_fd, sharded_scores
+from unixlib.eval.generation import (
+    distribution_scores,
+    per_pathology_fd,
+    shard_scores,
+    sharded_scores,
+)
 from unixlib.experiments import paper_rows
 from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
@@ -73,6 +78,33 @@ def _sharded(real: np.ndarray, fake: np.ndarray, n_shards: int, **kw) -> dict[st
     pairs = zip(np.array_split(real, n_shards), np.array_split(fake, n_shards), strict=True)
     scores = [distribution_scores(r, f, **kw) for r, f in pairs]
     return {k: float(np.mean([sc[k] for sc in scores])) for k in scores[0]}
+
+
+def shard_table(
+    real_feats: np.ndarray,
+    sets: Mapping[str, np.ndarray],
+    n_shards: int = 4,
+    kd_subsets: int = 100,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Table 3's distribution scores per shard, beside their mean (the paper's number: it
+    averages 4 consecutive shards, CheXGenBench's ``tools/combine_shards.py``) and the pooled
+    score on the whole test set: one row per (set, shard), columns ``images, shard, rows``
+    (rows of the set in that shard) and ``DIST_KEYS``. Row-paired sets are cut at the same
+    positions as the real test features; the real validation images into shards of their
+    own (``eval.generation.shard_scores``)."""
+    rows = []
+    for name, feats in sets.items():
+        kw = dict(kd_subsets=kd_subsets, seed=seed)
+        shards = shard_scores(real_feats, feats, n_shards, **kw)
+        sizes = [len(part) for part in np.array_split(feats, n_shards)]
+        for i, (scores, n) in enumerate(zip(shards, sizes, strict=True)):
+            rows.append([name, f"shard {i + 1} of {n_shards}", n, *(scores[k] for k in DIST_KEYS)])
+        mean = [float(np.mean([sc[k] for sc in shards])) for k in DIST_KEYS]
+        rows.append([name, f"mean of {n_shards} shards", len(feats), *mean])
+        pooled = distribution_scores(real_feats, feats, **kw)
+        rows.append([name, "whole test set", len(feats), *(pooled[k] for k in DIST_KEYS)])
+    return pd.DataFrame(rows, columns=["images", "shard", "rows", *DIST_KEYS])
 
 
 def table4(
