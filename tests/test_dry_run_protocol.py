@@ -67,6 +67,7 @@ def test_release_eval_feeds_as_the_release(tmp_path, capsys) -> None:
     assert rc == 0, out
     decoding = _line(out, "05_evaluate decoding")
     assert "at most 499 new tokens" in decoding and "Table 2 images: release" in decoding
+    assert "generated images scored release" in decoding
 
 
 def test_broken_evaluators_are_all_listed_with_their_fixes(tmp_path, capsys) -> None:

@@ -194,7 +194,8 @@ def test_sampling_dtype_is_a_parameter_defaulting_to_the_release_s_bf16() -> Non
 @pytest.mark.slow
 def test_evaluate_with_every_evaluator(eval_run, weights, tmp_path) -> None:  # noqa: F811
     out = tmp_path / "figures"
-    sets = [f"--set={k}={v}" for k, v in weights.items()] + ["--set=sample_dtype=fp32"]
+    sets = [f"--set={k}={v}" for k, v in weights.items()]
+    sets += ["--set=sample_dtype=fp32", "--set=generated_pixels=release"]
     assert main(["evaluate", "--run-dir", str(eval_run), "--out", str(out), *TINY, *sets]) == 0
     nlg = pd.read_csv(out / "table_nlg.csv")
     assert np.isfinite(nlg["radgraph_f1"].astype(float)).all()  # numbers, not "n/a"

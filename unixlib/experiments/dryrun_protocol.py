@@ -185,7 +185,7 @@ def _decoding(p: dict) -> Check:
     detail = (
         f"greedy reports of at most {p.get('max_new_tokens')} new tokens; generation prompts cut "
         f"at {cut} ids; Table 2 images: {p.get('und_preprocess', 'cache')}; sampling in "
-        f"{p.get('sample_dtype', 'bf16')}"
+        f"{p.get('sample_dtype', 'bf16')}; generated images scored {p.get('generated_pixels')}"
     )
     return Check("05_evaluate decoding", True, detail)
 

@@ -92,6 +92,7 @@ class EvalSettings:
     real_image_size: int = 0  # real images for the features, px; 0: the generated images' size
     und_preprocess: str = "cache"  # Table 2's images: "cache", or "release" (white letterbox)
     sample_dtype: str = "bf16"  # bf16 autocast as the release, or "fp32", or "auto"
+    generated_pixels: str = "grey"  # the decoder's RGB averaged; "release": 8-bit RGB, scored so
 
     @classmethod
     def from_params(cls, p: dict) -> EvalSettings:
@@ -332,21 +333,24 @@ def generate_sets(
     """(N, H, W) images per set, row i made for test row i: each stage's model from the test
     rows' generation prompts (``inputs.prompts``; at the size and with the sampler of its
     checkpoint); the last stage's from shuffled prompts and unconditionally."""
+    if s.generated_pixels not in evaluators.GENERATED_PIXELS:
+        raise ValueError(f"generated_pixels must be one of {evaluators.GENERATED_PIXELS}")
     kw = dict(seed=s.seed, batch_size=s.batch_size, max_report_tokens=s.max_report_tokens)
-    sets: dict[str, np.ndarray] = {}
+    kw["release_pixels"] = s.generated_pixels == "release"
+    sets = evaluators.ImageSets()  # gray, and the release's 8-bit RGB when asked for
     last = models[max(models)]
     with evaluators.sample_autocast(s.sample_dtype, next(last.parameters()).device):
         for stage, model in models.items():
-            sets[f"UniX stage {stage}"] = generate_images(
-                model, inputs.prompts, inputs.tokenizer, **kw
-            )
+            images = generate_images(model, inputs.prompts, inputs.tokenizer, **kw)
+            sets.add(f"UniX stage {stage}", images)
         shuffled = baselines.shuffled_reports(inputs.prompts, s.seed)
-        sets[SHUFFLED] = generate_images(last, shuffled, inputs.tokenizer, **kw)
+        sets.add(SHUFFLED, generate_images(last, shuffled, inputs.tokenizer, **kw))
         # Without a report the conditional and unconditional velocities are the same forward
         # ([bos, boi] either way), so guidance is the identity: scale 1 gives the same images
         # at half the cost.
         blank = [""] * len(inputs.prompts)
-        sets[UNCONDITIONAL] = generate_images(last, blank, inputs.tokenizer, cfg_scale=1.0, **kw)
+        uncond = generate_images(last, blank, inputs.tokenizer, cfg_scale=1.0, **kw)
+        sets.add(UNCONDITIONAL, uncond)
     return sets
 
 
@@ -361,13 +365,16 @@ def generation(
         REAL_TEST: inputs.images("test", size, s.n_test),
         REAL_VAL: inputs.images("validate", size),
     }
-    every = {**real, **sets}
+    # the pretrained encoders read the generations as the release saved them, when it did
+    scored = {k: getattr(sets, "rgb", {}).get(k, v) for k, v in sets.items()}
+    pretrained = isinstance(encoders.features, PretrainedImageEncoder)
+    every = {**real, **(scored if pretrained else sets)}
     feats = {name: encoders.feats(every[name]) for name in bar(every, desc="image features")}
     real_feats = feats.pop(REAL_TEST)
     bio = evaluators.biovil(s)
     if bio is not None:  # the paper's alignment: BioViL-T, CheXGenBench's rounding
         align = evaluators.biovil_alignment(
-            bio, {**sets, REAL_TEST: real[REAL_TEST]}, inputs.prompts
+            bio, {**scored, REAL_TEST: real[REAL_TEST]}, inputs.prompts
         )
     else:
         text = encoders.reference.text_embed(inputs.prompts)

@@ -20,7 +20,12 @@ checked without running by the dry run (``experiments/dryrun.py``). Around them:
   release does (``torch.autocast(..., dtype=torch.bfloat16)`` in ``inference/inferencer.py``;
   the release also casts the weights to bf16, we keep fp32 weights under autocast);
 * ``und_preprocess="release"``: Table 2's images letterboxed from the original files as the
-  release feeds them (:mod:`unixlib.data.sources.letterbox`).
+  release feeds them (:mod:`unixlib.data.sources.letterbox`);
+* ``generated_pixels``: ours average the decoder's RGB output to gray (``"grey"``); the release
+  saves the three channels as an 8-bit PNG, truncating (``"release"``), which CheXGenBench
+  reads as RGB for RadDino and hi-ml as luma for BioViL-T. With ``"release"`` the generated
+  sets are kept that way (:class:`ImageSets`) and scored as those tools read them; tables,
+  figures, the saved arrays and our reference encoders see their luma (PIL's ``L``).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
     from unixlib.experiments.evaluation import EvalSettings
 
 SAMPLE_DTYPES = {"bf16": "bf16", "fp32": "no", "auto": "auto"}  # -> train.precision's modes
+GENERATED_PIXELS = ("grey", "release")
 UND_PREPROCESS = ("cache", "release")
 REFERENCE_ALIGNMENT = "reference contrastive model (ours, trained on the train split)"
 
@@ -59,6 +65,34 @@ def sample_autocast(dtype: str, device: torch.device | str) -> contextlib.Abstra
     if dtype not in SAMPLE_DTYPES:
         raise ValueError(f"sample_dtype must be one of {sorted(SAMPLE_DTYPES)}, got {dtype!r}")
     return precision.autocast(SAMPLE_DTYPES[dtype], torch.device(device))
+
+
+class ImageSets(dict):
+    """set name -> (N, H, W) gray images in [0, 1] (what every table and figure uses), and in
+    ``rgb`` the same sets as the release saves them, (N, 3, H, W) uint8, when they were
+    sampled that way (``generated_pixels="release"``; empty otherwise)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rgb: dict[str, np.ndarray] = {}
+
+    def add(self, name: str, images: np.ndarray) -> None:
+        """Keep ``images``: gray floats as they are; 8-bit (N, C, H, W) as the release's
+        images, with their luma as the gray set."""
+        if images.dtype == np.uint8:
+            self.rgb[name] = images
+            images = luma(images)
+        self[name] = images
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """(N, 3, H, W) uint8 -> (N, H, W) float32 in [0, 1]: PIL's ``L`` conversion (ITU-R 601-2,
+    its integer arithmetic), what reading the saved PNG as gray gives; (N, 1, H, W) as is."""
+    if rgb.shape[1] == 1:
+        return rgb[:, 0].astype(np.float32) / 255.0
+    r, g, b = (rgb[:, i].astype(np.uint32) for i in range(3))
+    y = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
+    return y.astype(np.float32) / 255.0
 
 
 def radgraph_annotator(s: EvalSettings) -> RadGraphAnnotator | None:
