@@ -10,7 +10,7 @@ CONSTRAINTS := constraints.txt
 STAMP := $(VENV)/.installed
 LAB_PORT ?= 8888
 
-.PHONY: help venv reproduce test test-fast lint format lab bench snapshot clean-runs
+.PHONY: help venv reproduce book test test-fast lint format lab bench snapshot clean-runs
 
 help:  ## list the targets and their variables (this text)
 	@echo "usage: make TARGET [PROFILE=smoke] [ARGS='...']"
@@ -36,19 +36,28 @@ venv: $(STAMP)  ## create .venv and install the pinned packages
 reproduce: $(STAMP)  ## run the notebook series -> papermill_runs/PROFILE, figures/PROFILE
 	$(PY) -m unixlib reproduce --profile $(PROFILE) $(ARGS)
 
+# The book renders what a run wrote (executed notebooks, figures/PROFILE tables, manifest.json)
+# and executes nothing; it fails with one line when papermill_runs/PROFILE has no executed notebook.
+book: $(STAMP)  ## the executed series as a static site -> book/PROFILE/index.html (run reproduce first)
+	$(PY) -m unixlib.experiments.book --profile $(PROFILE)
+
 # The notebooks run under nbval from copies with their parameters injected (run_dir
 # papermill_runs/test, figures_dir figures/test), so make test never overwrites what make
 # reproduce wrote. Without progress bars (UNIXLIB_PROGRESS=off): nbval reads a cell's outputs
 # only after it ends, and thousands of bar updates can cost it the kernel's idle message
 # ("Timeout of 5 seconds exceeded waiting for output", seen once on notebook 06).
-# tests/test_lab_browser.py leaves its screenshot in test-artifacts/.
+# nbval never writes outputs back; tests/nbval_executed.py (-p) keeps what each cell printed and
+# drew in papermill_runs/test/*.ipynb, and tests/test_book_browser.py then renders that executed
+# series as a book and walks it in Chromium; tests/test_executed_notebooks.py checks the executed
+# notebooks read as documents. Both are marked `executed`: the first pytest run leaves them out
+# (before the nbval step they would only skip). The browser tests leave their screenshots in test-artifacts/.
 TEST_SET := --set run_dir=papermill_runs/test --set figures_dir=figures/test
-test: $(STAMP)  ## unit tests (browser test included) + the notebook series under nbval
+test: $(STAMP)  ## unit tests (browser tests included) + the notebook series under nbval + its book
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not executed" tests
 	$(PY) -m unixlib reproduce --profile smoke --prepare-only $(TEST_SET)
 	HF_HUB_OFFLINE=1 UNIXLIB_PROGRESS=off $(PY) -m pytest -q --nbval-lax -p no:cacheprovider \
 		-p tests.nbval_executed papermill_runs/test/*.ipynb
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m executed tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider -m executed tests
 
 test-fast: $(STAMP)  ## unit tests only (no notebooks, no slow tests)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow and not executed" tests $(ARGS)
@@ -78,5 +87,5 @@ bench: $(STAMP)  ## benchmarks (python -m unixlib.bench), ratios measured in one
 snapshot: $(STAMP)  ## copy the headline figures and tables of figures/PROFILE to docs/results/PROFILE (README)
 	$(PY) -m unixlib.experiments.snapshot $(PROFILE)
 
-clean-runs:  ## delete papermill_runs/PROFILE, figures/PROFILE and the test run
-	rm -rf papermill_runs/$(PROFILE) figures/$(PROFILE) papermill_runs/test figures/test
+clean-runs:  ## delete papermill_runs/PROFILE, figures/PROFILE, book/PROFILE and the test run
+	rm -rf papermill_runs/$(PROFILE) figures/$(PROFILE) book/$(PROFILE) papermill_runs/test figures/test

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from unixlib.eval.uncertainty import Resampling
+from unixlib.eval.understanding import _micro_macro
 from unixlib.experiments.ablations import summary
-from unixlib.experiments.ablations.runner import as_int_seeds, parameter_summary, und_fingerprint
-from unixlib.experiments.ablations.variants import all_variants, run_config, runs, select
+from unixlib.experiments.ablations.measure import StudyData, parameter_summary, und_fingerprint
+from unixlib.experiments.ablations.runner import as_int_seeds
+from unixlib.experiments.ablations.variants import (
+    CLEANING_REPORT_TOKENS,
+    all_variants,
+    run_config,
+    runs,
+    select,
+)
 from unixlib.model.config import preset
 from unixlib.model.unix import UniX
 
@@ -69,8 +77,10 @@ def test_coupling_repa_and_cleaning_arms_are_flags(run_root):
     stacked = cfg["final-states conditioning (stacked VLM)"]
     assert stacked.model_overrides["gen_conditioning"] == "final_states"
     assert cfg["REPA off"].repa_weight == 0.0
-    raw, clean = cfg["raw reports"], cfg["cleaned reports (paper)"]
-    assert (raw.report_column, clean.report_column) == ("report_raw", "report_clean")
+    raw, clean = cfg["raw report sections"], cfg["cleaned reports (paper)"]
+    assert (raw.report_column, clean.report_column) == ("report_raw_sections", "report_clean")
+    # the same sections and the same length budget: only the rewriting differs (issue 22.11)
+    assert raw.max_report_tokens == clean.max_report_tokens == CLEANING_REPORT_TOKENS
     assert raw.stage == 1 and raw.init_from == f"{run_root}/stage1/vision_pretrained"
     # the coupling study's MoT arm and the REPA study's "on" arm are one run
     named = runs(list(arms.values()))
@@ -84,7 +94,7 @@ def test_coupling_repa_and_cleaning_arms_are_flags(run_root):
 def test_only_generation_arms_draw():
     arms = {v.label: v for v in all_variants()}
     assert arms["gen only (und frozen) 0:1"].draws and arms["REPA off"].draws
-    assert not arms["raw reports"].draws and not arms["cleaned reports (paper)"].draws
+    assert not arms["raw report sections"].draws and not arms["cleaned reports (paper)"].draws
 
 
 def test_bad_selections_are_rejected(run_root):
@@ -99,62 +109,74 @@ def test_bad_selections_are_rejected(run_root):
         as_int_seeds([0, "1"])
 
 
-def _measured() -> pd.DataFrame:
-    rows = []
-    for seed, (a, b) in enumerate([(0.50, 0.40), (0.60, 0.42)]):
-        rows += [
-            {
-                "study": "table5",
-                "label": "ref",
-                "run": "r",
-                "seed": seed,
-                "micro_f1": a,
-                "fd": 10.0 + seed,
-            },
-            {"study": "table5", "label": "arm", "run": "a", "seed": seed, "micro_f1": b, "fd": 9.0},
-        ]
-    return pd.DataFrame(rows)
+class _References:
+    """What the ablation statistics read from the Measurer: the references' labels."""
+
+    def __init__(self, y_ref: np.ndarray) -> None:
+        self.y_ref = y_ref
 
 
-def test_aggregate_gives_mean_and_sample_sd_over_seeds():
-    agg = summary.aggregate(_measured(), "table5").set_index("label")
-    assert list(agg.index) == ["ref", "arm"]
-    assert agg.at["ref", "micro_f1"] == pytest.approx(0.55)
-    assert agg.at["ref", "micro_f1_sd"] == pytest.approx(math.sqrt(0.005))  # ddof 1
-    assert agg.at["arm", "fd_sd"] == 0.0
-    assert (agg["seeds"] == 2).all()
+def _labels(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
+    return (rng.random((n, 14)) < p).astype(int)
 
 
-def test_verdicts_direction_and_spread_by_hand():
-    claims = summary.claims({"table5": ["ref", "arm"]})
-    assert [(c.measure, c.better) for c in claims] == [("micro_f1", False), ("fd", False)]
-    v = summary.verdicts(_measured(), claims).set_index("measure")
-    # F1: arm 0.41 vs ref 0.55 -> worse, as the paper; |-0.14| vs sd 0.0707 + 0.0141
-    assert v.at["micro_f1", "difference"] == pytest.approx(-0.14)
-    assert v.at["micro_f1", "direction"] == "agrees"
-    assert v.at["micro_f1", "spread"] == pytest.approx(math.sqrt(0.005) + math.sqrt(0.0002))
-    assert v.at["micro_f1", "exceeds_spread"] == "yes"
-    # FD: arm 9 vs ref 10.5 -> better (lower), the paper has it worse; 1.5 > sd 0.707 + 0
-    assert v.at["fd", "direction"] == "disagrees"
-    assert v.at["fd", "exceeds_spread"] == "yes"
-    one_seed = summary.verdicts(_measured().query("seed == 0"), claims)
-    assert set(one_seed["exceeds_spread"]) == {"unknown (1 seed)"}
-    text = summary.verdict_sentences(v.reset_index())
-    assert "disagrees" in text[1] and "better" in text[1]
+def _flip(y: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """``y`` with a share of its entries flipped: a worse report writer."""
+    return np.where(rng.random(y.shape) < share, 1 - y, y)
 
 
-def test_study_table_quotes_the_paper_in_percent():
-    base = pd.DataFrame([{"label": "baseline: x", "micro_f1": 0.3}])
-    table = summary.study_table(
-        _measured(), "table5", base, {"gen only (und frozen) 0:1": {"micro_f1": 53.2, "fd": 62.1}}
-    )
-    assert list(table["source"]) == [
-        "this run",
-        "this run",
-        "baseline (this run)",
-        "paper (quoted)",
-    ]
-    assert table["micro_f1"].tolist() == pytest.approx([55.0, 41.0, 30.0, 53.2])
+R = Resampling(n_resamples=300, seed=0)
+
+
+def test_arm_values_are_seed_means_with_intervals_over_studies():
+    rng = np.random.default_rng(0)
+    y_ref = _labels(rng, 120, 0.3)
+    m = _References(y_ref)
+    data = {("a", s): StudyData(_flip(y_ref, 0.1 + 0.1 * s, rng)) for s in (0, 1)}
+    row = summary.arm_row(m, data, "a", [0, 1], R)
+    by_seed = [_micro_macro(y_ref, data[("a", s)].y_gen)[0] for s in (0, 1)]
+    assert row["micro_f1"] == pytest.approx(100 * np.mean(by_seed))
+    assert row["micro_f1_low"] < row["micro_f1"] < row["micro_f1_high"]
+    assert row["micro_f1_sd"] == pytest.approx(100 * np.std(by_seed, ddof=1))
+    assert "fd" not in row  # an arm without images has no image measures
+
+
+def test_paired_verdicts_say_agrees_contradicts_or_undecided():
+    """Table 5's claim: an und+gen arm has lower F1 than gen-only (the reference)."""
+    rng = np.random.default_rng(1)
+    y_ref = _labels(rng, 200, 0.3)
+    m = _References(y_ref)
+    good, bad = _flip(y_ref, 0.05, rng), _flip(y_ref, 0.35, rng)
+    claims = [c for c in summary.claims({"table5": ["ref", "arm"]}) if c.measure == "micro_f1"]
+    runs_of = {"ref": "r", "arm": "a"}
+    cases = {"agrees": (good, bad), "contradicts": (bad, good), "undecided": (good, good)}
+    for expected, (ref, arm) in cases.items():
+        data = {("r", 0): StudyData(ref), ("a", 0): StudyData(arm)}
+        v = summary.verdicts(m, data, runs_of, [0], claims, R).iloc[0]
+        assert v["direction"] == expected
+        assert v["arm_value"] == pytest.approx(100 * _micro_macro(y_ref, arm)[0])
+        assert v["difference"] == pytest.approx(v["arm_value"] - v["reference_value"])
+        if expected == "undecided":
+            assert v["difference"] == 0 and v["p_value"] == 1.0
+        else:
+            assert v["p_value"] < 0.01 and v["difference_low"] * v["difference_high"] > 0
+    text = summary.verdict_sentences(summary.verdicts(m, data, runs_of, [0], claims, R))
+    assert "no detectable difference" in text[0] and "1 seed" in text[0]
+
+
+def test_study_table_puts_baselines_after_the_arms_and_quotes_the_paper_apart():
+    rng = np.random.default_rng(2)
+    y_ref = _labels(rng, 60, 0.3)
+    m = _References(y_ref)
+    data = {("r", 0): StudyData(y_ref.copy()), ("a", 0): StudyData(_flip(y_ref, 0.2, rng))}
+    cost = pd.DataFrame([{"run": "r", "seed": 0, "step_seconds": 0.1}])
+    base = {"baseline: x": StudyData(np.zeros_like(y_ref))}
+    table = summary.study_table(m, data, [("ref", "r"), ("arm", "a")], [0], base, cost, R)
+    assert list(table["label"]) == ["ref", "arm", "baseline: x"]
+    assert list(table["source"]) == ["this run", "this run", "baseline (this run)"]
+    assert table.loc[0, "micro_f1"] == pytest.approx(100.0)  # the references themselves
+    quoted = summary.quoted_rows({"gen only (und frozen) 0:1": {"micro_f1": 53.2, "fd": 62.1}})
+    assert list(quoted["source"]) == ["paper (quoted)"] and quoted["micro_f1"].item() == 53.2
 
 
 def test_und_fingerprint_follows_the_understanding_weights_only():
@@ -196,3 +218,52 @@ def test_run_fingerprint_sees_the_start_weights_and_the_precision(tmp_path, monk
     assert runner.fingerprint(cfg)["precision"] == "fp32"
     fresh = TrainConfig(stage=1, run_dir=str(tmp_path / "run1"), device="cpu")
     assert runner.fingerprint(fresh)["start_weights_sha256"] is None
+
+
+def test_ablation_reports_are_scored_on_table2_rows_with_their_prompts(monkeypatch):
+    """Issue 22.14: with the paper's understanding test set, notebook 06 scores F1 on the same
+    rows and prompts as Table 2 (``inputs.und``), not on the generation test split."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from unixlib.experiments.ablations import measure as m
+    from unixlib.experiments.evaluation import EvalSettings
+
+    und = pd.DataFrame(
+        {
+            "id": ["u0", "u1"],
+            "image_path": ["a.png", "b.png"],
+            "prompt": ["Describe the FINDINGS.", "Give the IMPRESSION."],
+            "reference": ["Cardiomegaly.", "No acute process."],
+        }
+    )
+    labels = pd.DataFrame(0.0, index=range(3), columns=list(m.LABELS))
+    inputs = SimpleNamespace(
+        und=und,
+        labels=labels,
+        references=["x", "y", "z"],
+        prompts=["x", "y", "z"],
+        tokenizer=None,
+        images=lambda split, size, n=0: torch.zeros(3, 1, size, size),
+        und_images=lambda size, preprocess="cache": torch.zeros(2, 1, size, size),
+    )
+    ref = SimpleNamespace(
+        image_probs=lambda x: np.zeros((len(x), 14)), text_embed=lambda t: np.ones((len(t), 4))
+    )
+    encoders = SimpleNamespace(reference=ref, feats=lambda x: np.zeros((len(x), 4)))
+    seen = {}
+
+    def fake_reports(model, images, tokenizer, max_new_tokens, prompt, batch_size):
+        seen.update(n=len(images), prompt=prompt)
+        return ["Cardiomegaly.", "Cardiomegaly."]
+
+    monkeypatch.setattr(m, "generate_reports", fake_reports)
+    monkeypatch.setattr(m, "und_fingerprint", lambda model: "k")
+    measurer = m.Measurer(inputs, encoders, EvalSettings())
+    model = SimpleNamespace(config=SimpleNamespace(image_size_und=8))
+    y_gen = measurer.report_labels(measurer.reports(model))
+    assert seen == {"n": 2, "prompt": und["prompt"].tolist()}
+    assert measurer.y_ref.shape == y_gen.shape == (2, 14)
+    card = list(m.LABELS).index("cardiomegaly")
+    assert measurer.y_ref[:, card].tolist() == [1, 0] and y_gen[:, card].tolist() == [1, 1]

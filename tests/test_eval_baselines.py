@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from unixlib.eval import baselines, image_eval, report_eval
+from unixlib.eval.uncertainty import Resampling
 from unixlib.eval.understanding import score_reports
 from unixlib.experiments import generation_tables, paper_rows, understanding_tables
 from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
@@ -53,59 +54,84 @@ def test_always_normal_row_equals_the_labelers_scores_of_that_one_report():
     assert scores.at["always", "distinct"] == pytest.approx(1 / 3)
 
 
-def test_table2_puts_this_runs_rows_in_percent_before_the_quoted_paper_rows():
-    refs = ["Cardiomegaly.", "Normal chest."]
-    scores = report_eval.score_methods(refs, {"UniX (this run)": refs, "copy": refs[::-1]})
-    table = understanding_tables.table2(scores, {"copy": "baseline"}, "project rule labeler")
-    ours = table[table[SOURCE_COL] == THIS_RUN].set_index("method")
-    assert ours.at["UniX (this run)", "micro14 (u=pos)"] == pytest.approx(100.0)
-    assert ours.at["copy", "kind"] == "baseline"
-    paper = table[table[SOURCE_COL] == FROM_PAPER].set_index("method")
-    assert paper.at["UniX (unified)", "micro14 (u=pos)"] == pytest.approx(52.6)
+R = Resampling(n_resamples=200, seed=0)
+
+
+def test_table2_gives_this_runs_rows_in_percent_with_intervals_and_quotes_the_paper_apart():
+    refs = ["Cardiomegaly.", "Normal chest.", "Left pleural effusion.", "Normal chest."]
+    methods = {"UniX (this run)": refs, "copy": refs[::-1]}
+    rows = report_eval.report_rows(refs, methods)
+    table, quoted = understanding_tables.table2(rows, {"copy": "baseline"}, "rule labeler", R)
+    ours = table.set_index("method")
+    key = "micro14 (u=pos)"
+    assert ours.at["UniX (this run)", key] == pytest.approx(100.0)  # its own references
+    assert ours.at["UniX (this run)", f"{key}_low"] == pytest.approx(100.0)
+    assert ours.at["copy", "kind"] == "baseline" and (table[SOURCE_COL] == THIS_RUN).all()
+    assert (ours[f"{key}_low"] <= ours[key]).all() and (ours[key] <= ours[f"{key}_high"]).all()
+    paper = quoted.set_index("method")
+    assert (quoted[SOURCE_COL] == FROM_PAPER).all()
+    assert paper.at["UniX (unified)", key] == pytest.approx(52.6)
     assert paper.at["LLaVA-Rad", "macro5 (u=neg)"] == pytest.approx(47.7)
 
 
-def test_beats_baselines_says_which_way_each_comparison_goes():
-    scores = pd.DataFrame({"m": [0.6, 0.6, 0.4]}, index=["ours", "low", "high"])
-    lines = understanding_tables.beats_baselines(scores, "ours", ["low", "high"], ["m"])
-    assert lines == ["ours m = 0.600: ties low (0.600); beats high (0.400)"]
-    scores = pd.DataFrame({"m": [0.5, 0.4, 0.7]}, index=["ours", "low", "high"])
-    (line,) = understanding_tables.beats_baselines(scores, "ours", ["low", "high"], ["m"])
-    assert line == "ours m = 0.500: beats low (0.400); does NOT beat high (0.700)"
+def test_comparisons_say_beats_only_when_the_paired_interval_excludes_zero():
+    rng = np.random.default_rng(0)
+    pool = ["Cardiomegaly.", "Normal chest.", "Left pleural effusion.", "Pneumothorax."]
+    refs = [pool[i] for i in rng.integers(0, 4, 80)]
+    methods = {"model": refs, "wrong": [pool[(pool.index(t) + 1) % 4] for t in refs], "same": refs}
+    rows = report_eval.report_rows(refs, methods)
+    frame, sentences = understanding_tables.compare(rows, "model", ["wrong", "same"], r=R)
+    by = frame.set_index(["metric", "baseline"])
+    assert by.loc[("micro14 (u=pos)", "wrong"), "diff_low"] > 0
+    assert by.loc[("micro14 (u=pos)", "same"), "p_value"] == 1.0
+    assert sentences[0].startswith("micro14 (u=pos): model beats wrong")
+    assert "no detectable difference between model and same" in sentences[1]
 
 
-def test_table3_scores_each_set_on_both_protocols_and_quotes_the_paper():
+def test_table3_scores_each_set_with_intervals_and_quotes_the_paper_apart():
     rng = np.random.default_rng(0)
     real = rng.normal(size=(40, 3))
-    sets = {
-        "same": real + rng.normal(scale=0.01, size=real.shape),
-        "far": real + 3.0,
-        "val": rng.normal(size=(28, 3)),
+    sets = {"same": real + rng.normal(scale=0.01, size=real.shape), "far": real + 3.0}
+    align = {"same": np.full(40, 0.9), "real (test)": np.full(40, 0.95)}
+    table, quoted = generation_tables.table3(real, sets, align, {"same": 64}, "enc", 4, R)
+    assert len(table) == 5 and set(table["protocol"]) == {
+        "whole test set",
+        "mean of 4 shards",
+        "alignment with their own reports",
     }
-    table = generation_tables.table3(
-        real, sets, {"same": 0.9}, {"same": 64}, "enc", n_shards=4, kd_subsets=5
-    )
-    ours = table[table[SOURCE_COL] == THIS_RUN]
-    assert len(ours) == 6 and set(ours["protocol"]) == {"whole test set", "mean of 4 shards"}
-    whole = ours[ours["protocol"] == "whole test set"].set_index("images")
+    whole = table[table["protocol"] == "whole test set"].set_index("images")
     assert whole.at["same", "FD"] < 0.01 < whole.at["far", "FD"]
-    assert whole.at["same", "align"] == 0.9 and np.isnan(whole.at["far", "align"])
-    assert np.isfinite(ours["FD"]).all() and np.isfinite(ours["coverage"]).all()
-    assert (table[SOURCE_COL] == FROM_PAPER).sum() == 10
+    assert whole.at["same", "FD_low"] <= whole.at["same", "FD_high"]
+    assert whole.at["same", "align"] == pytest.approx(0.9) and np.isnan(whole.at["far", "align"])
+    assert np.isfinite(
+        table.loc[table["protocol"] != "alignment with their own reports", "FD"]
+    ).all()
+    assert len(quoted) == 10 and (quoted[SOURCE_COL] == FROM_PAPER).all()
 
 
-def test_table4_counts_positives_and_puts_columns_in_the_papers_order():
+def test_real_reference_compares_disjoint_halves_of_equal_size():
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(60, 3))
+    ref = generation_tables.real_reference(real, {"far": real + 2.0}, n_splits=4, seed=0)
+    by = ref.set_index("images")
+    assert (ref["studies per half"] == 30).all() and (ref["splits"] == 4).all()
+    assert by.at["real vs real", "FD"] < by.at["far", "FD"]
+    assert by.at["far", "FD_min"] <= by.at["far", "FD"] <= by.at["far", "FD_max"]
+
+
+def test_table4_gives_fd_per_class_with_its_positives_and_quotes_the_paper_in_its_order():
     rng = np.random.default_rng(1)
     real = rng.normal(size=(12, 2))
     labels = pd.DataFrame(0.0, index=range(12), columns=paper_rows.TABLE4_ORDER)
     labels.loc[:5, "cardiomegaly"] = 1.0
-    table = generation_tables.table4(real, {"gen": real + 1.0}, labels, {"gen": 64}, "enc")
-    counts = table.iloc[0]
-    assert counts["images"] == "n positive (test)" and counts["cardiomegaly"] == 6
-    gen = table[table["images"] == "gen"].iloc[0]
-    assert gen["cardiomegaly"] == pytest.approx(2.0, abs=1e-6)  # a pure shift of 1 in 2 dims
-    assert np.isnan(gen["edema"])
-    assert list(table.columns[4:]) == list(paper_rows.TABLE4_ORDER)
+    table, quoted = generation_tables.table4(
+        real, {"gen": real + 1.0}, labels, {"gen": 64}, "enc", R
+    )
+    card = table.set_index("class").loc["cardiomegaly"]
+    assert card["n"] == 6
+    assert card["FD"] == pytest.approx(2.0, abs=1e-6)  # a pure shift of 1 in 2 dims
+    assert np.isnan(table.set_index("class").loc["edema", "FD"])  # no positive
+    assert list(quoted.columns[2 : 2 + 14]) == list(paper_rows.TABLE4_ORDER)
 
 
 def test_memoized_labeler_labels_each_distinct_text_once_and_keeps_order():

@@ -267,3 +267,13 @@ def test_bad_inputs_raise() -> None:
         faithfulness(np.zeros((3, 13)), _labels({}, 3), LABELS)
     with pytest.raises(ValueError, match="n >= 2"):
         shuffled_indices(1, 0)
+
+
+def test_kd_follows_chexgenbench_subset_size_min_n_m() -> None:
+    """Issue 22.13: CheXGenBench (metrics/fid.py) draws KD subsets of size min(N, M); with as
+    many generated as real images each subset is the whole set, so KD is the whole-set
+    unbiased MMD^2 and its std over subsets is 0 (the value the paper's numbers used)."""
+    rng = np.random.default_rng(5)
+    real, fake = rng.normal(size=(30, 4)), rng.normal(0.3, 1.0, size=(30, 4))
+    kd, std = kernel_distance(real, fake)
+    assert kd == pytest.approx(_mmd_numpy(real, fake), rel=1e-10) and std == 0.0

@@ -108,3 +108,20 @@ def test_generate_shares_noise_across_prompts() -> None:
     assert np.abs(out["normal"][0] - out["normal"][1]).max() > 1e-3  # samples differ
     with pytest.raises(ValueError, match="n must be"):
         fig4.generate(model, prompts, tokenizer, n=0)
+
+
+def test_stage3_checkpoint_is_chosen_on_validation_patients_not_the_figures():
+    """Issue 22.15: the choice of checkpoint reads other patients than Fig. 4 shows, and
+    prefers the side first, then the contrast."""
+    import pandas as pd
+
+    from unixlib.experiments import selection
+
+    size = 32
+    figure, _ = fig4.synthetic_prompts(0, size)
+    validation, _ = fig4.synthetic_prompts(0 + selection.VALIDATION_SEED_OFFSET, size)
+    assert figure != validation  # other patients, other report wordings
+    scores = pd.DataFrame(
+        {"step": [150, 300, 450], "side": [0.1, 0.4, 0.4], "contrast": [0.9, 0.5, 0.7]}
+    )
+    assert selection.best_step(scores) == 450  # the best side, then the higher contrast

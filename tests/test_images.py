@@ -5,10 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
+from batch_helpers import BAD, mixed_images, png_declaring
 from PIL import Image, PngImagePlugin
+from test_dicom import write_dicom
 
+from unixlib.data.sources.dicom import DicomError
 from unixlib.data.sources.images import (
+    MAX_IMAGE_PIXELS,
     ImageError,
     cache_square_png,
     load_image,
@@ -42,8 +47,43 @@ def test_bad_files_raise_image_error(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match=r"cut\.jpg: unreadable or truncated image"):
         load_image(tmp_path / "cut.jpg")
     (tmp_path / "text.png").write_text("not an image")
-    with pytest.raises(ImageError, match="unreadable"):
+    with pytest.raises(ImageError, match=r"text\.png: not an image \(not a format PIL reads"):
         load_image(tmp_path / "text.png")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageError, match=r"empty\.jpg: empty file \(0 bytes\)"):
+        load_image(tmp_path / "empty.jpg")
+
+
+def test_mixed_folder_good_files_load_alike_and_bad_ones_say_why(tmp_path: Path) -> None:
+    """The batch tests' folder: 8-bit, 12-bit-in-16 and RGBA copies of one picture load as the
+    same image; every bad file raises its reason."""
+    files = mixed_images(tmp_path)
+    gray8 = load_image(files["gray8.png"])
+    np.testing.assert_allclose(load_image(files["gray16.png"]), gray8, atol=0.6 / 255)
+    np.testing.assert_array_equal(load_image(files["rgba.png"]), gray8)  # alpha dropped
+    assert load_image(files["scan.dcm"]).shape == gray8.shape
+    for name, reason in BAD.items():
+        with pytest.raises((ImageError, DicomError)) as caught:
+            load_image(files[name])
+        assert caught.value.reason.startswith(reason), (name, caught.value.reason)
+
+
+def test_oversized_images_are_rejected_from_the_header(tmp_path: Path) -> None:
+    """Above MAX_IMAGE_PIXELS nothing is decoded: PIL's own bomb limit (~179M px) and ours
+    (33.5M px) both end as "image too large", and a DICOM header is checked the same way.
+    The files hold 64 bytes of pixel data: decoding them would say "truncated" instead."""
+    side = int(MAX_IMAGE_PIXELS**0.5) + 1  # just over the limit, far under PIL's
+    with pytest.raises(ImageError, match=rf"image too large \({side} x {side} = "):
+        load_image(png_declaring(tmp_path / "a.png", side, side))
+    with pytest.raises(ImageError, match=r"image too large \(1,000,000,000,000 px declared"):
+        load_image(png_declaring(tmp_path / "b.png", 1_000_000, 1_000_000))
+    dcm = write_dicom(tmp_path / "c.dcm", np.zeros((4, 4), np.uint16), Rows=40_000, Columns=30_000)
+    with pytest.raises(ImageError, match=r"image too large \(30000 x 40000 = 1,200,000,000 px"):
+        load_image(dcm)
+    ok = side - 2
+    assert ok * ok <= MAX_IMAGE_PIXELS  # at the limit the header passes and decoding fails
+    with pytest.raises(ImageError, match="unreadable or truncated"):
+        load_image(png_declaring(tmp_path / "d.png", ok, ok))
 
 
 def test_to_square_keeps_aspect_and_pads() -> None:
@@ -102,3 +142,16 @@ def test_12bit_image_in_16bit_png_scales_by_bits_used(tmp_path: Path) -> None:
     # the 8-bit cache of a 12-bit image uses the whole range
     cache_square_png(tmp_path / "a.png", tmp_path / "a8.png", size=3)
     assert np.asarray(Image.open(tmp_path / "a8.png")).max() == 255
+
+
+def test_every_failure_on_a_corrupt_dicom_is_a_dicom_error(tmp_path: Path) -> None:
+    """pydicom fails a DICOM without Rows with an AttributeError; a batch must see a reason."""
+    path = write_dicom(tmp_path / "a.dcm", np.zeros((4, 4), np.uint16))
+    ds = pydicom.dcmread(path)
+    del ds.Rows
+    ds.save_as(path)
+    with pytest.raises(DicomError, match=r"a\.dcm: not a readable DICOM file \(AttributeError"):
+        load_image(path)
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ImageError, match="a folder, not an image file"):
+        load_image(tmp_path / "folder.png")

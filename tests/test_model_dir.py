@@ -6,19 +6,23 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from batch_helpers import BAD, GOOD, mixed_images
 from diffusers import AutoencoderKL
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from test_dicom import write_dicom
 from train_helpers import data_run, tiny_config
 
+from unixlib.cli.common import REJECTED_STATUS
 from unixlib.cli.main import main
 from unixlib.data.processed import load_processed
 from unixlib.data.sources.images import save_png8
 from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.experiments.export import export_run
+from unixlib.experiments.inference import read_images
 from unixlib.model import saving
 from unixlib.model.card import model_card
 from unixlib.model.unix import UniX
@@ -221,8 +225,14 @@ def test_draw_end_to_end(saved, tmp_path, capsys) -> None:
     ("argv", "message"),
     [
         (["describe", "--model", "{tmp}/missing", "{tmp}/x.png"], "does not exist"),
-        (["describe", "--model", "{model}", "{tmp}/broken.png"], "broken.png: unreadable"),
-        (["describe", "--model", "{model}", "{tmp}/absent.png"], "absent.png: file not found"),
+        (
+            ["describe", "--model", "{model}", "--fail-fast", "{tmp}/broken.png"],
+            "broken.png: unreadable",
+        ),
+        (
+            ["describe", "--model", "{model}", "{tmp}/absent.png", "--fail-fast"],
+            "absent.png: file not found",
+        ),
         (["draw", "--model", "{model}", "--out", "{tmp}/o"], "give --report"),
         (
             ["draw", "--model", "{model}", "--report", "x", "--size", "20", "--out", "{tmp}/o"],
@@ -322,3 +332,96 @@ def test_traceback_on_request(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("UNIXLIB_TRACEBACK", "1")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         main(["describe", "--model", str(tmp_path / "missing"), str(tmp_path / "x.png")])
+
+
+def test_describe_a_mixed_folder_rejects_the_bad_files_and_describes_the_rest(
+    saved, tmp_path, capsys
+) -> None:
+    """Good (8-bit, 16-bit, RGBA, DICOM) and bad (empty, truncated, not an image, a bomb, a
+    truncated DICOM, a missing path) files in one call: the good ones are described, the bad
+    ones listed in rejects.csv with their reasons, status 3; --fail-fast stops at the first."""
+    _, path = saved
+    files = mixed_images(tmp_path / "in")
+    images = [*map(str, files.values()), str(tmp_path / "in" / "absent.png")]
+    out = tmp_path / "out" / "reports.csv"
+    argv = ["describe", "--model", str(path), "--max-new-tokens", "4", "--device", "cpu", *images]
+    assert main([*argv, "--out", str(out)]) == REJECTED_STATUS
+    table = pd.read_csv(out, keep_default_na=False)
+    assert table["image"].tolist() == [str(files[name]) for name in files if name in GOOD]
+    assert all(isinstance(r, str) for r in table["report"])
+    rejects = pd.read_csv(out.parent / "rejects.csv", keep_default_na=False)
+    assert list(rejects.columns) == ["id", "ref", "stage", "reason"]
+    expected = {str(files[n]): (f"IMAGE {k + 1}", BAD[n]) for k, n in enumerate(files) if n in BAD}
+    expected[images[-1]] = (f"IMAGE {len(images)}", "file not found")
+    assert rejects["id"].tolist() == list(expected)  # in input order
+    for row in rejects.itertuples():
+        ref, reason = expected[row.id]
+        assert (row.ref, row.stage) == (ref, "image") and row.reason.startswith(reason), row
+    err = capsys.readouterr().err
+    assert err.strip().endswith(f"6 inputs were rejected: see {out.parent / 'rejects.csv'}")
+
+    # to the terminal: the reports on stdout, one line per rejected file on stderr
+    assert main(argv) == REJECTED_STATUS
+    captured = capsys.readouterr()
+    assert all(f"{files[n]}\n  report: " in captured.out for n in GOOD)
+    assert captured.err.count("rejected: IMAGE ") == 6 and "(0 bytes)" in captured.err
+
+    # the 16-bit and RGBA files are the same picture as the 8-bit one once read
+    pixels, kept = read_images([files[n] for n in ("gray8.png", "gray16.png", "rgba.png")], 32)
+    assert kept == [0, 1, 2] and torch.allclose(pixels[1], pixels[0], atol=1 / 255)
+    assert torch.equal(pixels[2], pixels[0])
+
+    failed = tmp_path / "failed" / "reports.csv"
+    assert main([*argv, "--out", str(failed), "--fail-fast"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {files['empty.png']}: empty file (0 bytes)\n"
+    assert not failed.exists()  # stopped before writing anything
+
+
+def test_draw_rejects_reports_it_cannot_draw_and_cuts_long_ones(saved, tmp_path, capsys):
+    """--report and --reports-csv mixed: drawable reports are drawn under their input number,
+    an empty / binary / letterless / header-only report and a malformed CSV row are rejected
+    with their reasons, a report over --max-report-tokens is drawn from its first tokens with
+    a warning; status 3. --fail-fast stops at the first bad report."""
+    _, path = saved
+    csv = tmp_path / "r.csv"
+    csv.write_text(
+        "report,seed\n"
+        '"Large right pleural effusion.",1\n'  # line 2: drawn
+        "Small heart.,2,extra\n"  # line 3: three fields
+        ",3\n"  # line 4: empty
+        '"INDICATION: cough.\nCOMPARISON: none.",4\n'  # lines 5-6: no findings
+    )
+    long_report = "Moderate cardiomegaly with bilateral pleural effusions. " * 30
+    reports = ["Normal chest.", "", "\x00\x01\x02", "12345 678", long_report]
+    out = tmp_path / "drawn"
+    argv = ["draw", "--model", str(path), *(f"--report={r}" for r in reports)]
+    argv += ["--reports-csv", str(csv), "--out", str(out), "--steps", "2", "--size", "32"]
+    assert main([*argv, "--max-report-tokens", "30"]) == REJECTED_STATUS
+    err = capsys.readouterr().err
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "000_normal-chest.png",
+        "004_moderate-cardiomegaly-with-bilateral-ple.png",
+        "005_large-right-pleural-effusion.png",
+    ]
+    table = pd.read_csv(out / "images.csv", keep_default_na=False)
+    assert table["ref"].tolist() == ["--report 1", "--report 5", f"{csv}:2"]
+    assert table["truncated"].tolist() == [False, True, False]
+    assert table.loc[1, "tokens"] > 30 >= table.loc[2, "tokens"]
+    assert f"warning: --report 5: a report of {table.loc[1, 'tokens']} tokens" in err
+    rejects = pd.read_csv(out / "rejects.csv", dtype=str, keep_default_na=False)
+    assert rejects.values.tolist() == [
+        ["001", "--report 2", "report", "empty report"],
+        ["002", "--report 3", "report", "not text (control characters or undecodable bytes)"],
+        ["003", "--report 4", "report", "not text (no letters)"],
+        ["006", f"{csv}:3", "csv", "malformed CSV row (3 fields; the header has 2)"],
+        ["007", f"{csv}:4", "report", "empty report"],
+        ["008", f"{csv}:5", "report", "report has neither FINDINGS nor IMPRESSION content"],
+    ]
+    assert err.strip().endswith(f"6 inputs were rejected: see {out / 'rejects.csv'}")
+
+    assert main([*argv, "--out", str(tmp_path / "ff"), "--fail-fast"]) == 2
+    assert capsys.readouterr().err == "error: --report 2: empty report\n"
+    good = ["draw", "--model", str(path), "--report", "Normal chest.", "--out", str(out)]
+    assert main([*good, "--steps", "2", "--size", "32"]) == 0  # a rerun: no stale rejects
+    assert pd.read_csv(out / "rejects.csv").empty

@@ -172,3 +172,28 @@ def test_every_module_imports():
     for name in sorted(set(names) - skip):
         importlib.import_module(name)
     assert len(names) > 100
+
+
+def test_every_from_import_of_unixlib_resolves_lazy_ones_included():
+    """``from unixlib.x import y`` inside a function runs only when the function does: a name
+    moved between layers must not leave such an import behind (the package and the tests)."""
+    import ast
+    import importlib
+
+    broken = []
+    for folder in ("unixlib", "tests"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.ImportFrom) and node.level == 0):
+                    continue
+                if not (node.module or "").startswith("unixlib"):
+                    continue
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    if hasattr(module, alias.name):
+                        continue
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        broken.append(f"{path.name}:{node.lineno} {node.module}.{alias.name}")
+    assert not broken, broken

@@ -17,7 +17,7 @@ def _feats(n: int, shift: float, seed: int) -> np.ndarray:
 def test_each_shard_its_mean_and_the_pool() -> None:
     real = _feats(42, 0.0, 0)
     sets = {"model": _feats(42, 0.5, 1), "real (validation)": _feats(30, 0.0, 2)}
-    table = shard_table(real, sets, n_shards=3, kd_subsets=5, seed=1)
+    table = shard_table(real, sets, n_shards=3, seed=1)
     model = table[table["images"] == "model"].set_index("shard")
     assert list(model.index) == [
         "shard 1 of 3",
@@ -28,7 +28,7 @@ def test_each_shard_its_mean_and_the_pool() -> None:
     ]
     assert model["rows"].tolist() == [14, 14, 14, 42, 42]
     # shard 2 of the model's images is rows 14-27 of both sides (consecutive, row-paired)
-    second = distribution_scores(real[14:28], sets["model"][14:28], kd_subsets=5, seed=1)
+    second = distribution_scores(real[14:28], sets["model"][14:28], seed=1)
     assert model.loc["shard 2 of 3", list(DIST_KEYS)].tolist() == pytest.approx(
         [second[k] for k in DIST_KEYS]
     )
@@ -36,10 +36,10 @@ def test_each_shard_its_mean_and_the_pool() -> None:
     assert model.loc["mean of 3 shards", list(DIST_KEYS)].to_numpy(float) == pytest.approx(
         shards.mean(axis=0)
     )
-    pooled = distribution_scores(real, sets["model"], kd_subsets=5, seed=1)
+    pooled = distribution_scores(real, sets["model"], seed=1)
     assert model.loc["whole test set", "fd"] == pytest.approx(pooled["fd"])
     # the validation images (another size) are cut into shards of their own
     val = table[table["images"] == "real (validation)"]
     assert val["rows"].tolist() == [10, 10, 10, 30, 30]
-    first = distribution_scores(real[:14], sets["real (validation)"][:10], kd_subsets=5, seed=1)
+    first = distribution_scores(real[:14], sets["real (validation)"][:10], seed=1)
     assert val.iloc[0]["fd"] == pytest.approx(first["fd"])

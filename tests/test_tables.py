@@ -21,3 +21,18 @@ def test_three_formats_with_caption_and_escaping(tmp_path):
     tex = paths["tex"].read_text()
     assert "\\caption{Table 2: F1 (50\\% of it)}" in tex and "\\label{tab:table2}" in tex
     assert "53.6" in tex
+
+
+def test_interval_columns_show_as_one_cell_and_stay_apart_in_the_csv(tmp_path):
+    frame = pd.DataFrame(
+        {"method": ["ours"], "F1": [69.71], "F1_low": [66.12], "F1_high": [73.04], "n": [200]}
+    )
+    quoted = pd.DataFrame({"method": ["paper"], "F1": [52.6]})
+    paths = save_table(frame, tmp_path, "t", caption="Table", floatfmt=".1f", quoted=quoted)
+    md = paths["md"].read_text()
+    assert "| 69.7 [66.1, 73.0] |" in md and "F1_low" not in md
+    assert md.index("The paper (quoted") > md.index("69.7") and "| paper | 52.6 |" in md
+    csv = pd.read_csv(paths["csv"])
+    assert list(csv.columns) == ["method", "F1", "F1_low", "F1_high", "n"]
+    assert csv["method"].tolist() == ["ours", "paper"]  # both blocks, told apart by a column
+    assert "69.7 [66.1, 73.0]" in paths["tex"].read_text()

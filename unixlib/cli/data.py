@@ -7,44 +7,45 @@ import json
 import sys
 from pathlib import Path
 
-from unixlib.cli.common import AddCommand, csv_list
+from unixlib.cli.common import USER_ERROR_STATUS, AddCommand, add_fail_fast, batch_status, csv_list
+
+# CLI flag -> source argument, per source (see each source module's ``candidates``).
+PER_SOURCE = {
+    "synth": {
+        "n_train": "n_train",
+        "n_validate": "n_validate",
+        "n_test": "n_test",
+        "seed": "seed",
+    },
+    "mimic": {
+        "root": "root",
+        "reports_root": "reports_root",
+        "image_format": "image_format",
+        "test_annotations": "test_annotations",
+        "gen_annotations": "gen_annotations",
+        "understanding_test": "understanding_test",
+    },
+    "iuxray": {"root": "reports_dir", "images": "image_dir", "views_csv": "views_csv"},
+    "folder": {
+        "root": "root",
+        "csv": "csv",
+        "image_col": "image_col",
+        "report_col": "report_col",
+        "labels_col": "labels_col",
+        "split_col": "split_col",
+        "view_col": "view_col",
+    },
+}
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from unixlib.data.sources.prepare import TooManyRejectsError, prepare
 
-    # CLI flag -> source argument, per source (see each source module's ``candidates``).
-    per_source = {
-        "synth": {
-            "n_train": "n_train",
-            "n_validate": "n_validate",
-            "n_test": "n_test",
-            "seed": "seed",
-        },
-        "mimic": {
-            "root": "root",
-            "reports_root": "reports_root",
-            "image_format": "image_format",
-            "test_annotations": "test_annotations",
-            "gen_annotations": "gen_annotations",
-            "understanding_test": "understanding_test",
-        },
-        "iuxray": {"root": "reports_dir", "images": "image_dir", "views_csv": "views_csv"},
-        "folder": {
-            "root": "root",
-            "csv": "csv",
-            "image_col": "image_col",
-            "report_col": "report_col",
-            "labels_col": "labels_col",
-            "split_col": "split_col",
-            "view_col": "view_col",
-        },
-    }
-    mapping = per_source[args.source]
+    mapping = PER_SOURCE[args.source]
     given = {
         flag
         for flag, value in vars(args).items()
-        if value is not None and flag in {f for m in per_source.values() for f in m}
+        if value is not None and flag in {f for m in PER_SOURCE.values() for f in m}
     }
     stray = sorted(given - set(mapping) - {"seed"})
     if stray:
@@ -61,16 +62,36 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             args.source,
             Path(args.out),
             image_size=args.image_size,
-            max_reject_frac=args.max_reject_frac,
+            max_reject_frac=0.0 if args.fail_fast else args.max_reject_frac,
             **source_args,
         )
     except TooManyRejectsError as err:  # the data failed its checks (rejects.csv)
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        first = _first_bad_row(Path(args.out)) if args.fail_fast else None
+        print(f"error: prepare: {first}" if first else f"error: {err}", file=sys.stderr)
+        return USER_ERROR_STATUS if first else 1
+    n_bad = result.n_rejected - result.n_filtered  # excluded views are by design, not errors
     print(
-        f"{result.n_rows} rows -> {result.manifest_path}; {result.n_rejected} rejected -> {result.rejects_path}"
+        f"{result.n_rows} rows -> {result.manifest_path}; {result.n_rejected} not used -> "
+        f"{result.rejects_path} ({result.n_filtered} excluded by design: non-frontal views; "
+        f"{n_bad} rejected)"
     )
-    return 0
+    return batch_status(n_bad, f"{result.rejects_path} (the rows whose stage is not 'view')")
+
+
+def _first_bad_row(out: Path) -> str | None:
+    """The first data-error row of ``out/rejects.csv`` as ``ref: reason`` (what --fail-fast
+    names) and where the others are; None when there is none (no input rows at all)."""
+    import pandas as pd
+
+    from unixlib.data.sources.common import FILTER_STAGES
+
+    path = out / "rejects.csv"
+    rejects = pd.read_csv(path, dtype=str, keep_default_na=False)
+    bad = rejects[~rejects["stage"].isin(FILTER_STAGES)]
+    if bad.empty:
+        return None
+    first = bad.iloc[0]
+    return f"{first['ref']}: {first['reason']} (--fail-fast; all {len(bad)} in {path})"
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -113,7 +134,11 @@ def add_commands(add: AddCommand) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--image-size", type=int, default=64, help="cached image side in pixels")
     p.add_argument(
-        "--max-reject-frac", type=float, default=0.05, help="fail above this reject share"
+        "--max-reject-frac",
+        type=float,
+        default=0.05,
+        help="fail (status 1) above this share of rejected rows; below it the build finishes "
+        "with status 3",
     )
     p.add_argument("--seed", type=int)
     p.add_argument("--n-train", type=int, help="synth: training images")
@@ -138,6 +163,12 @@ def add_commands(add: AddCommand) -> None:
     )
     p.add_argument(
         "--understanding-test", help="mimic: the release's test_data.json (Table 2's pairs)"
+    )
+    add_fail_fast(p)
+    p.epilog += (
+        "; non-frontal views are excluded by design (stage 'view' in rejects.csv), not rejected, "
+        "and leave the status 0. --fail-fast: any rejected row fails the build (status 2, one "
+        "line naming the first), after every row was read"
     )
 
     p = add("clean", cmd_clean, "clean reports (rules, then an LLM with self-judgment if given)")

@@ -4,6 +4,17 @@ Each command parses its flags here and calls one library function; heavy modules
 only by the command that needs them. A user error (a missing path, an unknown profile, an
 unreadable file, a locked run directory) prints one line "error: ..." and exits with 2
 (UNIXLIB_TRACEBACK=1 shows the traceback instead).
+
+Exit statuses of ``train`` and ``reproduce`` beyond 0 (done), 1 (failed) and 2 (user error):
+75 = stopped by a preemption signal after writing a checkpoint of the step reached: requeue and
+run the same command with --resume (train/preemption.py); 74 = a checkpoint could not be
+written (a full disk), one line "error: ...": free space, then --resume (train/disk.py).
+
+Exit status of ``describe``, ``draw``, ``prepare`` and ``evaluate``: 3 = finished, but some inputs
+were rejected (an unreadable image, an empty report, a malformed CSV row, ...): everything else
+was written, and each rejected input is in ``rejects.csv`` beside the output with its reason
+(experiments/rejects.py). ``--fail-fast`` stops at the first bad input instead: one line
+"error: ...", status 2. ``prepare``'s non-frontal views are excluded by design, not rejected.
 """
 
 from __future__ import annotations
@@ -23,11 +34,15 @@ EXAMPLES = """examples:
   python -m unixlib reproduce --profile smoke           run the notebook series (CPU, minutes)
   python -m unixlib train --stage 1 --max-steps 20      train one stage of the smoke profile
   python -m unixlib train --stage 1 --resume            continue from the newest intact checkpoint
+  python -m unixlib train --profile paper --stage 2 --dry-run   the plan: batch, memory, disk, inputs
   python -m unixlib describe --model papermill_runs/smoke/stage3/final chest.png scan.dcm
+  python -m unixlib describe --model DIR folder/*.png --out reports.csv   bad files -> rejects.csv
   python -m unixlib draw --model papermill_runs/smoke/stage3/final \\
       --report "Moderate cardiomegaly. Small left pleural effusion." --out drawn/
   python -m unixlib model-info --preset paper           parameter counts, no weights allocated
 
+exit status: 0 done, 1 failed, 2 user error; describe, draw, prepare, evaluate: 3 finished with
+some inputs rejected (rejects.csv beside the output); train, reproduce: 74 disk full, 75 preempted.
 "python -m unixlib COMMAND --help" lists a command's flags.
 """
 # A user error: the command's input is wrong, not the code. One line, exit status 2.

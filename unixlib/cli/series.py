@@ -23,7 +23,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             overrides=args.set,
             log_output=args.log_output,
             prepare_only=args.prepare_only,
+            resume=args.resume,
         )
+    except runs.SeriesInterrupted as err:  # preempted: its checkpoint is written
+        print(f"error: {err}", file=sys.stderr)
+        return runs.INTERRUPTED_STATUS
     except runs.SeriesError as err:  # a notebook failed: not a user error
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -54,6 +58,12 @@ def add_commands(add: AddCommand) -> None:
         "--dry-run",
         action="store_true",
         help="check paths, weights (meta device), tokenizer, GPUs and memory; run nothing",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --from NN: continue NN's training stage from its newest intact checkpoint "
+        "(after a preemption, exit status 75) instead of starting it again",
     )
     p.add_argument("--gpus", type=int, help="dry run: GPUs of the target machine")
     p.add_argument("--gpu-memory-gb", type=float, help="dry run: memory of each of its GPUs")

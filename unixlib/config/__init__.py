@@ -12,6 +12,7 @@ from unixlib.config.paths import (
     REPO_ROOT,
     latent_cache_path,
     project_path,
+    shown,
     stage_dir,
     vae_dir,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "notebook_parameters",
     "notebooks",
     "project_path",
+    "shown",
     "stage_dir",
     "vae_dir",
 ]

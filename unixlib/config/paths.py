@@ -31,6 +31,16 @@ def project_path(path: str | Path) -> Path:
     return p if p.is_absolute() else REPO_ROOT / p
 
 
+def shown(path: str | Path) -> str:
+    """``path`` as a message shows it: relative to the repository when inside it (so executed
+    notebooks and logs do not print one machine's absolute paths), else as given."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(p)
+
+
 def stage_dir(run_root: str, stage: int) -> str:
     """The folder of training stage ``stage`` (1-3) of a run."""
     return f"{run_root}/stage{stage}"

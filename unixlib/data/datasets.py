@@ -20,6 +20,7 @@ from torch import Tensor
 from unixlib.data.processed import unusable_reason
 from unixlib.data.schema import GEN_TEXT_COLUMN, LABELS, TASK_COLUMN
 from unixlib.data.text.prompts import training_prompt
+from unixlib.data.text.reports import format_report, report_body
 from unixlib.data.text.tokenizer import ReportTokenizer
 
 
@@ -64,14 +65,26 @@ def load_image(path: Path, size: int) -> Tensor:
 
 
 # The report texts a dataset can train on (schema.py); rows are selected the same way for both.
-REPORT_COLUMNS = ("report_clean", "report_raw")
+# The report texts a dataset can train on. ``report_raw_sections`` is derived, not stored: the
+# FINDINGS and IMPRESSION sections of the raw report as they came (headers and everything
+# outside those sections dropped, the noise inside them kept): the cleaning ablation's raw arm,
+# so that both arms carry the same sections and differ only by the rewriting.
+REPORT_COLUMNS = ("report_clean", "report_raw", "report_raw_sections")
+
+
+def report_texts(rows: pd.DataFrame, column: str) -> pd.Series:
+    """The report texts of ``rows`` for ``column`` (one of :data:`REPORT_COLUMNS`)."""
+    if column == "report_raw_sections":
+        return rows["report_raw"].fillna("").map(lambda t: format_report(*report_body(t)))
+    return rows[column]
 
 
 def task_texts(frame: pd.DataFrame, task: str, report_column: str = "report_clean") -> pd.Series:
-    """The text each row trains ``task`` on: ``report_column``, except for generation where the
-    row has a generation prompt of its own (the optional ``report_gen`` column, ``schema``:
-    the LLaVA-Rad annotated prompt, used verbatim). Missing texts are ""."""
-    texts = frame[report_column].fillna("").astype(str)
+    """The text each row trains ``task`` on: ``report_column`` (:func:`report_texts`), except
+    for generation where the row has a generation prompt of its own (the optional
+    ``report_gen`` column, ``schema``: the LLaVA-Rad annotated prompt, used verbatim). Missing
+    texts are ""."""
+    texts = report_texts(frame, report_column).fillna("").astype(str)
     if task == "gen" and GEN_TEXT_COLUMN in frame.columns:
         prompt = frame[GEN_TEXT_COLUMN].fillna("").astype(str)
         texts = prompt.where(prompt != "", texts)
@@ -92,8 +105,9 @@ class ReportImageDataset(torch.utils.data.Dataset):
             texts to 512 characters for evaluation; training length is a memory knob); 0 keeps
             them whole.
         seed: picks each example's prompt template per epoch.
-        report_column: ``report_clean`` (every stage) or ``report_raw`` (the cleaning ablation:
-            the same rows, trained on the source's text as it came).
+        report_column: ``report_clean`` (every stage), or for the cleaning ablation
+            ``report_raw`` (the source's text as it came) or ``report_raw_sections`` (its
+            FINDINGS and IMPRESSION sections, noise included: see :data:`REPORT_COLUMNS`).
 
     With the manifest's optional ``task`` column (``schema``: the paper's two annotation sets),
     only the rows of ``task``'s set are used (the others are counted as skipped), and a

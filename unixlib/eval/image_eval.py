@@ -45,6 +45,20 @@ def alignment_scores(
     return {name: alignment_score(emb, text_embeds) for name, emb in image_embeds.items()}
 
 
+def alignment_rows(image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+    """(N,) cosine of image i with report i: the per-study terms whose mean is
+    :func:`~unixlib.eval.generation.alignment_score` (what its interval resamples)."""
+    a, b = np.asarray(image_emb, dtype=np.float64), np.asarray(text_emb, dtype=np.float64)
+    if a.ndim != 2 or a.shape != b.shape or len(a) == 0:
+        raise ValueError(
+            f"alignment_rows: need two (N, D) arrays of one shape, got {a.shape}, {b.shape}"
+        )
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    if (na == 0).any() or (nb == 0).any():
+        raise ValueError("alignment_rows: an embedding is all zeros (cosine undefined)")
+    return (a * b).sum(axis=1) / (na * nb)
+
+
 def faithfulness_table(
     probs: Mapping[str, np.ndarray],
     labels: pd.DataFrame,

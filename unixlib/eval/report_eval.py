@@ -8,16 +8,23 @@ same labeler (:mod:`unixlib.eval.understanding`), so the rows differ only in the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from unixlib.data.schema import LABELS
 from unixlib.data.text.labeler import label_texts
+from unixlib.eval.resample_text import bleu_counts
 from unixlib.eval.understanding import (
     Labeler,
+    binarize,
+    cider_per_row,
     label_reports,
     per_class_prf,
+    rouge_l_rows,
     score_reports,
+    tokenize,
 )
 
 F1_KEYS = ("micro14", "micro5", "macro14", "macro5")
@@ -68,3 +75,41 @@ def per_class_f1(
         out["reference positives"] = prf["support"]
     frame = pd.DataFrame(out, index=list(LABELS))
     return frame.reset_index(names="class")
+
+
+@dataclass
+class ReportRows:
+    """What the understanding tables resample: per study (row i), each method's labels and
+    per-report scores beside the references'. Made by :func:`report_rows`."""
+
+    ref_labels: pd.DataFrame  # (N, 14) labels of the references (1 / 0 / -1 / NaN)
+    labels: dict[str, pd.DataFrame]  # method -> (N, 14) labels of its reports
+    rouge_l: dict[str, np.ndarray]  # method -> (N,) ROUGE-L F-measure of each report
+    texts: dict[str, list[str]]  # method -> its reports
+    bleu: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (N, 10) BLEU counts
+    cider: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (N,) CIDEr-D per row
+
+    def binary(self, method: str, uncertain: str, cols: slice | list[int]) -> tuple:
+        """``(y_ref, y_gen)`` binary (N, C) arrays of the chosen classes, uncertain -> 0/1."""
+        y_ref = binarize(self.ref_labels, uncertain)[:, cols]
+        return y_ref, binarize(self.labels[method], uncertain)[:, cols]
+
+
+def report_rows(
+    references: Sequence[str],
+    methods: Mapping[str, Sequence[str]],
+    labeler: Labeler | None = None,
+) -> ReportRows:
+    """Label every method's reports and the references once (memoised), and score each report
+    (ROUGE-L, BLEU counts, CIDEr-D with the test set's idf), for intervals over studies."""
+    label = memoized(labeler)
+    refs = list(references)
+    ref_labels = label_reports(refs, label)
+    labels = {name: label_reports(list(texts), label) for name, texts in methods.items()}
+    rouge = {name: rouge_l_rows(refs, list(texts)) for name, texts in methods.items()}
+    ref_tokens = [tokenize(t) for t in refs]
+    gen_tokens = {name: [tokenize(t) for t in texts] for name, texts in methods.items()}
+    bleu = {name: bleu_counts(ref_tokens, toks) for name, toks in gen_tokens.items()}
+    cider = {name: cider_per_row(ref_tokens, toks) for name, toks in gen_tokens.items()}
+    texts = {k: list(v) for k, v in methods.items()}
+    return ReportRows(ref_labels, labels, rouge, texts, bleu, cider)

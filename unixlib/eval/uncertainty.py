@@ -69,6 +69,7 @@ other callable ``stat(*arrays) -> float`` is called once per resample.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -85,12 +86,14 @@ from unixlib.eval.intervals import (
 from unixlib.eval.resample_stats import F1, FrechetDistance, KernelDistance, Mean
 
 __all__ = [
+    "DEFAULT_RESAMPLING",
     "F1",
     "Comparison",
     "FrechetDistance",
     "Interval",
     "KernelDistance",
     "Mean",
+    "Resampling",
     "bootstrap",
     "paired_difference",
     "permutation_test",
@@ -101,6 +104,19 @@ __all__ = [
 ]
 
 Statistic = Callable[..., float]  # stat(*arrays) -> float; optional .on_indices(idx, *arrays)
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """How a table's intervals are drawn: resamples (1,000 by default; LLaVA-Rad draws 500),
+    seed and level."""
+
+    n_resamples: int = 1000
+    seed: int = 0
+    level: float = 0.95
+
+
+DEFAULT_RESAMPLING = Resampling()
 Method = Literal["percentile", "centred"]
 
 

@@ -175,14 +175,30 @@ class _RegexTokenizer:
         return tokenize(text)
 
 
-def _cider(ref_tokens: list[list[str]], gen_tokens: list[list[str]]) -> float:
-    """Corpus CIDEr-D from pycocoevalcap on pre-tokenized (space-joined) texts."""
-    if not any(ref_tokens):
-        return 0.0  # no reference n-gram: idf undefined (pycocoevalcap would fail on max([]))
+def cider_per_row(ref_tokens: list[list[str]], gen_tokens: list[list[str]]) -> np.ndarray:
+    """Per-report CIDEr-D ``(N,)`` from pycocoevalcap on pre-tokenized (space-joined) texts.
+
+    Each report's score uses the document frequencies (idf) of all N references, so it
+    depends on the whole corpus; the corpus CIDEr (:func:`_cider`) is their mean.
+    """
+    if not any(ref_tokens):  # no reference n-gram: idf undefined (pycocoevalcap: max([]))
+        return np.zeros(len(ref_tokens))
     gts = {i: [" ".join(t)] for i, t in enumerate(ref_tokens)}
     res = {i: [" ".join(t)] for i, t in enumerate(gen_tokens)}
-    score, _ = Cider().compute_score(gts, res)
-    return float(score)
+    _, scores = Cider().compute_score(gts, res)
+    return np.asarray(scores, dtype=np.float64)
+
+
+def _cider(ref_tokens: list[list[str]], gen_tokens: list[list[str]]) -> float:
+    """Corpus CIDEr-D: the mean of :func:`cider_per_row` (pycocoevalcap's own mean)."""
+    return float(np.mean(cider_per_row(ref_tokens, gen_tokens)))
+
+
+def rouge_l_rows(references: Sequence[str], generated: Sequence[str]) -> np.ndarray:
+    """(N,) ROUGE-L F-measure of each generated report against its reference."""
+    scorer = RougeScorer(["rougeL"], tokenizer=_RegexTokenizer())
+    pairs = zip(references, generated, strict=True)
+    return np.array([scorer.score(r, g)["rougeL"].fmeasure for r, g in pairs], dtype=float)
 
 
 def nlg_scores(references: Sequence[str], generated: Sequence[str]) -> dict[str, float]:
@@ -196,12 +212,8 @@ def nlg_scores(references: Sequence[str], generated: Sequence[str]) -> dict[str,
         weights=_BLEU_WEIGHTS,
         smoothing_function=SmoothingFunction().method4,
     )
-    scorer = RougeScorer(["rougeL"], tokenizer=_RegexTokenizer())
-    rouge = [
-        scorer.score(r, g)["rougeL"].fmeasure for r, g in zip(references, generated, strict=True)
-    ]
     out = {f"bleu{n}": float(b) for n, b in enumerate(bleu, start=1)}
-    out["rouge_l"] = float(np.mean(rouge))
+    out["rouge_l"] = float(np.mean(rouge_l_rows(references, generated)))
     out["cider"] = _cider(ref_tokens, gen_tokens)
     return out
 

@@ -1,2 +1,2 @@
 """What a notebook runs: stage runs, the evaluation pipeline, table and figure data, ablations,
-the dry run, model export and the papermill series runner. Uses every layer below it."""
+the dry run, model export, the papermill series runner and the book. Uses every layer below it."""

@@ -532,3 +532,23 @@ def run_cli(name: str, overrides: list[str] | None, gpus: int | None, memory: fl
     text, ok = report(dry_run(name, overrides, gpus, memory))
     print(text)
     return 0 if ok else 1
+
+
+def train_cli(
+    cfg: Any, world_size: int, resume: bool, preset_name: str | None, is_main: bool
+) -> int:
+    """``python -m unixlib train ... --dry-run``: print the run's plan and its checks
+    (:mod:`unixlib.train.plan`; rank 0 only under torchrun); 0 when every check passed."""
+    from unixlib.train.plan import plan
+
+    lines, found = plan(cfg, world_size, resume, preset_name)
+    checks = [Check(c.item, c.ok, c.detail, c.fix) for c in found]
+    failed = [c for c in checks if not c.ok]
+    if is_main:
+        print("\n".join([*lines, *map(str, checks)]))
+        print(
+            f"{len(failed)} problem(s): fix them before launching"
+            if failed
+            else "dry run passed: the run can start"
+        )
+    return 1 if failed else 0

@@ -48,14 +48,18 @@ from unixlib.eval.encoders import (
     load_or_train,
     load_raddino,
 )
+from unixlib.eval.uncertainty import Resampling
 from unixlib.eval.understanding import Labeler
 from unixlib.experiments import evaluators, generation_tables, understanding_tables
+from unixlib.experiments.rejects import Rejects, readable_rows
 from unixlib.experiments.samples import generate_images, generate_reports
+from unixlib.experiments.scale import describe_run
 from unixlib.model.unix import UniX
 
 REAL_TEST, REAL_VAL = "real (test)", "real (validation)"
 SHUFFLED, UNCONDITIONAL = "shuffled reports", "unconditional"
 ALWAYS, RANDOM, RETRIEVAL = "most frequent report", "random report", "retrieval (nearest image)"
+MODEL = "UniX (this run)"
 
 
 @dataclass
@@ -78,13 +82,13 @@ class EvalSettings:
     sampler: dict[str, Any] = field(default_factory=dict)  # UniXConfig sampler overrides
     batch_size: int = 64  # reports / images per generation batch
     n_shards: int = 4
-    kd_subsets: int = 100
+    n_resamples: int = 1000  # bootstrap resamples of every interval (LLaVA-Rad: 500)
     seed: int = 0
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     raddino_dir: str = ""  # local RadDino (HF) directory: FD/KD/PRDC features instead
     chexbert_checkpoint: str = ""  # chexbert.pth, with a local bert-base-uncased directory:
     chexbert_bert_dir: str = ""  # label reports with CheXbert instead of the rule labeler
-    # The other evaluators of the paper's protocol (experiments/evaluators.py):
+    # The other evaluators of the paper's protocol, and the release's feeding (evaluators.py):
     radgraph_model: str = ""  # radgraph.tar.gz or its folder, with the BERT folder it names:
     radgraph_bert_dir: str = ""  # RadGraph F1 (partial) in the NLG table
     biovil_dir: str = ""  # BiomedVLP-BioViL-T folder: Table 3's alignment (else our reference)
@@ -111,6 +115,11 @@ class EvalSettings:
         names = {f for f in cls.__dataclass_fields__} - {"stages", "encoder"}
         values = {k: p[k] for k in names if k in p}
         return cls(**values, stages=tuple(range(2, stage + 1)), encoder=encoder)
+
+    @property
+    def resampling(self) -> Resampling:
+        """How every interval of the evaluation is drawn (resamples, seed)."""
+        return Resampling(self.n_resamples, self.seed)
 
 
 def load_models(s: EvalSettings, device: str = "auto") -> dict[int, UniX]:
@@ -150,15 +159,18 @@ class EvalInputs:
     labels: pd.DataFrame  # their 14 labels (the dataset's: SynthCXR truth, MIMIC's CheXpert)
     und: pd.DataFrame = field(default_factory=pd.DataFrame)  # Table 2's rows (understanding_rows)
     und_set: str = "the test split"  # what they are, said in Table 2's caption
+    scale: str = ""  # the run's data, resolution, model size and schedule (scale.RunScale)
     # The generation prompts of the test rows: the LLaVA-Rad annotated prompt, verbatim, where
     # the data has one (report_gen, as the release feeds it), else the cleaned report.
     prompts: list[str] = field(default_factory=list)
     cleaning: str = "rule-cleaned"  # how the reports were cleaned (cleaning.json), for captions
+    rejects: Rejects = field(default_factory=Rejects)  # studies dropped: image unreadable
     _rows: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _images: dict[tuple[str, int, int], torch.Tensor] = field(default_factory=dict, repr=False)
 
     def split_rows(self, split: str) -> pd.DataFrame:
-        """The usable rows of a split, as the training datasets select them (said once)."""
+        """The usable rows of a split, as the training datasets select them (said once); for
+        ``test``, once :func:`load_inputs` has run, the evaluated rows."""
         if split not in self._rows:
             # train rows serve the baselines' reports and the reference encoders: the
             # understanding set; validation and test rows are images of the generation set
@@ -198,15 +210,30 @@ class EvalInputs:
         return self._images[key]
 
 
-def load_inputs(s: EvalSettings) -> EvalInputs:
+def load_inputs(s: EvalSettings, fail_fast: bool = False) -> EvalInputs:
+    """The evaluation's data. A test study whose image cannot be read is dropped from every
+    table and recorded in ``inputs.rejects`` (with ``fail_fast``: its error is raised)."""
     frame, tokenizer, paths = load_processed(project_path(s.run_dir))
     inputs = EvalInputs(frame, tokenizer, paths.root, frame.iloc[:0], [], frame.iloc[:0])
+    inputs.rejects.fail_fast = fail_fast
     test = inputs.split_rows("test")
-    inputs.test = (test.iloc[: s.n_test] if s.n_test else test).reset_index(drop=True)
+    test = (test.iloc[: s.n_test] if s.n_test else test).reset_index(drop=True)
+    inputs.test = readable_rows(test, paths.root, s.encoder.image_size, inputs.rejects)
+    if inputs.test.empty:
+        raise ValueError(f"{s.run_dir}: no test study has a readable image ({len(test)} tried)")
+    inputs._rows["test"] = inputs.test  # so every image of the test split is an evaluated row's
     inputs.references = inputs.test["report_clean"].tolist()
     inputs.prompts = task_texts(inputs.test, "gen").tolist()
     inputs.labels = inputs.test[list(LABELS)]
     inputs.und, inputs.und_set = understanding_rows(inputs.test, paths, s.n_test)
+    if inputs.und["image_path"].tolist() != inputs.test["image_path"].tolist():  # own images
+        n = len(inputs.und)
+        inputs.und = readable_rows(inputs.und, paths.root, s.encoder.image_size, inputs.rejects)
+        if len(inputs.und) < n:
+            inputs.und_set += f"; {n - len(inputs.und)} pairs with an unreadable image dropped"
+    if len(inputs.rejects):  # rejects.csv beside the tables lists them (evaluate_run)
+        print(f"studies dropped from the tables, image unreadable: {len(inputs.rejects)}")
+    inputs.scale = describe_run(s.run_dir).phrase()
     inputs.cleaning = cleaning_note(paths)["caption"]
     return inputs
 
@@ -284,7 +311,7 @@ def understanding(
     t0 = time.perf_counter()
     und = inputs.und
     references, prompts = und["reference"].tolist(), und["prompt"].tolist()
-    with evaluators.sample_autocast(s.sample_dtype, next(model.parameters()).device):
+    with evaluators.sample_autocast(s.sample_dtype, model):
         written = generate_reports(
             model,
             inputs.und_images(model.config.image_size_und, s.und_preprocess),
@@ -303,26 +330,35 @@ def understanding(
     )
     n = len(references)
     methods = {
-        "UniX (this run)": written,
+        MODEL: written,
         ALWAYS: [baselines.most_frequent_report(train_reports)] * n,
         RANDOM: baselines.random_reports(train_reports, n, s.seed),
         RETRIEVAL: retrieved,
     }
     kinds = {name: ("model" if name.startswith("UniX") else "baseline") for name in methods}
     labeler, labeler_name = labeler_of(s)
-    scores = report_eval.score_methods(references, methods, labeler)
+    label = report_eval.memoized(labeler)  # each distinct text labelled once, for every table
+    scores = report_eval.score_methods(references, methods, label)
+    rows = report_eval.report_rows(references, methods, label)
+    r = s.resampling
+    table2, quoted = understanding_tables.table2(rows, kinds, labeler_name, r)
+    baseline_names = [m for m in methods if kinds[m] == "baseline"]
+    comparisons, verdicts = understanding_tables.compare(rows, MODEL, baseline_names, r=r)
     annotator = evaluators.radgraph_annotator(s)
     radgraph = evaluators.radgraph_f1(annotator, references, methods) if annotator else {}
-    if radgraph:  # RadGraph F1 (partial) per method, the NLG table's column
-        scores["radgraph_f1"] = pd.Series({k: float(v.mean()) for k, v in radgraph.items()})
     return {
         "methods": methods,  # name -> one report per row of inputs.und
-        "scores": scores,
-        "table2": understanding_tables.table2(scores, kinds, labeler_name),
-        "nlg": understanding_tables.nlg_table(scores, kinds),
-        "per_class": report_eval.per_class_f1(references, methods, "positive", labeler),
-        "test_set": inputs.und_set,
+        "scores": scores,  # every number on the whole test set (fractions)
+        "rows": rows,  # per-study labels and scores (what the intervals resample)
+        "table2": table2,
+        "table2_quoted": quoted,
+        "comparisons": comparisons,
+        "verdicts": verdicts,
+        "nlg": understanding_tables.nlg_table(rows, scores, kinds, r, radgraph),
         "radgraph": radgraph,  # method -> (N,) RadGraph F1 per row ({} without its weights)
+        "per_class": understanding_tables.per_class_f1(rows, r),
+        "labeler": labeler_name,
+        "test_set": inputs.und_set,
         "seconds": time.perf_counter() - t0,
     }
 
@@ -332,14 +368,16 @@ def generate_sets(
 ) -> dict[str, np.ndarray]:
     """(N, H, W) images per set, row i made for test row i: each stage's model from the test
     rows' generation prompts (``inputs.prompts``; at the size and with the sampler of its
-    checkpoint); the last stage's from shuffled prompts and unconditionally."""
+    checkpoint); the last stage's from shuffled prompts and unconditionally. With
+    ``generated_pixels="release"`` the sets also keep the release's 8-bit RGB
+    (:class:`evaluators.ImageSets`)."""
     if s.generated_pixels not in evaluators.GENERATED_PIXELS:
         raise ValueError(f"generated_pixels must be one of {evaluators.GENERATED_PIXELS}")
     kw = dict(seed=s.seed, batch_size=s.batch_size, max_report_tokens=s.max_report_tokens)
     kw["release_pixels"] = s.generated_pixels == "release"
     sets = evaluators.ImageSets()  # gray, and the release's 8-bit RGB when asked for
     last = models[max(models)]
-    with evaluators.sample_autocast(s.sample_dtype, next(last.parameters()).device):
+    with evaluators.sample_autocast(s.sample_dtype, last):
         for stage, model in models.items():
             images = generate_images(model, inputs.prompts, inputs.tokenizer, **kw)
             sets.add(f"UniX stage {stage}", images)
@@ -357,49 +395,66 @@ def generate_sets(
 def generation(
     sets: dict[str, np.ndarray], inputs: EvalInputs, encoders: Encoders, s: EvalSettings
 ) -> dict[str, object]:
-    """Tables 3 and 4 and finding faithfulness for the generated sets, with the real images
-    (read at :func:`evaluators.feature_image_size`: no smaller than the generated ones)."""
+    """Tables 3 and 4, the real-image reference, the paired comparisons and finding
+    faithfulness for the generated sets, against the real test images of the same rows (read
+    for the features at :func:`evaluators.feature_image_size`: no smaller than the generated)."""
+    size = s.encoder.image_size
+    real = inputs.images("test", size, s.n_test)
     res = {name: images.shape[-1] for name, images in sets.items()}  # generated size, px
-    size = evaluators.feature_image_size(s, encoders.features, res)
-    real = {
-        REAL_TEST: inputs.images("test", size, s.n_test),
-        REAL_VAL: inputs.images("validate", size),
-    }
+    feature_size = evaluators.feature_image_size(s, encoders.features, res)
+    real_features_in = inputs.images("test", feature_size, s.n_test)
     # the pretrained encoders read the generations as the release saved them, when it did
     scored = {k: getattr(sets, "rgb", {}).get(k, v) for k, v in sets.items()}
     pretrained = isinstance(encoders.features, PretrainedImageEncoder)
-    every = {**real, **(scored if pretrained else sets)}
-    feats = {name: encoders.feats(every[name]) for name in bar(every, desc="image features")}
-    real_feats = feats.pop(REAL_TEST)
+    feature_in = scored if pretrained else sets
+    feats = {k: encoders.feats(v) for k, v in bar(feature_in.items(), desc="features")}
+    real_feats = encoders.feats(real_features_in)
     bio = evaluators.biovil(s)
-    if bio is not None:  # the paper's alignment: BioViL-T, CheXGenBench's rounding
+    if bio is not None:  # the paper's alignment: BioViL-T, CheXGenBench's per-image rounding
         align = evaluators.biovil_alignment(
-            bio, {**scored, REAL_TEST: real[REAL_TEST]}, inputs.prompts
+            bio, {**scored, REAL_TEST: real_features_in}, inputs.prompts
         )
     else:
         text = encoders.reference.text_embed(inputs.prompts)
         embeds = {k: encoders.reference.image_embed(v) for k, v in sets.items()}
-        embeds[REAL_TEST] = encoders.reference.image_embed(real[REAL_TEST])
-        align = image_eval.alignment_scores(embeds, text)
+        embeds[REAL_TEST] = encoders.reference.image_embed(real)
+        align = {k: image_eval.alignment_rows(e, text) for k, e in embeds.items()}
     last = max(k for k in sets if k.startswith("UniX stage"))
-    name = encoders.features.name
-    dist_sets = {REAL_VAL: feats[REAL_VAL], **{k: feats[k] for k in sets}}
-    by_row = {k: feats[k] for k in sets}  # row-aligned sets (validation is not)
+    name, r = encoders.features.name, s.resampling
     probs = {k: encoders.reference.image_probs(v) for k, v in sets.items()}
-    probs[REAL_TEST] = encoders.reference.image_probs(real[REAL_TEST])
+    probs[REAL_TEST] = encoders.reference.image_probs(real)
     faith = image_eval.faithfulness_table(probs, inputs.labels, last, REAL_TEST, SHUFFLED)
+    sets_of = {"auroc_generated": last, "auroc_real": REAL_TEST, "auroc_shuffled": SHUFFLED}
+    faith = generation_tables.faithfulness_intervals(
+        faith, probs, inputs.labels, sets_of, s.resampling
+    )
+    mean_row = faith[faith["class"] == "mean"].iloc[0]
+    table3, quoted3 = generation_tables.table3(real_feats, feats, align, res, name, s.n_shards, r)
+    table4, quoted4 = generation_tables.table4(real_feats, feats, inputs.labels, res, name, r)
+    pairs = [(last, SHUFFLED), (last, UNCONDITIONAL)]
+    pairs += [(k, last) for k in sets if k.startswith("UniX stage") and k != last]
+    comparisons, verdicts = generation_tables.compare(real_feats, feats, align, pairs, r)
     return {
-        "table3": generation_tables.table3(
-            real_feats, dist_sets, align, res, name, s.n_shards, s.kd_subsets, s.seed
-        ),
-        "table4": generation_tables.table4(real_feats, by_row, inputs.labels, res, name),
-        # Table 3's numbers per shard, their mean (the paper's) and pooled, both reported
-        "shards": generation_tables.shard_table(
-            real_feats, dist_sets, s.n_shards, s.kd_subsets, s.seed
-        ),
+        "table3": table3,
+        "table3_quoted": quoted3,
+        "real_reference": generation_tables.real_reference(real_feats, feats, seed=s.seed),
+        "comparisons": comparisons,
+        "verdicts": verdicts,
+        "table4": table4,
+        "table4_quoted": quoted4,
         "faithfulness": faith,
-        "faithfulness_mean": image_eval.mean_fraction(faith),
-        "alignment": align,
+        "faithfulness_mean": image_eval.mean_fraction(faith, image_eval.FAITHFULNESS_CLASSES),
+        # the headline: every class the classifier can judge on real images (the mean row)
+        "faithfulness_all": float(mean_row["fraction_of_the_way"]),
+        "faithfulness_all_interval": (
+            float(mean_row["fraction_of_the_way_low"]),
+            float(mean_row["fraction_of_the_way_high"]),
+        ),
+        "alignment": {k: float(v.mean()) for k, v in align.items()},
         "alignment_encoder": "BioViL-T" if bio is not None else evaluators.REFERENCE_ALIGNMENT,
-        "real_image_size": size,  # px the real images were read at for the features
+        "real_image_size": feature_size,  # px the real images were read at for the features
+        # Table 3's numbers per shard, their mean (the paper's) and pooled, both reported
+        "shards": generation_tables.shard_table(real_feats, feats, s.n_shards, s.seed),
+        "encoder": name,
+        "features": {REAL_TEST: real_feats, **feats},  # (N, F) per set, row i = study i
     }

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 
 from unixlib import viz
 from unixlib.config import project_path
@@ -21,7 +22,13 @@ from unixlib.data.datasets import ReportImageDataset, load_image
 from unixlib.data.packing import SpecialTokens
 from unixlib.eval import image_eval
 from unixlib.experiments import evaluation as pipeline
-from unixlib.experiments import hyperparams, paper_rows, sequence_figure, understanding_tables
+from unixlib.experiments import (
+    generation_tables,
+    hyperparams,
+    paper_rows,
+    sequence_figure,
+    understanding_tables,
+)
 from unixlib.experiments.evaluation import EvalInputs, EvalSettings
 from unixlib.model.unix import UniX
 from unixlib.viz import evaluation as eval_viz
@@ -29,7 +36,9 @@ from unixlib.viz import tables
 from unixlib.viz.tables import SOURCE_COL, THIS_RUN
 
 
-def save_table1_fig2(s: EvalSettings, inputs: EvalInputs, model: UniX, out: Path) -> pd.DataFrame:
+def save_table1_fig2(
+    s: EvalSettings, inputs: EvalInputs, model: UniX, out: Path
+) -> tuple[pd.DataFrame, Figure]:
     """Table 1 (this run's stage configs beside the paper's) and Fig. 2 (one real packed
     sequence per task, its attention mask, the groups each stage trains)."""
     table1 = hyperparams.training_table(project_path(s.run_dir))
@@ -53,8 +62,8 @@ def save_table1_fig2(s: EvalSettings, inputs: EvalInputs, model: UniX, out: Path
         (g, g),
         SpecialTokens.from_mapping(mc.special_ids()),
     )
-    viz.fig2(plans, sequence_figure.trainable_groups_by_stage(), out / "fig2_sequences.png")
-    return table1
+    fig = viz.fig2(plans, sequence_figure.trainable_groups_by_stage(), out / "fig2_sequences.png")
+    return table1, fig
 
 
 def save_encoders(enc: pipeline.Encoders, out: Path) -> pd.DataFrame:
@@ -83,72 +92,110 @@ def save_encoders(enc: pipeline.Encoders, out: Path) -> pd.DataFrame:
     return frame
 
 
-def save_understanding(u: dict, out: Path) -> list[str]:
-    """Table 2, the NLG table, per-class F1 (table and chart); returns the verdict sentences."""
+def save_understanding(u: dict, inputs: EvalInputs, out: Path) -> list[str]:
+    """Table 2 (with the paper's rows as a quoted block), the model-vs-baseline comparisons,
+    the NLG table, per-class F1 (table and chart); returns the verdict sentences."""
+    n = len(inputs.und)
+    where = f"{u['test_set']} ({n} studies), {u['labeler']}; {inputs.scale}"
     caption = (
-        f"Table 2: report generation, CheXbert-style F1 (%) on {u['test_set']}, this run's "
-        "model beside trivial baselines (same pairs, same labeler) and the paper's rows"
+        f"Table 2: report generation, CheXbert-style F1 (%) with 95% bootstrap intervals over "
+        f"studies; {where}. This run's model beside trivial baselines on the same pairs"
     )
-    tables.save_table(u["table2"], out, "table2_understanding", caption=caption, floatfmt=".1f")
-    tables.save_table(u["nlg"], out, "table_nlg", caption="Report generation: NLG metrics")
-    tables.save_table(u["per_class"], out, "per_class_f1", caption="Per-class F1 (u = positive)")
+    tables.save_table(
+        u["table2"], out, "table2_understanding", caption, ".1f", quoted=u["table2_quoted"]
+    )
+    caption = (
+        f"Table 2 comparisons: the model minus each baseline on the same studies (paired "
+        f"bootstrap, F1 as fractions); {where}"
+    )
+    tables.save_table(u["comparisons"], out, "table2_comparisons", caption, ".4f")
+    caption = (
+        "Report generation, NLG metrics with 95% bootstrap intervals (BLEU on resampled "
+        f"n-gram counts, CIDEr-D with the test set's idf; distinct: a count); {where}"
+    )
+    tables.save_table(u["nlg"], out, "table_nlg", caption)
+    caption = f"Per-class F1 (u = positive) with 95% intervals; {where}"
+    tables.save_table(u["per_class"], out, "per_class_f1", caption)
     eval_viz.per_class_f1_chart(u["per_class"], list(u["methods"]), out / "per_class_f1.png")
-    baselines = [m for m in u["methods"] if not m.startswith("UniX")]
-    keys = ("micro14_upos", "macro14_upos", "micro5_upos", "macro5_upos", "bleu4", "cider")
-    return understanding_tables.beats_baselines(u["scores"], "UniX (this run)", baselines, keys)
+    return list(u["verdicts"])
 
 
-def save_generation(g: dict, out: Path) -> None:
-    """Table 3, Table 4, finding faithfulness, and the per-pathology FD chart."""
-    caption = (
-        "Table 3: generation on the test split (features and alignment from the named "
-        "encoder), with real validation images (floor), shuffled reports and unconditional "
-        "samples (baselines), and the paper's rows"
+def save_generation(g: dict, inputs: EvalInputs, out: Path, sampler: str = "") -> list[str]:
+    """Table 3 (the paper's rows as a quoted block), the real-image reference, the paired
+    comparisons, Table 4, finding faithfulness and the per-pathology FD chart; returns the
+    comparisons' verdict sentences."""
+    n = len(inputs.test)
+    where = f"{n} test studies, features of {g['encoder']}; {inputs.scale}" + (
+        f"; sampler: {sampler}" if sampler else ""
     )
-    tables.save_table(g["table3"], out, "table3_generation", caption=caption)
+    caption = (
+        "Table 3: generation, each set against the real test images of the same studies, with "
+        "95% bootstrap intervals over studies (FD, KD, PRDC centred; the shard rows redraw each "
+        f"shard from its own studies); {generation_tables.KD_NOTE}; {where}"
+    )
+    tables.save_table(g["table3"], out, "table3_generation", caption, quoted=g["table3_quoted"])
     if "shards" in g:
         caption = (
             "Table 3 per shard: FD, KD and PRDC on each consecutive shard of the test set, their "
-            "mean (the paper's reported number) and the whole test set pooled"
+            f"mean (the paper's reported number) and the whole test set pooled; {where}"
         )
-        tables.save_table(g["shards"], out, "table3_shards", caption=caption)
-    caption = "Table 4: FD per pathology (real positives vs images of their reports)"
-    tables.save_table(g["table4"], out, "table4_per_pathology", caption=caption, floatfmt=".2f")
+        tables.save_table(g["shards"], out, "table3_shards", caption)
     caption = (
-        "Finding faithfulness: reference classifier AUROC vs the prompting reports' "
-        "labels, on generated images, real test images (ceiling), shuffled-report images"
+        "Real-image reference: the test studies split into two disjoint halves, real images of "
+        "one half against the real (or generated) images of the other; mean, min and max over "
+        f"the splits (FD grows as samples shrink: compare rows of this table only); {where}"
     )
-    tables.save_table(g["faithfulness"], out, "table_generation_faithfulness", caption=caption)
-    ours = g["table4"][(g["table4"][SOURCE_COL] == THIS_RUN) & (g["table4"]["res"].notna())]
-    classes = [c for c in paper_rows.TABLE4_ORDER if ours[c].notna().any()]
-    eval_viz.per_pathology_fd_chart(ours, classes, out / "per_pathology_fd.png")
+    tables.save_table(g["real_reference"], out, "table3_real_reference", caption)
+    caption = f"Table 3 comparisons: paired over the same studies (A minus B); {where}"
+    tables.save_table(g["comparisons"], out, "table3_comparisons", caption, ".4f")
+    caption = (
+        "Table 4: FD per pathology, real test images positive for the class vs the images made "
+        f"from their reports (n = positives), with 95% centred bootstrap intervals; {where}"
+    )
+    tables.save_table(
+        g["table4"], out, "table4_per_pathology", caption, ".2f", quoted=g["table4_quoted"]
+    )
+    caption = (
+        "Finding faithfulness: reference classifier AUROC against the prompting reports' labels "
+        "on generated images, real test images (ceiling) and shuffled-report images (chance); "
+        f"{where}"
+    )
+    tables.save_table(g["faithfulness"], out, "table_generation_faithfulness", caption)
+    return list(g["verdicts"])
 
 
-def save_fig1(u: dict, g: dict, inputs: EvalInputs, sets: dict, out: Path, n: int = 4) -> None:
-    """Fig. 1: the summary chart across tasks and the qualitative panel."""
+def save_pathology_chart(g: dict, out: Path) -> Figure:
+    """``per_pathology_fd.png``: Table 4's FD per class and image set."""
+    wide = g["table4"].pivot_table(index=["images", "res"], columns="class", values="FD")
+    wide = wide.reset_index()
+    classes = [c for c in paper_rows.TABLE4_ORDER if c in wide and wide[c].notna().any()]
+    return eval_viz.per_pathology_fd_chart(wide, classes, out / "per_pathology_fd.png")
+
+
+def save_fig1(
+    u: dict, g: dict, inputs: EvalInputs, sets: dict, out: Path, n: int = 4
+) -> tuple[Figure, Figure | None]:
+    """Fig. 1: the summary chart across tasks and the qualitative panel (None when no image is
+    in both Table 2's and the generation's rows)."""
     kinds = {m: ("model" if m.startswith("UniX") else "baseline") for m in u["methods"]}
-    kinds.update(
-        {
-            pipeline.REAL_VAL: "reference",
-            pipeline.SHUFFLED: "baseline",
-            pipeline.UNCONDITIONAL: "baseline",
-        }
-    )
+    kinds.update({pipeline.SHUFFLED: "baseline", pipeline.UNCONDITIONAL: "baseline"})
     t3 = g["table3"]
     whole = t3[(t3[SOURCE_COL] == THIS_RUN) & (t3["protocol"] == "whole test set")]
-    eval_viz.fig1_summary(u["scores"], whole, g["faithfulness"], kinds, out / "fig1_summary.png")
+    summary = eval_viz.fig1_summary(
+        u["scores"], whole, g["faithfulness"], kinds, out / "fig1_summary.png"
+    )
     model = max(k for k in sets if k.startswith("UniX stage"))  # the last stage's images
     size = sets[model].shape[-1]
     cases = qualitative_cases(inputs, n)
     if not cases:
         print("fig1_qualitative skipped: no image is in both Table 2's and the generation's rows")
-        return
+        return summary, None
     und_rows, gen_rows = (list(c) for c in zip(*cases, strict=True))
     paths = inputs.test["image_path"].iloc[gen_rows]
     real = torch.stack([load_image(inputs.root / p, size) for p in paths])[:, 0].numpy()
-    eval_viz.fig1_qualitative(
+    return summary, eval_viz.fig1_qualitative(
         inputs.und["reference"].iloc[und_rows].tolist(),
-        [u["methods"]["UniX (this run)"][i] for i in und_rows],
+        [u["methods"][pipeline.MODEL][i] for i in und_rows],
         real,
         sets[model][gen_rows],
         out / "fig1_qualitative.png",
@@ -166,22 +213,29 @@ def qualitative_cases(inputs: EvalInputs, n: int) -> list[tuple[int, int]]:
 def save_summary(
     verdicts: list[str], u: dict, g: dict, out: Path, seconds: float | None = None
 ) -> dict:
-    """``evaluation_summary.json``: the headline numbers and the verdicts against baselines."""
-    model = u["scores"].loc["UniX (this run)"]
+    """``evaluation_summary.json``: the headline numbers with their intervals, and every
+    verdict (model vs baselines, paired over the same studies)."""
+    t2 = u["table2"].set_index("method").loc[pipeline.MODEL]
+    headline = {}
+    for column in understanding_tables.COMPARED:
+        headline[column] = {k: float(t2[f"{column}{s}"]) / 100 for k, s in _PARTS.items()}
     summary = {
         "verdicts": verdicts,
-        "understanding": {
-            k: float(model[k])
-            for k in ("micro14_upos", "macro14_upos", "micro5_upos", "macro5_upos", "distinct")
-        },
-        "faithfulness_mean": g["faithfulness_mean"],
-        "faithfulness_classes": list(image_eval.FAITHFULNESS_CLASSES),
+        "understanding": headline,
+        "distinct": float(u["scores"].at[pipeline.MODEL, "distinct"]),
+        "faithfulness_all_classes": g["faithfulness_all"],
+        "faithfulness_all_classes_interval": list(g["faithfulness_all_interval"]),
+        "faithfulness_5_classes": g["faithfulness_mean"],
+        "faithfulness_classes_5": list(image_eval.FAITHFULNESS_CLASSES),
         "alignment": g["alignment"],
         "seconds": None if seconds is None else round(seconds, 1),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "evaluation_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+_PARTS = {"value": "", "low": "_low", "high": "_high"}
 
 
 def save_generated(
@@ -209,21 +263,26 @@ def save_generated(
     return [csv, npz, png]
 
 
-def evaluate_run(s: EvalSettings, out: Path, device: str = "auto") -> dict:
-    """Every step of notebook 05 without the notebook: tables, figures, generated samples."""
+def evaluate_run(s: EvalSettings, out: Path, device: str = "auto", fail_fast: bool = False) -> dict:
+    """Every step of notebook 05 without the notebook: tables, figures, generated samples,
+    and ``rejects.csv``: the test studies dropped because their image cannot be read (with
+    ``fail_fast`` the first one raises). The summary's ``rejected`` counts them."""
     t0 = time.perf_counter()
     out = Path(out)
     torch.manual_seed(s.seed)
-    inputs = pipeline.load_inputs(s)
+    inputs = pipeline.load_inputs(s, fail_fast)
+    inputs.rejects.write(out)
     models = pipeline.load_models(s, device)
     save_table1_fig2(s, inputs, models[max(models)], out)
     enc = pipeline.build_encoders(inputs, s)
     save_encoders(enc, out)
     u = pipeline.understanding(models[max(models)], inputs, enc, s)
-    verdicts = save_understanding(u, out)
+    verdicts = save_understanding(u, inputs, out)
     sets = pipeline.generate_sets(models, inputs, s)
     g = pipeline.generation(sets, inputs, enc, s)
-    save_generation(g, out)
+    verdicts += save_generation(g, inputs, out, pipeline.sampler_note(models[max(models)], s))
+    save_pathology_chart(g, out)
     save_fig1(u, g, inputs, sets, out)
     save_generated(out, inputs, u["methods"], sets)
-    return save_summary(verdicts, u, g, out, seconds=time.perf_counter() - t0)
+    summary = save_summary(verdicts, u, g, out, seconds=time.perf_counter() - t0)
+    return {**summary, "rejected": len(inputs.rejects)}

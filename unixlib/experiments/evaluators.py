@@ -59,12 +59,21 @@ def evaluator_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def sample_autocast(dtype: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+def sample_autocast(dtype: str, where: object) -> contextlib.AbstractContextManager:
     """The precision reports and images are sampled in: ``bf16`` (the release's autocast),
-    ``fp32``, or ``auto`` (bf16 where the hardware computes it natively, ``train.precision``)."""
+    ``fp32``, or ``auto`` (bf16 where the hardware computes it natively, ``train.precision``);
+    ``where``: a device, or the model whose weights' device it is (CPU without weights)."""
     if dtype not in SAMPLE_DTYPES:
         raise ValueError(f"sample_dtype must be one of {sorted(SAMPLE_DTYPES)}, got {dtype!r}")
-    return precision.autocast(SAMPLE_DTYPES[dtype], torch.device(device))
+    return precision.autocast(SAMPLE_DTYPES[dtype], _device(where))
+
+
+def _device(where: object) -> torch.device:
+    if isinstance(where, (str, torch.device)):
+        return torch.device(where)
+    weights = getattr(where, "parameters", None)
+    first = next(weights(), None) if callable(weights) else None
+    return first.device if first is not None else torch.device("cpu")
 
 
 class ImageSets(dict):
@@ -134,14 +143,14 @@ def biovil(s: EvalSettings) -> BioViLT | None:
 
 def biovil_alignment(
     model: BioViLT, sets: Mapping[str, np.ndarray | torch.Tensor], prompts: Sequence[str]
-) -> dict[str, float]:
-    """set -> CheXGenBench's alignment score: BioViL-T cosine of image i with row i's
-    generation prompt, each rounded to 3 decimals, their mean rounded again."""
-    from unixlib.eval.biovil import chexgenbench_mean
-
+) -> dict[str, np.ndarray]:
+    """set -> (N,) CheXGenBench's per-image alignment: the BioViL-T cosine of image i with row
+    i's generation prompt, rounded to 3 decimals as it rounds each score (its reported number,
+    ``eval.biovil.chexgenbench_mean``, is their mean rounded again; the tables show the mean
+    with its interval)."""
     text = model.text_embed(list(prompts))  # (N, 128), once for every set
     return {
-        name: chexgenbench_mean((model.image_embed(images) * text).sum(axis=1))
+        name: np.round((model.image_embed(images) * text).sum(axis=1, dtype=np.float64), 3)
         for name, images in sets.items()
     }
 

@@ -139,3 +139,14 @@ def laterality(
     frame = pd.DataFrame(rows, columns=["case", "own_side", "other_side"])
     frame["shows_side"] = frame["own_side"] > frame["other_side"]
     return frame
+
+
+def severity_prompts(
+    seed: int, size: int, finding: str = "cardiomegaly", levels=("mild", "moderate", "severe")
+) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """(title -> cleaned prompt, title -> SynthCXR rendering) of one patient without the finding
+    (``normal``) and with it at each severity level: does the generator read severity words?"""
+    gen = SynthCXR(seed=seed, size=size)
+    cases = {"normal": ()} | {level: (FindingSpec(finding, level, "none"),) for level in levels}
+    texts = {k: rule_clean(gen.report_for(f, 0)).text for k, f in cases.items()}
+    return texts, {k: gen.render(f, 0) for k, f in cases.items()}

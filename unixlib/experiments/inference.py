@@ -1,15 +1,20 @@
 """Use a trained model outside the notebooks: X-rays -> reports (describe), reports -> X-rays
 (draw). The two CLI commands ``python -m unixlib describe|draw`` are thin calls into here.
 
-Input images: PNG/JPEG (any bit depth, gray or colour) or DICOM, read by
-``unixlib.data.images.load_image`` (the same path the data sources use), letterboxed to a
-square as in the image cache, then resized by the model to its ViT input.
+Input images: PNG/JPEG (any bit depth, gray or colour, alpha dropped) or DICOM, read by
+``unixlib.data.sources.images.load_image`` (the same path the data sources use), letterboxed to
+a square as in the image cache, then resized by the model to its ViT input.
+
+Batches survive bad inputs: an image that cannot be read (empty, truncated, not an image, a
+decompression bomb, a broken DICOM, a missing path) or a report that cannot be drawn
+(``report_inputs``) is recorded in a :class:`~unixlib.experiments.rejects.Rejects` with its
+reason and the others are used; without one, the first bad input raises, as before.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +23,19 @@ import torch
 
 from unixlib.config.device import resolve_device
 from unixlib.data.schema import LABELS
-from unixlib.data.sources.images import load_image, save_png8, to_square
+from unixlib.data.sources.dicom import DicomError
+from unixlib.data.sources.images import ImageError, load_image, save_png8, to_square
 from unixlib.data.text.labeler import label_texts
 from unixlib.data.text.tokenizer import ReportTokenizer
+from unixlib.experiments.rejects import STAGE_CSV, STAGE_IMAGE, STAGE_REPORT, Rejects
+from unixlib.experiments.report_inputs import ReportInput, drawing_problem
+from unixlib.experiments.samples import _encoder as report_encoder
 from unixlib.experiments.samples import generate_images, generate_reports
 from unixlib.model.unix import UniX
+from unixlib.train.config import TrainConfig
+
+# Reports are cut to this many tokens before drawing, as training cut them (its default).
+MAX_REPORT_TOKENS = TrainConfig.max_report_tokens
 
 
 def load_model_dir(path: Path, device: str = "auto") -> tuple[UniX, ReportTokenizer]:
@@ -49,11 +62,29 @@ def load_model_dir(path: Path, device: str = "auto") -> tuple[UniX, ReportTokeni
     return model, tokenizer
 
 
-def read_images(paths: Sequence[Path], size: int) -> torch.Tensor:
-    """(N, 1, size, size) float in [0, 1]; an unreadable file raises ``ImageError`` (its path
-    and reason)."""
-    arrays = [to_square(load_image(p), size) for p in paths]
-    return torch.from_numpy(np.stack(arrays))[:, None].float()
+# Images read and described at a time: memory stays bounded however many files a folder holds.
+READ_CHUNK = 256
+
+
+def read_images(
+    paths: Sequence[Path], size: int, rejects: Rejects | None = None, first: int = 1
+) -> tuple[torch.Tensor, list[int]]:
+    """(N, 1, size, size) float in [0, 1] of the readable files of ``paths``, and their
+    positions in ``paths``. An unreadable file is recorded in ``rejects`` (id: the path; ref:
+    ``IMAGE k``, ``k`` counted from ``first``); without ``rejects`` it raises ``ImageError`` /
+    ``DicomError`` (its path and reason)."""
+    rejects = Rejects(fail_fast=True) if rejects is None else rejects
+    arrays, kept = [], []
+    for k, path in enumerate(paths):
+        try:
+            arrays.append(to_square(load_image(path), size))
+        except (ImageError, DicomError) as err:
+            rejects.add(str(path), f"IMAGE {first + k}", STAGE_IMAGE, err.reason, error=err)
+            continue
+        kept.append(k)
+    if not arrays:
+        return torch.empty(0, 1, size, size), kept
+    return torch.from_numpy(np.stack(arrays))[:, None].float(), kept
 
 
 def _findings(labels: pd.Series) -> str:
@@ -67,15 +98,26 @@ def describe(
     images: Sequence[Path],
     max_new_tokens: int = 128,
     batch_size: int = 16,
+    rejects: Rejects | None = None,
 ) -> pd.DataFrame:
-    """One row per image: ``image``, ``report``, ``findings`` (the labeler's positives, ``?``
-    = uncertain) and the labeler's 14 label columns (1 positive, 0 negative, -1 uncertain,
-    empty = not mentioned). Every image is read before any is described."""
-    pixels = read_images(images, model.config.image_size_und)
-    reports = generate_reports(model, pixels, tokenizer, max_new_tokens, batch_size=batch_size)
+    """One row per readable image, in input order: ``image``, ``report``, ``findings`` (the
+    labeler's positives, ``?`` = uncertain) and the labeler's 14 label columns (1 positive, 0
+    negative, -1 uncertain, empty = not mentioned). Images are read :data:`READ_CHUNK` at a
+    time; an unreadable one goes to ``rejects`` (:func:`read_images`; without ``rejects`` the
+    first one raises)."""
+    described: list[str] = []
+    reports: list[str] = []
+    for start in range(0, len(images), READ_CHUNK):
+        chunk = images[start : start + READ_CHUNK]
+        pixels, kept = read_images(chunk, model.config.image_size_und, rejects, first=start + 1)
+        if kept:
+            described += [str(chunk[k]) for k in kept]
+            reports += generate_reports(
+                model, pixels, tokenizer, max_new_tokens, batch_size=batch_size
+            )
     labels = label_texts(reports)
-    frame = pd.DataFrame({"image": [str(p) for p in images], "report": reports})
-    frame["findings"] = labels.apply(_findings, axis=1).to_numpy()
+    frame = pd.DataFrame({"image": described, "report": reports})
+    frame["findings"] = [_findings(row) for _, row in labels.iterrows()]
     return pd.concat([frame, labels.reset_index(drop=True)], axis=1)
 
 
@@ -83,49 +125,81 @@ def _slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].rstrip("-") or "report"
 
 
-def read_reports(csv: Path, column: str = "report") -> list[str]:
-    """The ``column`` of a CSV (e.g. ``describe --out``'s output): one report per row."""
-    frame = pd.read_csv(csv, keep_default_na=False)
-    if column not in frame.columns:
-        raise ValueError(f"{csv}: no {column!r} column (columns: {', '.join(frame.columns)})")
-    return [str(r) for r in frame[column]]
-
-
 def draw(
     model: UniX,
     tokenizer: ReportTokenizer,
-    reports: Sequence[str],
+    reports: Sequence[str | ReportInput],
     out_dir: Path,
     steps: int | None = None,
     cfg_scale: float | None = None,
     seed: int = 0,
     size: int | None = None,
     batch_size: int = 8,
+    max_report_tokens: int | None = None,
+    rejects: Rejects | None = None,
 ) -> pd.DataFrame:
-    """Generate one image per report into ``out_dir/NNN_<words>.png`` (8-bit gray) and
-    ``out_dir/images.csv`` (file, report, seed); defaults from the model config. Returns the
-    table."""
-    if not reports:
+    """Generate one image per drawable report (``report_inputs.drawing_problem``) into
+    ``out_dir/NNN_<words>.png`` (8-bit gray; NNN = the report's position among ``reports``, so
+    a rejected report leaves a gap) and ``out_dir/images.csv``; defaults from the model config.
+
+    A report is cut to its first ``max_report_tokens`` tokens (default
+    :data:`MAX_REPORT_TOKENS`; the table's ``tokens`` column is its full length, ``truncated``
+    says it was cut). A report that cannot be drawn goes to
+    ``rejects`` (id: its NNN); without ``rejects`` the first one raises ``InputRejected``.
+    Returns the table: ``file, ref, report, tokens, truncated, seed, size``.
+    """
+    items = [
+        r if isinstance(r, ReportInput) else ReportInput(f"report {i + 1}", r)
+        for i, r in enumerate(reports)
+    ]
+    if not items:
         raise ValueError("no reports to draw (give --report or --reports-csv)")
+    rejects = Rejects(fail_fast=True) if rejects is None else rejects
+    max_report_tokens = max_report_tokens or MAX_REPORT_TOKENS
     size = size or model.config.image_size_gen
     model.config.latent_grid(size)  # a size the VAE and patching cannot take fails here
-    images = generate_images(
-        model,
-        list(reports),
-        tokenizer,
-        size=size,
-        steps=steps,
-        cfg_scale=cfg_scale,
-        seed=seed,
-        batch_size=batch_size,
+    kept = _drawable(items, report_encoder(model, tokenizer), rejects)
+    texts = [item.text for _, item, _ in kept]
+    kw = dict(size=size, steps=steps, cfg_scale=cfg_scale, seed=seed, batch_size=batch_size)
+    images = (
+        generate_images(model, texts, tokenizer, max_report_tokens=max_report_tokens, **kw)
+        if kept
+        else []
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
-    for i, (report, image) in enumerate(zip(reports, images, strict=True)):
-        path = out_dir / f"{i:03d}_{_slug(report)}.png"
+    for (i, item, _), image in zip(kept, images, strict=True):
+        path = out_dir / f"{i:03d}_{_slug(item.text)}.png"
         save_png8(image, path)
         files.append(path.name)
-    table = pd.DataFrame({"file": files, "report": list(reports), "seed": seed, "size": size})
+    tokens = [n for _, _, n in kept]
+    table = pd.DataFrame(
+        {
+            "file": files,
+            "ref": [item.ref for _, item, _ in kept],
+            "report": texts,
+            "tokens": tokens,
+            "truncated": [n > max_report_tokens for n in tokens],
+            "seed": seed,
+            "size": size,
+        }
+    )
     table.to_csv(out_dir / "images.csv", index=False)
     return table
+
+
+def _drawable(
+    items: Sequence[ReportInput], encode: Callable[[str], list[int]], rejects: Rejects
+) -> list[tuple[int, ReportInput, int]]:
+    """(position, report, its length in tokens) of each report that can be drawn; each other
+    one goes to ``rejects`` under its position ``NNN``."""
+    kept = []
+    for i, item in enumerate(items):
+        stage = STAGE_CSV if item.malformed else STAGE_REPORT
+        reason = item.malformed or drawing_problem(item.text)
+        if reason is not None:
+            rejects.add(f"{i:03d}", item.ref, stage, reason)
+        else:
+            kept.append((i, item, len(encode(item.text))))
+    return kept

@@ -8,11 +8,16 @@ the figure files this run wrote. A run of some notebooks (``--only`` / ``--from`
 entries into the existing manifest instead of replacing it. It stops at the first failing
 notebook, naming the notebook and the cell, and leaves earlier outputs in place.
 
+A preemption signal (SIGTERM, SIGUSR1) to the runner is passed on to the running kernel: a
+training notebook then stops after a checkpoint of the step reached (train/preemption.py), its
+entry is recorded as ``interrupted`` with the stage and step, and the series stops with
+:data:`INTERRUPTED_STATUS`; ``--from NN --resume`` continues that stage from its checkpoint.
+
 Kernels talk to the runner over IPC sockets in a private temporary folder (no TCP port, so no
 unencrypted-transport warning), and run with ``UNIXLIB_PROGRESS=quiet``: progress bars and step
 logs go to ``<run_dir>/progress.log`` (which ``log_output`` streams to the terminal), so the
 executed notebooks read as documents. This module orchestrates only: it imports
-neither the model nor training.
+neither the model nor training (train/preemption.py is standard library only).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any
 
 from unixlib import config
 from unixlib.config.progress import ENV_LOG, ENV_MODE
+from unixlib.train import preemption
 from unixlib.train.runlock import RunLock
 
 # Packages whose versions every manifest records.
@@ -58,6 +64,13 @@ PROGRESS_LOG = "progress.log"
 
 class SeriesError(RuntimeError):
     """A notebook of the series failed; the message names it and the failing cell."""
+
+
+class SeriesInterrupted(SeriesError):
+    """A preemption signal stopped the series; the message says how to continue."""
+
+
+INTERRUPTED_STATUS = preemption.PREEMPTED_STATUS  # the CLI's exit status for it (75)
 
 
 def git_state(root: Path = config.REPO_ROOT) -> dict[str, Any]:
@@ -134,13 +147,15 @@ def _rel(path: Path) -> str:
 @dataclass
 class NotebookRun:
     notebook: str
-    status: str  # "ok" | "failed" | "skipped" | "prepared" (written, not executed)
+    status: str  # "ok" | "failed" | "interrupted" | "prepared" (written, not executed)
     wall_s: float
     output: str
     error: str | None = None
     started_unix: float | None = None  # when this notebook started (entries survive merges)
     commit: str | None = None  # the git commit it ran at
     outputs: dict[str, int] | None = None  # inline images, stream outputs (see output_counts)
+    stage: int | None = None  # interrupted: the training stage and the step it reached
+    step: int | None = None
 
 
 # An executed notebook is a document: its figures inline, and progress in progress.log.
@@ -297,6 +312,19 @@ def _tailing(path: Path, enabled: bool, every_s: float = 1.0) -> Iterator[None]:
         thread.join()
 
 
+def _stop_unless_ok(run: NotebookRun, profile: str) -> None:
+    """Raise at a notebook that did not finish: interrupted (how to continue) or failed."""
+    if run.status == "interrupted":
+        again = f"--from {run.notebook.split('_', 1)[0]}"
+        again += " --resume" if run.stage is not None else ""
+        raise SeriesInterrupted(
+            f"{run.notebook} interrupted: {run.error}; continue the series with: "
+            f"python -m unixlib reproduce --profile {profile} {again}"
+        )
+    if run.status != "ok":
+        raise SeriesError(run.error)
+
+
 @dataclass
 class _Series:
     """What every notebook of one series run shares."""
@@ -309,6 +337,7 @@ class _Series:
     kernel_args: dict
     commit: str | None
     prepare_only: bool
+    signals: list[str]  # preemption signals received (and passed on to the kernel)
 
 
 def _run_one(pm, series: _Series, stem: str, label: str) -> NotebookRun:
@@ -333,9 +362,17 @@ def _run_one(pm, series: _Series, stem: str, label: str) -> NotebookRun:
                 **streams,
                 **series.kernel_args,
             )
-    except pm.PapermillExecutionError as err:
-        msg = f"{stem} failed in cell {err.cell_index} ({err.ename}: {err.evalue}); see {out}"
+    except Exception as err:  # a failed cell, or a kernel that died of a passed-on signal
         wall = round(time.time() - t1, 2)
+        stopped = _interrupted(err, series.signals)
+        if stopped is not None:
+            msg, stage, step = stopped
+            return NotebookRun(
+                stem, "interrupted", wall, str(out), msg, t1, series.commit, stage=stage, step=step
+            )
+        if not isinstance(err, pm.PapermillExecutionError):
+            raise
+        msg = f"{stem} failed in cell {err.cell_index} ({err.ename}: {err.evalue}); see {out}"
         return NotebookRun(stem, "failed", wall, str(out), msg, t1, series.commit)
     wall = round(time.time() - t1, 2)
     if series.prepare_only:
@@ -343,7 +380,55 @@ def _run_one(pm, series: _Series, stem: str, label: str) -> NotebookRun:
     counts = output_counts(out)
     for warning in _document_warnings(stem, counts):
         print(f"    warning: {warning}", flush=True)
-    return NotebookRun(stem, "ok", wall, str(out), None, t1, series.commit, counts)
+    return NotebookRun(stem, "ok", wall, str(out), None, t1, series.commit, outputs=counts)
+
+
+def _interrupted(
+    err: BaseException, signals: list[str]
+) -> tuple[str, int | None, int | None] | None:
+    """(message, stage, step) when ``err`` ended a notebook because of a preemption signal: the
+    training loop's ``Preempted`` (its message carries stage and step), or any failure after
+    the runner passed a signal on (a kernel outside training dies of it); else None."""
+    if getattr(err, "ename", "") == "Preempted":
+        stopped = preemption.Preempted.parse(str(getattr(err, "evalue", "")))
+        if stopped is not None:
+            return (
+                f"stage {stopped.stage} stopped by {stopped.signal_name} after step "
+                f"{stopped.step}/{stopped.steps} ({stopped.checkpoint} written)",
+                stopped.stage,
+                stopped.step,
+            )
+    if signals:
+        return f"stopped by {signals[0]} ({type(err).__name__}: {err})", None, None
+    return None
+
+
+def _kernels() -> list[int]:
+    """The runner's child processes: the notebook kernel (psutil comes with IPython)."""
+    import psutil
+
+    return [child.pid for child in psutil.Process().children()]
+
+
+def _resume_first(profile: config.Profile, stem: str, manifest: Path) -> None:
+    """Make the series' first notebook ``stem`` continue its training stage (``resume``
+    parameter of notebooks 02-04); say what the manifest recorded for it."""
+    if "resume" not in profile.params[stem]:
+        raise SeriesError(f"--resume: {stem} trains no stage to continue (02, 03 and 04 do)")
+    profile.params[stem]["resume"] = True
+    profile.overridden.setdefault(stem, {})["resume"] = True
+    entries = json.loads(manifest.read_text()).get("notebooks", []) if manifest.is_file() else []
+    entry = next((e for e in entries if e["notebook"] == stem), None)
+    if entry is None:
+        print(
+            f"{stem}: no earlier run in the manifest; --resume starts it at its newest checkpoint"
+        )
+    elif entry["status"] == "interrupted":
+        print(
+            f"{stem}: interrupted at stage {entry.get('stage')} step {entry.get('step')}; resuming"
+        )
+    else:
+        print(f"{stem}: recorded as {entry['status']}; resuming from its newest checkpoint")
 
 
 def reproduce(
@@ -356,15 +441,18 @@ def reproduce(
     profile_dir: Path = config.PROFILE_DIR,
     log_output: bool = False,
     prepare_only: bool = False,
+    resume: bool = False,
 ) -> list[NotebookRun]:
-    """Run the series for one profile. Raises :class:`SeriesError` at the first failure.
+    """Run the series for one profile. Raises :class:`SeriesError` at the first failure, and
+    :class:`SeriesInterrupted` when a preemption signal stopped a notebook (module docstring).
 
     ``only`` / ``start`` pick notebooks (see :func:`select`) and merge into the run's existing
     ``manifest.json``; ``overrides`` are ``[NB.]KEY=VALUE`` strings that win over the profile
     file; ``log_output`` streams each notebook's stdout and stderr (progress bars included) to
     this process's as the cells print them. ``prepare_only`` writes each notebook with its
     injected parameters to the run directory and executes nothing (no manifest): what
-    ``make test`` hands to nbval.
+    ``make test`` hands to nbval. ``resume`` (with ``start``) continues the first notebook's
+    training stage from its newest intact checkpoint; the notebooks after it start afresh.
     """
     import papermill as pm  # heavy import, only when running
 
@@ -372,12 +460,16 @@ def reproduce(
         profile_name, overrides, profile_dir=profile_dir, notebook_dir=notebook_dir
     )
     stems = select([p.stem for p in config.notebooks(notebook_dir)], only, start)
+    if resume and start is None:
+        raise SeriesError("--resume continues the notebook given by --from NN")
     first = profile.params[stems[0]] if stems else {}
     out_dir = config.project_path(first.get(config.RUN_DIR_KEY, f"papermill_runs/{profile_name}"))
     out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = out_dir / "manifest.json"
+    if resume and stems:
+        _resume_first(profile, stems[0], manifest)
     lock = RunLock(out_dir).acquire()  # a second series (or train) on out_dir stops here
     profile.save(out_dir / "profile_resolved.json")
-    manifest = out_dir / "manifest.json"
     previous = None
     if (only or start) and manifest.is_file():
         previous = json.loads(manifest.read_text())
@@ -388,7 +480,10 @@ def reproduce(
         flush=True,
     )
     try:
-        with _kernel_environment(out_dir) as kernel_args:
+        with (
+            _kernel_environment(out_dir) as kernel_args,
+            preemption.forward(preemption.DEFAULT_SIGNALS, _kernels) as signals,
+        ):
             series = _Series(
                 profile,
                 out_dir,
@@ -398,15 +493,21 @@ def reproduce(
                 kernel_args,
                 commit,
                 prepare_only,
+                signals,
             )
             for i, stem in enumerate(stems, 1):
                 runs.append(_run_one(pm, series, stem, f"[{i}/{len(stems)}]"))
                 if prepare_only:
                     continue
                 _write_manifest(manifest, profile, runs, t0, previous)
-                if runs[-1].status != "ok":
-                    raise SeriesError(runs[-1].error)
+                _stop_unless_ok(runs[-1], profile.name)
                 print(f"    ok in {runs[-1].wall_s:.1f} s", flush=True)
+                if signals and i < len(stems):  # a signal between two notebooks
+                    raise SeriesInterrupted(
+                        f"stopped by {signals[0]} after {stem}; continue the series with: "
+                        f"python -m unixlib reproduce --profile {profile.name} "
+                        f"--from {stems[i].split('_', 1)[0]}"
+                    )
     finally:
         lock.release()
     if prepare_only:

@@ -12,7 +12,9 @@ A checkpoint directory ``<run>/checkpoints/step_0000100/`` holds::
     checksums.json          size and SHA-256 of each file above (verified by ``--resume``)
 
 It is first written to ``.tmp-step_...`` and then renamed: a crash mid-write leaves only a
-temporary folder that is ignored (and cleaned) later, never a broken checkpoint. The newest
+temporary folder that is ignored (and cleaned) later, never a broken checkpoint. A write that
+fails (a full disk) removes its temporary folder and raises ``disk.CheckpointWriteError`` with
+one line; the loop also checks the free space before each checkpoint (disk.py). The newest
 complete directory is "latest". Rotation keeps the newest ``limit`` directories. A checkpoint
 damaged later (a truncated copy, a full disk during a sync) fails its checksums:
 :func:`latest_intact_checkpoint` then names it and falls back to the one before.
@@ -39,7 +41,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from unixlib.train import fsdp
+from unixlib.train import disk, fsdp
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
 CHECKSUMS = "checksums.json"
@@ -217,14 +219,46 @@ def save_checkpoint(
     files are not written)."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
-    tmp = root / f".tmp-{final.name}"
-    if _into is None:
+    tmp = root / f"{disk.TMP_PREFIX}{final.name}"
+    try:
+        if _into is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            _write_states(tmp, model, optimizer, ema)
+        _write_records(tmp, step, data_position, scheduler, config, extra)
+    except Exception as err:
+        if not disk.is_write_failure(err):
+            raise
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        save_file(_state_dict_for_safetensors(_state(model)), str(tmp / "model.safetensors"))
-        if ema is not None:
-            save_file(_state_dict_for_safetensors(_state(ema)), str(tmp / "ema.safetensors"))
-        torch.save(_state(optimizer), tmp / "optimizer.pt")
+        raise disk.write_failure(root, final.name, err) from err
+    if final.exists():  # re-saving the same step (e.g. after a resume): replace it whole
+        shutil.rmtree(final)
+    tmp.rename(final)
+    if limit is not None and limit > 0:
+        for _, old in list_checkpoints(root)[:-limit]:
+            shutil.rmtree(old)
+    for stale in root.glob(f"{disk.TMP_PREFIX}step_*"):  # leftovers of a crashed earlier write
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def _write_states(tmp: Path, model: Any, optimizer: Any, ema: Any) -> None:
+    """The weights (safetensors), the EMA and the optimizer state into ``tmp``."""
+    save_file(_state_dict_for_safetensors(_state(model)), str(tmp / "model.safetensors"))
+    if ema is not None:
+        save_file(_state_dict_for_safetensors(_state(ema)), str(tmp / "ema.safetensors"))
+    torch.save(_state(optimizer), tmp / "optimizer.pt")
+
+
+def _write_records(
+    tmp: Path,
+    step: int,
+    data_position: int,
+    scheduler: Any,
+    config: dict[str, Any],
+    extra: dict[str, Any] | None,
+) -> None:
+    """Scheduler, RNG states, ``state.json``, ``config.json`` and the checksums into ``tmp``."""
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     rng = rng_state()
     torch.save({k: rng[k] for k in ("torch", "cuda") if k in rng}, tmp / "rng.pt")
@@ -240,15 +274,6 @@ def save_checkpoint(
         json.dumps(config, indent=2, sort_keys=True, default=str) + "\n"
     )
     write_checksums(tmp)
-    if final.exists():  # re-saving the same step (e.g. after a resume): replace it whole
-        shutil.rmtree(final)
-    tmp.rename(final)
-    if limit is not None and limit > 0:
-        for _, old in list_checkpoints(root)[:-limit]:
-            shutil.rmtree(old)
-    for stale in root.glob(".tmp-step_*"):  # leftovers of a crashed earlier write
-        shutil.rmtree(stale, ignore_errors=True)
-    return final
 
 
 def save_sharded_checkpoint(
@@ -266,21 +291,30 @@ def save_sharded_checkpoint(
 ) -> Path:
     """Checkpoint ``step`` with the weights, optimizer and EMA saved by every rank as shards
     (all ranks call; ``barrier()`` synchronises them); rank 0 writes the rest and renames the
-    directory atomically as :func:`save_checkpoint` does."""
+    directory atomically as :func:`save_checkpoint` does. A failed write of the shards raises
+    ``disk.CheckpointWriteError`` on every rank (DCP reports one rank's failure to all); rank
+    0's own files can fail on rank 0 alone, so the caller agrees on the outcome after (the
+    loop's all-reduce) instead of a last barrier here."""
+    from torch.distributed.checkpoint.api import CheckpointException
+
     final = root / step_dir_name(step)
-    tmp = root / f".tmp-{final.name}"
+    tmp = root / f"{disk.TMP_PREFIX}{final.name}"
     if is_main:
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
     barrier()
-    fsdp.save_sharded(tmp / fsdp.SHARDED_DIR, model, optimizer, ema)
+    try:
+        fsdp.save_sharded(tmp / fsdp.SHARDED_DIR, model, optimizer, ema)
+    except (CheckpointException, OSError) as err:  # CheckpointException is a BaseException
+        if is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise disk.write_failure(root, final.name, err) from err
     barrier()
     if is_main:
         save_checkpoint(
             root, step, {}, {}, scheduler, data_position, config, limit=limit, _into=tmp
         )
-    barrier()
     return final
 
 

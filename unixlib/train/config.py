@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unixlib.config.paths import latent_cache_path, stage_dir, vae_dir
+from unixlib.data.datasets import REPORT_COLUMNS
+from unixlib.train.preemption import DEFAULT_SIGNALS, signal_numbers
 
 if TYPE_CHECKING:
     from unixlib.model.config import UniXConfig
@@ -121,6 +123,11 @@ class TrainConfig:
     # writes its shards with torch.distributed.checkpoint; loads into any layout, one process
     # included) | auto = sharded for a paper-shaped model under FSDP
     checkpoint_format: str = "auto"
+    # Signals that stop the run after the current optimizer step with a checkpoint of the step
+    # reached (exit status 75; --resume continues): SIGTERM is what SLURM (preemption) and
+    # Kubernetes send before killing a job, SIGUSR1 what sbatch --signal=B:USR1@300 asks for
+    # before the time limit (train/preemption.py); () = die of them as before
+    preempt_signals: tuple[str, ...] = DEFAULT_SIGNALS
 
     def __post_init__(self) -> None:
         if self.stage not in STAGE_DEFAULTS:
@@ -132,6 +139,8 @@ class TrainConfig:
         self.trainable = tuple(self.trainable)
         self.task_ratio = tuple(int(x) for x in self.task_ratio)
         self.betas = tuple(float(b) for b in self.betas)
+        self.preempt_signals = tuple(self.preempt_signals)
+        signal_numbers(self.preempt_signals)  # an unknown or uncatchable name is an error
         unknown = set(self.trainable) - set(GROUPS)
         if unknown:
             raise ValueError(f"unknown parameter groups {sorted(unknown)}; known: {GROUPS}")
@@ -149,9 +158,9 @@ class TrainConfig:
             )
         if self.parallel not in ("auto", "ddp", "fsdp"):
             raise ValueError(f"parallel must be auto, ddp or fsdp, got {self.parallel!r}")
-        if self.report_column not in ("report_clean", "report_raw"):
+        if self.report_column not in REPORT_COLUMNS:
             raise ValueError(
-                f"report_column must be report_clean or report_raw, got {self.report_column!r}"
+                f"report_column must be one of {REPORT_COLUMNS}, got {self.report_column!r}"
             )
         knobs = sorted(set(self.model_overrides) & set(TRAINING_KNOBS))
         if knobs:
@@ -242,7 +251,7 @@ def stage_config(stage: int, params: dict[str, Any]) -> TrainConfig:
             values["latent_cache"] = latent_cache_path(
                 root, values.get("image_size", TrainConfig.image_size)
             )
-    for key in ("betas", "trainable", "task_ratio"):
+    for key in ("betas", "trainable", "task_ratio", "preempt_signals"):
         if isinstance(values.get(key), list):
             values[key] = tuple(values[key])
     return TrainConfig.from_dict(values)

@@ -24,15 +24,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from unixlib.config import progress, project_path
+from unixlib.config import project_path, shown
 from unixlib.config.device import resolve_device
+from unixlib.config.progress import bar as progress_bar
+from unixlib.config.progress import log as progress_log
 from unixlib.model.card import model_card
 from unixlib.model.repa import SiglipTarget
 from unixlib.model.saving import save_pretrained
 from unixlib.model.unix import UniX
 from unixlib.train import checkpoint as ckpt
+from unixlib.train import disk, fsdp, precision, preemption
 from unixlib.train import distributed as dist_utils
-from unixlib.train import fsdp, precision
 from unixlib.train.batches import (
     MicroBatch,
     align_latent_cache,
@@ -195,11 +197,16 @@ def train(
     and removes an earlier run's ``checkpoints/`` in ``run_dir``. The run directory is locked
     for the duration (``unixlib.train.runlock``): a second run on it stops at once. ``report_to`` also
     sends each metrics row elsewhere (``("tensorboard",)``: ``run_dir/tensorboard``; see
-    reporting.py)."""
-    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the lock for all
-        return _train(cfg, resume, progress, report_to)
-    with RunLock(project_path(cfg.run_dir)):
-        return _train(cfg, resume, progress, report_to)
+    reporting.py).
+
+    A signal of ``cfg.preempt_signals`` stops the run after the step in flight, with a checkpoint
+    of the step reached, and raises :class:`preemption.Preempted` (preemption.py); a checkpoint
+    that cannot be written raises ``disk.CheckpointWriteError`` (disk.py)."""
+    with preemption.listen(cfg.preempt_signals) as stop:
+        if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the lock for all
+            return _train(cfg, resume, progress, report_to, stop)
+        with RunLock(project_path(cfg.run_dir)):
+            return _train(cfg, resume, progress, report_to, stop)
 
 
 def _export_card(cfg: TrainConfig, device: torch.device, model: UniX, train_rows: int) -> str:
@@ -245,14 +252,18 @@ class _Run:
 
 
 def _train(
-    cfg: TrainConfig, resume: bool, progress: bool, report_to: Sequence[str] = ()
+    cfg: TrainConfig,
+    resume: bool,
+    progress: bool,
+    report_to: Sequence[str],
+    stop: preemption.StopRequest,
 ) -> TrainResult:
     run = _setup(cfg, resume, report_to)
     start, metrics = _restore(run, resume)
     autocast = precision.autocast(cfg.mixed_precision, run.device)
     bar = None
     if progress and run.info.is_main:
-        bar = progress.bar(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
+        bar = progress_bar(total=cfg.steps, initial=start, desc=f"stage {cfg.stage}", leave=True)
     run.model.train()
     t0 = time.perf_counter()
     for step in range(start, cfg.steps):
@@ -264,9 +275,14 @@ def _train(
                 f"stage {cfg.stage}: loss became {row['loss']} at step {row['step']}"
             )
         done = row["step"]
-        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps:
+        due = (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps
+        if due:
             _checkpoint(run, done)
-        dist_utils.barrier(run.info)
+        # one all-reduce a step: the ranks agree on a stop, and wait for each other as the
+        # barrier it replaces did (rank 0 may have been writing the checkpoint)
+        signal_name = preemption.agreed(stop, run.info, run.device)
+        if signal_name:
+            _preempt(run, done, bool(due), signal_name, bar)
     if bar is not None:
         bar.close()
     for reporter in run.reporters:
@@ -287,7 +303,7 @@ def _summary(cfg: TrainConfig, metrics: list[dict], start: int, seconds: float, 
     return (
         f"stage {cfg.stage}: {ran} steps in {seconds:.0f} s ({ran / max(seconds, 1e-9):.1f} "
         f"steps/s); loss {first:.3f} -> {last:.3f} (mean of the first and last 10 steps); "
-        f"model: {final}; per-step log: {Path(cfg.run_dir) / 'metrics.jsonl'}"
+        f"model: {shown(final)}; per-step log: {shown(project_path(cfg.run_dir) / 'metrics.jsonl')}"
     )
 
 
@@ -330,7 +346,7 @@ def _setup(cfg: TrainConfig, resume: bool, report_to: Sequence[str]) -> _Run:
         estimate = estimate_memory(
             model.config, cfg, info.world_size, parallel if info.enabled else None
         )
-        (print if device.type == "cuda" else progress.log)(str(estimate))
+        (print if device.type == "cuda" else progress_log)(str(estimate))
     bf16_shards = precision.uses_bf16(cfg.mixed_precision, device)
     wrapped = dist_utils.parallelize(model, parallel, info, device, cfg, bf16_shards)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -367,6 +383,9 @@ def _restore(run: _Run, resume: bool) -> tuple[int, list[dict]]:
     """(first step, metrics so far): from the newest intact checkpoint when resuming, else a
     fresh start that clears an earlier run's checkpoints; writes config.json and metrics.jsonl."""
     cfg, info, run_dir = run.cfg, run.info, run.run_dir
+    if info.is_main:  # under the run's lock: nothing else writes here
+        disk.remove_temporaries(run_dir / "checkpoints")
+        preemption.clear(run_dir)
     start = 0
     if run.latest is not None:
         state = ckpt.load_checkpoint(run.latest, run.model, run.optimizer, run.scheduler, run.ema)
@@ -473,14 +492,61 @@ def _log(run: _Run, row: dict, bar) -> None:
         bar.set_postfix(loss=f"{row['loss']:.4f}")
     done, steps = row["step"], run.cfg.steps
     if done % run.cfg.log_every == 0 or done == steps:
-        progress.log(
+        progress_log(
             f"stage {run.cfg.stage} step {done}/{steps} loss {row['loss']:.4f} (ce {row['ce']:.4f} "
             f"flow {row['flow']:.4f} repa {row['repa']:.4f}) lr {row['lr']:.2e} "
             f"|g| {row['grad_norm']:.3f}"
         )
 
 
+def _preempt(run: _Run, done: int, saved: bool, signal_name: str, bar) -> None:
+    """Stop after step ``done`` on a signal: every rank takes part in the checkpoint of that
+    step (unless it was just written); rank 0 logs one line and writes ``preempted.json``.
+    Raises :class:`preemption.Preempted`."""
+    if not saved:
+        _checkpoint(run, done)
+    if bar is not None:
+        bar.close()
+    for reporter in run.reporters:
+        reporter.close()
+    path = run.run_dir / "checkpoints" / ckpt.step_dir_name(done)
+    err = preemption.Preempted(run.cfg.stage, done, run.cfg.steps, str(path), signal_name)
+    if run.info.is_main:
+        err.write(run.run_dir)
+        print(err, flush=True)
+    dist_utils.shutdown(run.info)
+    raise err
+
+
 def _checkpoint(run: _Run, done: int) -> None:
+    """Checkpoint after step ``done``, when the disk has room for it (disk.py). Rank 0 checks
+    the space and writes (all of it, or its part of a sharded one); the ranks agree on both
+    outcomes, so that a full disk stops every rank with the same error."""
+    root, name = run.run_dir / "checkpoints", ckpt.step_dir_name(done)
+    problem = None
+    if run.info.is_main:
+        previous = ckpt.latest_checkpoint(root)
+        needed = disk.expected_bytes(previous, run.model, run.optimizer, run.ema)
+        try:
+            disk.check_space(root, name, needed)
+        except disk.DiskSpaceError as err:
+            problem = err
+    _agree_on(run, problem, name)
+    try:
+        _write_checkpoint(run, done)
+    except disk.CheckpointWriteError as err:
+        problem = err
+    _agree_on(run, problem, name)
+
+
+def _agree_on(run: _Run, problem: disk.CheckpointWriteError | None, name: str) -> None:
+    """Raise ``problem`` where it happened and a short error on the other ranks, if any rank
+    had one (a collective: every rank calls it)."""
+    if preemption.any_rank(problem is not None, run.info, run.device):
+        raise problem or disk.CheckpointWriteError(f"{name}: not written (see rank 0's error)")
+
+
+def _write_checkpoint(run: _Run, done: int) -> None:
     """Checkpoint after step ``done``: sharded (every rank writes its shards) for the paper
     preset under FSDP, else full states gathered into rank 0 and written there."""
     cfg, model, info = run.cfg, run.model, run.info

@@ -21,7 +21,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from unixlib.viz.common import save
+from unixlib.viz.common import FONT, PAGE_WIDTH, TITLE_FONT, save, text_inches, wrap
 
 __all__ = ["SplitSpan", "TaskSequence", "fig2"]
 
@@ -35,8 +35,9 @@ KIND_LEGEND = {
 # "trained" in a red unlike every token kind, so the panel does not read as one of them.
 STATE_COLORS = {"trained": "#c44e52", "frozen": "#c9dced", "unused": "#f2f2f2"}
 BOUNDARY = "#404040"
-LABEL_SIZE = 7.5  # pt, split labels
+LABEL_SIZE = FONT  # pt, split labels
 CHAR_WIDTH = 0.58  # average glyph width in em (DejaVu Sans), for label placement
+TASK_TITLE = FONT + 1  # pt, the title over each task's column
 LEVEL_PT = 11  # height of one label level above the strip, in points
 
 
@@ -96,8 +97,9 @@ def _draw_mask(ax: Axes, seq: TaskSequence) -> None:
     for span in seq.splits[1:]:  # boundaries between splits, on both axes
         ax.axvline(span.start - 0.5, color=BOUNDARY, lw=0.6)
         ax.axhline(span.start - 0.5, color=BOUNDARY, lw=0.6)
-    ax.set_xlabel("key token")
-    ax.set_ylabel("query token")
+    ax.set_xlabel("key token", fontsize=FONT + 0.5)
+    ax.set_ylabel("query token", fontsize=FONT + 0.5)
+    ax.tick_params(labelsize=FONT)
 
 
 def _text_width(ax: Axes, text: str, fontsize: float) -> float:
@@ -192,8 +194,8 @@ def _draw_positions(ax: Axes, seq: TaskSequence) -> None:
     """RoPE position per token: a whole image block shares one position."""
     pos = seq.position_ids
     ax.step(np.arange(len(pos)), pos, where="mid", color=BOUNDARY, lw=1)
-    ax.set_ylabel("RoPE\npos.", fontsize=7.5, rotation=0, ha="right", va="center")
-    ax.tick_params(labelbottom=False, labelsize=7)
+    ax.set_ylabel("RoPE\npos.", fontsize=FONT, rotation=0, ha="right", va="center")
+    ax.tick_params(labelbottom=False, labelsize=FONT - 0.5)
     ax.set_ylim(-0.5, max(1, int(pos.max())) * 1.1)
 
 
@@ -206,11 +208,12 @@ def _draw_task(fig: Figure, cell, seq: TaskSequence) -> None:
     mask_ax.set_xlim(-0.5, len(seq.token_kind) - 0.5)
     levels = _draw_strip(strip_ax, seq)
     _draw_positions(pos_ax, seq)
-    strip_ax.set_title(
-        f"{seq.title}\nfirst of {seq.batch_shape[0]} packed samples, L = {seq.batch_shape[1]}",
-        fontsize=9.5,
-        pad=6 + LEVEL_PT * levels,
-    )
+    # the title may reach into the gaps beside its column
+    width = strip_ax.get_position().width * fig.get_figwidth() + 0.35
+    chars = int(width * 72 / (TASK_TITLE * CHAR_WIDTH))
+    length = f"L\u00a0=\u00a0{seq.batch_shape[1]}"  # no-break spaces: "L = 742" stays whole
+    title = f"{seq.title}\nfirst of {seq.batch_shape[0]} packed samples, {length}"
+    strip_ax.set_title(wrap(title, chars), fontsize=TASK_TITLE, pad=6 + LEVEL_PT * levels)
 
 
 def _draw_groups(ax: Axes, groups: pd.DataFrame) -> None:
@@ -226,22 +229,24 @@ def _draw_groups(ax: Axes, groups: pd.DataFrame) -> None:
             state,
             ha="center",
             va="center",
-            fontsize=8,
+            fontsize=FONT,
             fontweight="bold" if trained else "normal",
             color="white" if trained else "black",
         )
     ax.set_xticks(range(groups.shape[1]), [c.replace(" (", "\n(") for c in groups.columns])
     rows = [str(r).replace(" (", "\n(") for r in groups.index]  # long group names on 2 lines
-    ax.set_yticks(range(groups.shape[0]), rows, fontsize=8)
-    ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False, labelsize=8)
+    ax.set_yticks(range(groups.shape[0]), rows, fontsize=FONT)
+    ax.tick_params(top=True, labeltop=True, bottom=False, labelbottom=False, labelsize=FONT)
     ax.set_xticks(np.arange(groups.shape[1] + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(groups.shape[0] + 1) - 0.5, minor=True)
     ax.grid(which="minor", color="white", lw=2)
     ax.tick_params(which="minor", length=0)
-    ax.set_title("weights trained per stage", fontsize=9.5, pad=8)
+    ax.set_title("weights trained per stage", fontsize=TASK_TITLE, pad=8)
 
 
-def _legend(fig: Figure, kinds: set[str]) -> None:
+def _legend(fig: Figure, kinds: set[str], area: tuple[float, float, float, float]) -> None:
+    """The token kinds, loss hatching and masked cells, one entry a line, centred in
+    ``area`` (figure fraction: left, bottom, width, height)."""
     handles = [
         Patch(facecolor=KIND_COLORS[k], label=KIND_LEGEND[k]) for k in KIND_LEGEND if k in kinds
     ]
@@ -256,11 +261,11 @@ def _legend(fig: Figure, kinds: set[str]) -> None:
     handles.append(Patch(facecolor="white", edgecolor="#999999", label="masked (not attended)"))
     fig.legend(
         handles=handles,
-        loc="lower center",
-        ncol=len(handles),
-        fontsize=8.5,
+        loc="center",
+        bbox_to_anchor=area,
+        ncol=1,
+        fontsize=FONT + 0.5,
         frameon=False,
-        bbox_to_anchor=(0.5, -0.01),
     )
 
 
@@ -270,6 +275,7 @@ def fig2(
     out_path: str | Path,
 ) -> Figure:
     """Paper Fig. 2 from the training code: sequence layouts, attention masks, stage freezing.
+    The tasks side by side across the page; under them the stage table and the legend.
 
     Args:
         plans: task -> its first packed sample (``example_packed_batches(...)``), drawn left to
@@ -281,20 +287,23 @@ def fig2(
     if not plans:
         raise ValueError("fig2: no task sequences to draw")
     n = len(plans)
-    fig = Figure(figsize=(4.4 * n + 4.6, 7.4))
-    outer = fig.add_gridspec(
-        1, 2, width_ratios=(n, 1.15), wspace=0.04, left=0.05, right=0.985, bottom=0.11, top=0.82
+    title = wrap(
+        "UniX: one packed sequence per task, its attention mask, and what each stage trains "
+        "(drawn from the packing code and the stage configs)",
+        int(PAGE_WIDTH * 72 / (TITLE_FONT * 0.6)),
     )
-    tasks = outer[0].subgridspec(1, n, wspace=0.3)
+    fig = Figure(figsize=(PAGE_WIDTH, 8.2))
+    outer = fig.add_gridspec(
+        2, 1, height_ratios=(4.6, 1.9), hspace=0.42, left=0.07, right=0.99, bottom=0.02, top=0.8
+    )
+    tasks = outer[0].subgridspec(1, n, wspace=0.45)
     for i, seq in enumerate(plans.values()):
         _draw_task(fig, tasks[i], seq)
-    # The group panel sits right of a blank column that holds its row labels.
-    group_cell = outer[1].subgridspec(3, 2, height_ratios=(0.55, 3, 1.2), width_ratios=(0.5, 1))
-    _draw_groups(fig.add_subplot(group_cell[1, 1]), groups)
-    _legend(fig, {s.kind for seq in plans.values() for s in seq.splits})
-    fig.suptitle(
-        "UniX: one packed sequence per task, its attention mask, and what each stage "
-        "trains (drawn from the packing code and the stage configs)",
-        fontsize=11.5,
-    )
+    # The stage table's row labels sit in the blank column on its left; the legend on its right.
+    labels_w = max(text_inches(str(r).replace(" (", "\n(")) for r in groups.index) + 0.15
+    bottom = outer[1].subgridspec(1, 3, width_ratios=(labels_w, 2.6, 7.3 - labels_w - 2.6))
+    _draw_groups(fig.add_subplot(bottom[1]), groups)
+    box = bottom[2].get_position(fig)
+    _legend(fig, {s.kind for seq in plans.values() for s in seq.splits}, box.bounds)
+    fig.suptitle(title, fontsize=TITLE_FONT, y=0.99, va="top")
     return save(fig, out_path)

@@ -1,9 +1,11 @@
-"""What every figure shares: headless rendering, saving (PNG and PDF, print resolution), and
-showing the figures inline in a notebook."""
+"""What every figure shares: headless rendering, saving (PNG and PDF, print resolution),
+showing the figures inline in a notebook, and the page they are drawn for (width, height,
+smallest text, label wrapping)."""
 
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +18,33 @@ from matplotlib.figure import Figure
 DPI = 300  # print resolution of the PNG (and of the raster images inside the PDF)
 INLINE_DPI = 100  # a figure shown in a notebook: sharp on screen, small in the .ipynb
 FORMATS = ("png", "pdf")  # PNG for the notebooks and README, PDF (vector) for papers
+
+# The page every figure is drawn for: a text width of a paper or a notebook at 100 %. Figures
+# are drawn at most PAGE_WIDTH wide so that text set in points keeps its size on the page
+# (2,250 px at DPI; the saved, tightly cropped file stays under 2,400 px = 8 in).
+PAGE_WIDTH = 7.5  # inches
+MAX_HEIGHT = 10.0  # inches (3,000 px): taller figures become grids
+FONT = 7.5  # pt: tick labels, legends and annotations (>= 7 pt once on the page)
+TITLE_FONT = 9.5  # pt: panel titles and suptitles
+CHAR_EM = 0.6  # average glyph width in em (DejaVu Sans ~0.55): planning text widths
+MONO_FONT = 7.0  # pt: report text in a monospaced font (60 characters in 3.5 in)
+MONO_EM = 0.602  # glyph advance of DejaVu Sans Mono, in em
+
+
+def wrap(text: str, width: int) -> str:
+    """``text`` on lines of at most ``width`` characters, words kept whole (never truncated:
+    a word longer than ``width`` gets a line of its own); line breaks already in it stay."""
+    return "\n".join(
+        textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False)
+        for line in str(text).split("\n")
+    )
+
+
+def text_inches(text: str, fontsize: float = FONT) -> float:
+    """Approximate width in inches of the longest line of ``text`` at ``fontsize`` points
+    (no renderer needed, so layouts can be planned before drawing)."""
+    longest = max((len(line) for line in str(text).split("\n")), default=0)
+    return longest * fontsize * CHAR_EM / 72
 
 
 def save(fig: Figure, out_path: Path) -> Figure:

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from unixlib.viz.common import save
+from unixlib.viz.generation import image_rows
 
 __all__ = ["loss_curves", "vae_reconstructions"]
 
@@ -38,21 +39,12 @@ def vae_reconstructions(
             f"expected two (N >= 1, H, W) arrays of one shape, got {originals.shape} and "
             f"{recons.shape}"
         )
-    n = len(originals)
-    fig = Figure(figsize=(1.4 * n + 0.8, 3.2))
-    axes = fig.subplots(2, n, squeeze=False)
-    for row, (images, name) in enumerate([(originals, "original"), (recons, "reconstruction")]):
-        for i in range(n):
-            ax = axes[row, i]
-            ax.imshow(images[i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[row, 0].set_ylabel(name, fontsize=9)
     title = "VAE reconstructions"
     if psnr is not None:
         title += f" (held-out PSNR {psnr:.1f} dB)"
-    fig.suptitle(title, fontsize=10)
-    return save(fig, out_path)
+    rows = {"original": list(originals), "reconstruction": list(recons)}
+    # each original above its reconstruction; more than 8 pairs wrap into bands
+    return image_rows(rows, Path(out_path), title=title, cell=1.4)
 
 
 def _series(

@@ -6,19 +6,27 @@ and the shorter side padded symmetrically, so the anatomy is never stretched. Th
 value is 0.0 (black): radiographs already have dark borders (collimation, air), and MIMIC-CXR-JPG
 and most public sets letterbox with black, so padding adds no new kind of edge.
 
-PIL and numpy only.
+PIL and numpy (pydicom for DICOM). A file that cannot be loaded raises :class:`ImageError` with a
+short reason (the text before any ``(detail)`` names its kind, as ``rejects.csv`` groups them):
+"file not found", "empty file", "not an image", "image too large", "unreadable or truncated image".
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import struct
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+import pydicom
+from PIL import Image, UnidentifiedImageError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
-from unixlib.data.sources.dicom import read_dicom
+from unixlib.data.sources.dicom import DicomError, read_dicom
 
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
 DEFAULT_PAD_VALUE = 0.0
@@ -33,6 +41,11 @@ _STORED_BITS = (10, 12, 14, 16)
 # Modes converted to 8-bit luma first (ITU-R 601-2: L = 0.299 R + 0.587 G + 0.114 B);
 # alpha is dropped, since radiographs carry no meaningful transparency.
 _TO_LUMA = frozenset({"1", "P", "RGB", "RGBA", "RGBX", "LA", "La", "PA", "YCbCr"})
+# The most pixels an image may declare; larger ones are rejected from the header, before any
+# pixel is decoded, so a decompression bomb (a small file declaring 50,000 x 50,000 px) never
+# allocates gigabytes. 2**25 (5,792 px square) is above every chest detector (43 cm at 0.1 mm is
+# 4,300 px a side) and keeps a 16-bit image at the limit under ~0.5 GB while it is converted.
+MAX_IMAGE_PIXELS = 2**25
 
 
 class ImageError(ValueError):
@@ -68,11 +81,15 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise ImageError(path, "file not found")
+        raise ImageError(path, "a folder, not an image file" if path.is_dir() else "file not found")
+    if path.stat().st_size == 0:
+        raise ImageError(path, "empty file (0 bytes)")
     if is_dicom(path):
-        return read_dicom(path)
+        _check_size(path, _dicom_size(path))
+        return _read_dicom(path)
     try:
-        with Image.open(path) as img:
+        with _quiet_bomb_warning(), Image.open(path) as img:
+            _check_size(path, img.size)  # from the header: nothing decoded yet
             img.load()  # decode now, so truncated files fail here and not later
             if img.mode in _TO_LUMA:
                 img = img.convert("L")
@@ -82,13 +99,106 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             full_scale = _FULL_SCALE[img.mode]
             if full_scale > 255.0:
                 full_scale = 2.0 ** _bits_used(path, img.format, array) - 1.0
-    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as err:  # PIL's own, far larger limit, met at open
+        declared = re.search(r"\((\d+) pixels\)", str(err))
+        n = f"{int(declared.group(1)):,} px" if declared else str(err)
+        raise ImageError(
+            path, f"image too large ({n} declared; limit {MAX_IMAGE_PIXELS:,})"
+        ) from err
+    except UnidentifiedImageError as err:
+        if _has_image_signature(path):  # e.g. a PNG whose header chunk is broken
+            raise ImageError(path, f"unreadable or truncated image ({err})") from err
+        raise ImageError(path, "not an image (not a format PIL reads, nor DICOM)") from err
+    except (OSError, SyntaxError) as err:
         raise ImageError(path, f"unreadable or truncated image ({err})") from err
+    except (ValueError, EOFError, struct.error) as err:  # a malformed header PIL half parsed
+        reason = f"unreadable or truncated image ({type(err).__name__}: {err})"
+        raise ImageError(path, reason) from err
     if array.ndim != 2:
         raise ImageError(path, f"decoded to shape {array.shape}; expected (H, W)")
     if array.min() < 0 or array.max() > full_scale:
         raise ImageError(path, f"pixel values outside [0, {full_scale:.0f}] for its bit depth")
     return (array / full_scale).astype(np.float32)
+
+
+# The first bytes of the image formats radiographs come in (PNG, JPEG, TIFF, BMP, GIF, JPEG 2000)
+_SIGNATURES = (
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"II*\x00",
+    b"MM\x00*",
+    b"BM",
+    b"GIF8",
+    b"\x00\x00\x00\x0cjP",
+)
+
+
+def _has_image_signature(path: Path) -> bool:
+    """True when the file starts like an image file (so a broken one is "truncated", not "not
+    an image")."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return head.startswith(_SIGNATURES)
+
+
+@contextlib.contextmanager
+def _quiet_bomb_warning() -> Iterator[None]:
+    """PIL warns at open above its own pixel limit; ours is lower and the ImageError says it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def _check_size(path: Path, size: tuple[int, int] | None) -> None:
+    """Raise ImageError when a declared (width, height) exceeds :data:`MAX_IMAGE_PIXELS`."""
+    if size is None:
+        return
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageError(
+            path,
+            f"image too large ({width} x {height} = {width * height:,} px declared; "
+            f"limit {MAX_IMAGE_PIXELS:,})",
+        )
+
+
+# What pydicom raises, beyond what read_dicom turns into DicomError, on a corrupt file (a missing
+# Rows element, an odd value length, an unknown VR read lazily): a corrupt input, not a bug here.
+_DICOM_FAILURES = (
+    AttributeError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    EOFError,
+    OSError,
+    struct.error,
+    BytesLengthException,
+)
+
+
+def _read_dicom(path: Path) -> np.ndarray:
+    """:func:`read_dicom`, every failure on a corrupt file a ``DicomError`` naming its kind."""
+    try:
+        return read_dicom(path)
+    except DicomError:
+        raise
+    except _DICOM_FAILURES as err:
+        raise DicomError(path, f"not a readable DICOM file ({type(err).__name__}: {err})") from err
+
+
+def _dicom_size(path: Path) -> tuple[int, int] | None:
+    """(Columns, Rows) from a DICOM header without reading its pixel data; None when the header
+    cannot be read (``read_dicom`` then says why)."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Rows", "Columns"])
+        return int(ds.Columns), int(ds.Rows)
+    except (InvalidDicomError, *_DICOM_FAILURES):
+        return None
 
 
 def png_significant_bits(path: str | os.PathLike) -> int | None:

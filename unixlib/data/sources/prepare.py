@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from unixlib.config.paths import shown
 from unixlib.config.progress import bar
 from unixlib.data.schema import GEN_TEXT_COLUMN, LABELS, MANIFEST_COLUMNS, SPLITS, TASK_COLUMN
 from unixlib.data.sources import folder, iuxray, mimic, synth
@@ -294,6 +295,6 @@ def _summary(source: str, result: PrepareResult, und: pd.DataFrame | None) -> st
         f"prepare {source}: {result.n_rows} rows "
         + " ".join(f"{k}={v}" for k, v in result.counts.items())
         + f" (text-only {result.n_text_only}); rejected {result.n_rejected}"
-        + f" (non-frontal {result.n_filtered}) -> {result.manifest_path}"
+        + f" (non-frontal {result.n_filtered}) -> {shown(result.manifest_path)}"
         + (f"; understanding test set: {len(und)} pairs" if und is not None else "")
     )

@@ -1,65 +1,82 @@
-"""From per-seed measurements to the ablation tables and plain-language verdicts.
+"""From per-study measurements to the ablation tables and plain-language verdicts.
 
-A study's table has one row per arm: the mean over seeds of every measure and, with two or more
-seeds, its spread (sample standard deviation), followed by baseline rows (same test rows, same
-run) and, for Table 5, the paper's rows quoted. A verdict compares an arm with the study's
-reference arm in the direction the paper reports or argues, and says whether the difference
-exceeds the seed spread (|mean difference| > sd_a + sd_b; with one seed the spread is unknown).
+A study's table has one row per arm: each measure's value (the mean over training seeds) with
+its 95% bootstrap interval over test studies, and with two or more seeds the seeds' standard
+deviation beside it; then baseline rows (same test studies, same run) and, for Table 5, the
+paper's rows quoted as a separate block. A verdict compares an arm with the study's reference
+arm on the same studies (paired bootstrap, :mod:`unixlib.experiments.ablations.stats`): it
+"agrees with the paper" only when the interval of the difference excludes zero in the
+direction the paper reports or argues, "contradicts" it when it excludes zero the other way,
+and otherwise finds no detectable difference.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from unixlib.eval.uncertainty import Resampling
+from unixlib.experiments.ablations.measure import StudyData
+from unixlib.experiments.ablations.stats import MEASURES, arm_comparison, arm_interval
 from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
-MEASURES = ("micro_f1", "macro_f1", "fd", "kd", "alignment", "faithfulness")
 COST = ("parameters", "parameters_trained", "step_seconds")
-HIGHER_IS_BETTER = {
-    "micro_f1": True,
-    "macro_f1": True,
-    "fd": False,
-    "kd": False,
-    "alignment": True,
-    "faithfulness": True,
-}
+HIGHER_IS_BETTER = {k: m.higher_is_better for k, m in MEASURES.items()}
 
 
-def aggregate(measured: pd.DataFrame, study: str) -> pd.DataFrame:
-    """Mean (and ``<measure>_sd`` with >= 2 seeds) of each arm of ``study``, in table order;
-    ``seeds`` counts the seeds."""
-    rows = measured[measured["study"] == study]
-    order = list(dict.fromkeys(rows["label"]))
-    cols = [c for c in (*MEASURES, *COST) if c in rows and rows[c].notna().any()]
-    grouped = rows.groupby("label", sort=False)
-    out = grouped[cols].mean()
-    n = grouped["seed"].nunique()
-    if int(n.min()) >= 2:
-        sd = grouped[[c for c in cols if c in MEASURES]].std(ddof=1)
-        out = out.join(sd.add_suffix("_sd"))
-    out.insert(0, "seeds", n)
-    return out.loc[order].reset_index()
+def _arrays(measurer, data: dict, run: str, seeds: list[int], key: str) -> list[tuple] | None:
+    per_seed = [MEASURES[key].arrays(measurer, data[(run, s)]) for s in seeds]
+    return None if any(a is None for a in per_seed) else per_seed
+
+
+def arm_row(measurer, data: dict, run: str, seeds: list[int], r: Resampling) -> dict:
+    """Every measure of one arm: ``X, X_low, X_high`` (and ``X_sd`` over two or more seeds)."""
+    row: dict[str, float] = {}
+    for key, m in MEASURES.items():
+        per_seed = _arrays(measurer, data, run, seeds, key)
+        if per_seed is None:
+            continue
+        iv = arm_interval(m, per_seed, r)
+        row.update({key: iv.value * m.scale, f"{key}_low": iv.low * m.scale})
+        row[f"{key}_high"] = iv.high * m.scale
+        if len(seeds) >= 2:
+            row[f"{key}_sd"] = float(np.std([m.make()(*a) for a in per_seed], ddof=1)) * m.scale
+    return row
 
 
 def study_table(
-    measured: pd.DataFrame, study: str, baselines: pd.DataFrame, paper: dict[str, dict] | None
+    measurer,
+    data: dict,
+    arms: list[tuple[str, str]],
+    seeds: list[int],
+    baselines: dict[str, StudyData],
+    cost: pd.DataFrame,
+    r: Resampling,
 ) -> pd.DataFrame:
-    """The study's table: this run's arms, the baselines, then the paper's rows (when quoted).
-    F1 in %, as the paper prints it."""
-    table = aggregate(measured, study).assign(**{SOURCE_COL: THIS_RUN})
-    extra = [baselines.assign(**{SOURCE_COL: "baseline (this run)"})]
-    if paper:
-        quoted = pd.DataFrame([{"label": k, **v} for k, v in paper.items()])
-        f1 = [c for c in ("micro_f1", "macro_f1") if c in quoted]
-        quoted[f1] = quoted[f1] / 100  # quoted in %, like ours until the scaling below
-        extra.append(quoted.assign(**{SOURCE_COL: FROM_PAPER}))
-    table = pd.concat([table, *extra], ignore_index=True)
-    for c in [c for c in table if c.startswith(("micro_f1", "macro_f1"))]:
-        table[c] = table[c] * 100
-    keep = [c for c in table if table[c].notna().any()]
-    return table[keep]
+    """This run's arms (``arms``: (label, run), table order) with intervals and costs, then the
+    baselines (same studies). F1 in %, as the paper prints it."""
+    rows = []
+    for label, run in arms:
+        c = cost[cost["run"] == run][[k for k in COST if k in cost]].mean().to_dict()
+        rows.append({"label": label, "seeds": len(seeds), **arm_row(measurer, data, run, seeds, r)})
+        rows[-1].update(c)
+        rows[-1][SOURCE_COL] = THIS_RUN
+    base = {(name, 0): d for name, d in baselines.items()}
+    for name in baselines:
+        row = arm_row(measurer, base, name, [0], r)
+        rows.append({"label": name, "seeds": 1, **row, SOURCE_COL: "baseline (this run)"})
+    table = pd.DataFrame(rows)
+    return table[[c for c in table if table[c].notna().any()]]
+
+
+def quoted_rows(paper: dict[str, dict] | None) -> pd.DataFrame | None:
+    """The paper's numbers for a study's arms (Table 5), F1 in % as quoted."""
+    if not paper:
+        return None
+    quoted = pd.DataFrame([{"label": k, **v} for k, v in paper.items()])
+    return quoted.assign(**{SOURCE_COL: FROM_PAPER})
 
 
 @dataclass(frozen=True)
@@ -102,25 +119,33 @@ def claims(labels: dict[str, list[str]]) -> list[Claim]:
     return out
 
 
-def verdicts(measured: pd.DataFrame, claims_: list[Claim]) -> pd.DataFrame:
-    """One row per claim: the arm's and reference's means, the difference, whether this run
-    agrees in direction and whether the difference exceeds the seed spread."""
+def verdicts(
+    measurer,
+    data: dict,
+    runs: dict[str, str],
+    seeds: list[int],
+    claims_: list[Claim],
+    r: Resampling,
+) -> pd.DataFrame:
+    """One row per claim (``runs``: arm label -> run name): the arm's and the reference's
+    values, the paired difference with its interval and p-value, and whether this run agrees
+    with the paper's direction (the interval excludes zero on the expected side)."""
     rows = []
     for c in claims_:
-        sub = measured[measured["study"] == c.study]
-        a = sub.loc[sub["label"] == c.arm, c.measure].dropna()
-        r = sub.loc[sub["label"] == c.reference, c.measure].dropna()
-        if a.empty or r.empty:
+        a = _arrays(measurer, data, runs[c.arm], seeds, c.measure)
+        b = _arrays(measurer, data, runs[c.reference], seeds, c.measure)
+        if a is None or b is None:
             continue
-        diff = float(a.mean() - r.mean())
-        arm_better = diff > 0 if HIGHER_IS_BETTER[c.measure] else diff < 0
-        seeds = min(len(a), len(r))
-        if seeds >= 2:
-            spread = float(a.std(ddof=1) + r.std(ddof=1))
-            exceeds = "yes" if abs(diff) > spread else "no"
+        m = MEASURES[c.measure]
+        cmp = arm_comparison(m, a, b, r)
+        d = cmp.diff
+        better = d.low > 0 if m.higher_is_better else d.high < 0
+        worse = d.high < 0 if m.higher_is_better else d.low > 0
+        if better or worse:
+            found = "better" if better else "worse"
+            direction = "agrees" if better == c.better else "contradicts"
         else:
-            spread, exceeds = float("nan"), "unknown (1 seed)"
-        agrees = "tie" if diff == 0 else ("agrees" if arm_better == c.better else "disagrees")
+            found, direction = "no detectable difference", "undecided"
         rows.append(
             {
                 "study": c.study,
@@ -128,13 +153,16 @@ def verdicts(measured: pd.DataFrame, claims_: list[Claim]) -> pd.DataFrame:
                 "vs": c.reference,
                 "measure": c.measure,
                 "expected": f"{'better' if c.better else 'worse'} ({c.source})",
-                "arm_mean": float(a.mean()),
-                "reference_mean": float(r.mean()),
-                "difference": diff,
-                "spread": spread,
-                "direction": agrees,
-                "exceeds_spread": exceeds,
-                "seeds": seeds,
+                "arm_value": cmp.a.value * m.scale,
+                "reference_value": cmp.b.value * m.scale,
+                "difference": d.value * m.scale,
+                "difference_low": d.low * m.scale,
+                "difference_high": d.high * m.scale,
+                "p_value": cmp.p_value,
+                "found": found,
+                "direction": direction,
+                "seeds": len(seeds),
+                "studies": cmp.n_studies,
             }
         )
     return pd.DataFrame(rows)
@@ -144,19 +172,16 @@ def verdict_sentences(table: pd.DataFrame) -> list[str]:
     """One sentence per verdict row, for the notebook and the summary file."""
     out = []
     for r in table.itertuples(index=False):
-        size = (
-            "beyond the seed spread"
-            if r.exceeds_spread == "yes"
-            else "within the seed spread"
-            if r.exceeds_spread == "no"
-            else "1 seed: spread unknown"
-        )
-        worse_or_better = "worse" if (r.difference > 0) != HIGHER_IS_BETTER[r.measure] else "better"
-        if r.difference == 0:
-            worse_or_better = "equal"
+        said = {
+            "agrees": "agrees with the paper",
+            "contradicts": "contradicts the paper",
+            "undecided": "no detectable difference (the interval contains 0)",
+        }[r.direction]
+        seeds = f"{r.seeds} seed{'s' if r.seeds > 1 else ''}"
         out.append(
-            f"[{r.study}] {r.arm} vs {r.vs}: {r.measure} {r.arm_mean:.4g} vs "
-            f"{r.reference_mean:.4g} ({worse_or_better}; expected {r.expected}) -> "
-            f"{r.direction} with the paper, {size}."
+            f"[{r.study}] {r.arm} vs {r.vs}, {r.measure}: {r.arm_value:.4g} vs "
+            f"{r.reference_value:.4g}, difference {r.difference:+.4g} "
+            f"[{r.difference_low:+.4g}, {r.difference_high:+.4g}], p = {r.p_value:.3g} "
+            f"({r.studies} test studies, {seeds}; expected {r.expected}) -> {said}."
         )
     return out
