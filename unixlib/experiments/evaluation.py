@@ -76,9 +76,7 @@ class EvalSettings:
     # one also writes Table 2's reports
     n_test: int = 0  # 0 = every usable test row
     max_new_tokens: int = 96
-    max_report_tokens: int = (
-        96  # generation prompts cut to this many ids (0: whole, as the release)
-    )
+    max_report_tokens: int = 96  # generation prompts cut to this many ids (0: not cut)
     sampler: dict[str, Any] = field(default_factory=dict)  # UniXConfig sampler overrides
     batch_size: int = 64  # reports / images per generation batch
     n_shards: int = 4
