@@ -269,17 +269,61 @@ TRAIN_STUDIES = [("10000764", "57375967", "096052b7-d256dc40-453a102b-fa7d01c6-1
 
 
 def write_raddino(out: Path) -> Path:
-    """A RAD-DINO directory's files (``config.json`` with its width; weights not needed)."""
+    """A RAD-DINO directory as microsoft/rad-dino ships it, shrunk: a tiny ``Dinov2Model``
+    (``config.json``, ``model.safetensors``) and its ``preprocessor_config.json`` (the unit
+    tests' builder, ``test_eval_encoders``)."""
+    from test_eval_encoders import _tiny_raddino_with_processor
+
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({"model_type": "dinov2", "hidden_size": 768}))
+    _tiny_raddino_with_processor(out)
     return out
 
 
+def write_evaluators(root: Path) -> dict[str, Path]:
+    """Tiny local copies of the paper's evaluators, each in its package's own format and with
+    its real key names, built by the unit tests' builders: CheXbert (``chexbert.pth`` + a
+    bert-base-uncased-style folder), RadGraph (``radgraph/``: config.json, vocabulary/,
+    weights.th + its BERT folder), BioViL-T (BiomedVLP-BioViL-T's folder) and RAD-DINO.
+    Returns notebook 05's parameter -> path."""
+    from test_biovil import _write as write_biovil
+    from test_chexbert import _bert_dir, _save, _state_dict
+    from test_radgraph import _model_dir
+
+    (root / "chexbert").mkdir(parents=True, exist_ok=True)
+    bert = _bert_dir(root / "chexbert")
+    checkpoint = _save(_state_dict(bert), root / "chexbert" / "chexbert.pth")
+    (root / "radgraph").mkdir(parents=True, exist_ok=True)
+    radgraph = _model_dir(root / "radgraph", max_length=64)  # its tiny BERT's 64 positions
+    return {
+        "chexbert_checkpoint": checkpoint,
+        "chexbert_bert_dir": bert,
+        "radgraph_model": radgraph,
+        "radgraph_bert_dir": root / "radgraph" / "bert",
+        "biovil_dir": _widen_positions(write_biovil(root / "BiomedVLP-BioViL-T")),
+        "raddino_dir": write_raddino(root / "rad-dino"),
+    }
+
+
+def _widen_positions(biovil: Path, positions: int = 512) -> Path:
+    """CXR-BERT's 512 positions in the tiny BioViL-T (its builder has 24), so that prompts of
+    a real length fit (hi-ml, and so ``BioViLT``, refuses a longer text instead of cutting it)."""
+    config = json.loads((biovil / "config.json").read_text())
+    state = torch.load(biovil / "pytorch_model.bin", weights_only=True)
+    key = "bert.embeddings.position_embeddings.weight"
+    torch.manual_seed(0)
+    state[key] = torch.randn(positions, state[key].shape[1]) * 0.02
+    state.pop("bert.embeddings.position_ids", None)
+    torch.save(state, biovil / "pytorch_model.bin")
+    config["max_position_embeddings"] = positions
+    (biovil / "config.json").write_text(json.dumps(config))
+    return biovil
+
+
 def write_mimic_cxr_jpg(root: Path, with_annotations: bool = True) -> Path:
-    """MIMIC-CXR-JPG's layout for two studies (no images are needed by the dry run's checks of
-    paths and columns): metadata, split and CheXpert CSVs, ``files/``, reports, the
-    LLaVA-Rad / CheXGenBench test annotation CSV and the release's understanding test set
-    (``test_data.json``, both test images, as the official repository ships it)."""
+    """MIMIC-CXR-JPG's layout for three studies (no images are needed by the dry run's checks
+    of paths and columns): metadata, split and CheXpert CSVs, ``files/``, reports, the
+    LLaVA-Rad / CheXGenBench test and training annotation CSVs and the release's understanding
+    test set (``test_data.json``, both test images, as the official repository ships it)."""
     root.mkdir(parents=True, exist_ok=True)
     meta = ["dicom_id,subject_id,study_id,ViewPosition"]
     split = ["dicom_id,study_id,subject_id,split"]
@@ -302,6 +346,11 @@ def write_mimic_cxr_jpg(root: Path, with_annotations: bool = True) -> Path:
         path = f"files/p{subject[:2]}/p{subject}/s{study}/{dicom}.jpg"
         (root / "LLAVARAD_ANNOTATIONS_TEST.csv").write_text(
             f"path,annotated_prompt\n{path},FINDINGS: Mild cardiomegaly.\n"
+        )
+        subject, study, dicom = TRAIN_STUDIES[0]
+        path = f"files/p{subject[:2]}/p{subject}/s{study}/{dicom}.jpg"
+        (root / "LLAVARAD_ANNOTATIONS_TRAIN.csv").write_text(
+            f"path,annotated_prompt\n{path},Mild cardiomegaly.\n"
         )
         write_understanding_test(root / "test_data.json", TEST_STUDIES)
     return root

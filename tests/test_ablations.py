@@ -243,9 +243,10 @@ def test_ablation_reports_are_scored_on_table2_rows_with_their_prompts(monkeypat
         und=und,
         labels=labels,
         references=["x", "y", "z"],
+        prompts=["x", "y", "z"],
         tokenizer=None,
         images=lambda split, size, n=0: torch.zeros(3, 1, size, size),
-        und_images=lambda size: torch.zeros(2, 1, size, size),
+        und_images=lambda size, preprocess="cache": torch.zeros(2, 1, size, size),
     )
     ref = SimpleNamespace(
         image_probs=lambda x: np.zeros((len(x), 14)), text_embed=lambda t: np.ones((len(t), 4))

@@ -5,32 +5,59 @@ and on a broken layout, where every problem is listed at once with what to do.""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.paper_fixtures import (
     TEST_STUDIES,
+    write_evaluators,
     write_janus_pro,
     write_kl_f16_vae,
     write_mimic_cxr_jpg,
-    write_raddino,
     write_unix_release,
 )
 from unixlib.cli.main import main
 from unixlib.data.sources.mimic import candidates
 
 
+def _evaluator_sets(tmp: Path, notebooks: tuple[str, ...]) -> list[str]:
+    """Every evaluator path of the profile, onto tiny copies in each package's format."""
+    paths = write_evaluators(tmp / "evaluators")
+    sets = []
+    for nb in notebooks:
+        for key, path in paths.items():
+            if nb == "05_evaluate" or key in (
+                "raddino_dir",
+                "chexbert_checkpoint",
+                "chexbert_bert_dir",
+            ):
+                sets.append(f"{nb}.{key}={path}")
+    return sets
+
+
+def _mimic_args(mimic: Path) -> dict[str, str]:
+    return {
+        "root": str(mimic),
+        "test_annotations": str(mimic / "LLAVARAD_ANNOTATIONS_TEST.csv"),
+        "gen_annotations": str(mimic / "LLAVARAD_ANNOTATIONS_TRAIN.csv"),
+        "understanding_test": str(mimic / "test_data.json"),
+    }
+
+
 def _paper_sets(tmp: Path, janus: Path, mimic: Path) -> list[str]:
     vae = write_kl_f16_vae(tmp / "vae")
-    rad = write_raddino(tmp / "rad-dino")
+    sets = _evaluator_sets(tmp, ("05_evaluate", "06_ablations"))
+    rad = tmp / "evaluators" / "rad-dino"
     return [
+        *sets,
         f"01_clean_data.tokenizer_dir={janus}",
         f"02_train_ar.janus_dir={janus}",
         f"03_train_diffusion.vae_dir={vae}",
         f"03_train_diffusion.repa_encoder={rad}",
-        f"05_evaluate.raddino_dir={rad}",
-        f"01_clean_data.source_args={json.dumps({'root': str(mimic)})}",
+        f"01_clean_data.source_args={json.dumps(_mimic_args(mimic))}",
+        "01_clean_data.llm_cleaning=off",
     ]
 
 
@@ -62,17 +89,13 @@ def _release_sets(tmp: Path) -> tuple[list[str], Path]:
     (its ``test_data.json`` stands for the release's eval/data/understanding/ file)."""
     release = write_unix_release(tmp / "UniX")
     mimic = write_mimic_cxr_jpg(tmp / "mimic")
-    rad = write_raddino(tmp / "rad-dino")
-    args = {
-        "root": str(mimic),
-        "test_annotations": str(mimic / "LLAVARAD_ANNOTATIONS_TEST.csv"),
-        "understanding_test": str(mimic / "test_data.json"),
-    }
+    args = _mimic_args(mimic)
+    del args["gen_annotations"]  # nothing is trained
     sets = [
+        *_evaluator_sets(tmp, ("05_evaluate",)),
         f"release_dir={release}",
         f"vae_dir={release / 'vae' / 'kl-f16d16.ckpt'}",
         f"01_clean_data.tokenizer_dir={release}",
-        f"05_evaluate.raddino_dir={rad}",
         f"01_clean_data.source_args={json.dumps(args)}",
     ]
     return sets, mimic
@@ -112,8 +135,7 @@ def test_broken_layout_lists_every_problem_with_a_fix(tmp_path: Path, capsys) ->
     mimic = write_mimic_cxr_jpg(tmp_path / "mimic")
     (mimic / "mimic-cxr-2.0.0-split.csv").unlink()
     sets = _paper_sets(tmp_path, janus, mimic)
-    (tmp_path / "rad-dino" / "config.json").unlink()
-    (tmp_path / "rad-dino").rmdir()
+    shutil.rmtree(tmp_path / "evaluators" / "rad-dino")
     rc, out = _run("paper", sets, capsys, "--gpus", "4", "--gpu-memory-gb", "16")
     assert rc == 1
     tail = out.split("problem(s); nothing was run:")[1]

@@ -183,8 +183,10 @@ def test_prepare_writes_the_understanding_test_table_with_cached_images(tmp_path
     assert result.n_understanding_test == 2
     manifest = pd.read_parquet(out / "manifest.parquet")
     und = pd.read_parquet(DataPaths(out).understanding_test)
-    assert list(und.columns) == ["id", "image_path", "prompt", "reference"]
+    assert list(und.columns) == ["id", "image_path", "prompt", "reference", "source_image"]
     annotated, other = (s[2] for s in TEST_STUDIES)
+    # the original JPGs, for the release's own preprocessing (und_preprocess="release")
+    assert und["source_image"].tolist() == [str(root / _rel(*s)) for s in TEST_STUDIES]
     # the test image that the generation set (LLaVA-Rad annotations) leaves out is still here
     assert und["id"].tolist() == [annotated, other]
     assert other not in set(manifest["id"])

@@ -17,7 +17,14 @@ PER_SOURCE = {
         "n_test": "n_test",
         "seed": "seed",
     },
-    "mimic": {"root": "root", "reports_root": "reports_root", "image_format": "image_format"},
+    "mimic": {
+        "root": "root",
+        "reports_root": "reports_root",
+        "image_format": "image_format",
+        "test_annotations": "test_annotations",
+        "gen_annotations": "gen_annotations",
+        "understanding_test": "understanding_test",
+    },
     "iuxray": {"root": "reports_dir", "images": "image_dir", "views_csv": "views_csv"},
     "folder": {
         "root": "root",
@@ -148,6 +155,15 @@ def add_commands(add: AddCommand) -> None:
     p.add_argument("--split-col", help="folder: CSV column with train/validate/test")
     p.add_argument("--view-col", help="folder: CSV column with the view (PA/AP/...)")
     p.add_argument("--image-format", choices=["jpg", "dcm"], help="mimic: JPG or DICOM tree")
+    p.add_argument(
+        "--test-annotations", help="mimic: LLaVA-Rad test CSV (the generation test pairs)"
+    )
+    p.add_argument(
+        "--gen-annotations", help="mimic: LLaVA-Rad training CSV (the generation training set)"
+    )
+    p.add_argument(
+        "--understanding-test", help="mimic: the release's test_data.json (Table 2's pairs)"
+    )
     add_fail_fast(p)
     p.epilog += (
         "; non-frontal views are excluded by design (stage 'view' in rejects.csv), not rejected, "

@@ -104,6 +104,10 @@ def _check_type(where: str, key: str, value: Any, expected: type) -> Any:
         return value
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected is str and isinstance(value, bool):
+        # YAML 1.1 reads an unquoted on / off (also yes / no, true / false) as a boolean; a
+        # text parameter takes it as the word on / off (``--set 01_clean_data.llm_cleaning=off``)
+        return "on" if value else "off"
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if not ok:
         raise ProfileError(

@@ -18,7 +18,7 @@ from PIL import Image
 from torch import Tensor
 
 from unixlib.data.processed import unusable_reason
-from unixlib.data.schema import LABELS
+from unixlib.data.schema import GEN_TEXT_COLUMN, LABELS, TASK_COLUMN
 from unixlib.data.text.prompts import training_prompt
 from unixlib.data.text.reports import format_report, report_body
 from unixlib.data.text.tokenizer import ReportTokenizer
@@ -79,6 +79,18 @@ def report_texts(rows: pd.DataFrame, column: str) -> pd.Series:
     return rows[column]
 
 
+def task_texts(frame: pd.DataFrame, task: str, report_column: str = "report_clean") -> pd.Series:
+    """The text each row trains ``task`` on: ``report_column`` (:func:`report_texts`), except
+    for generation where the row has a generation prompt of its own (the optional
+    ``report_gen`` column, ``schema``: the LLaVA-Rad annotated prompt, used verbatim). Missing
+    texts are ""."""
+    texts = report_texts(frame, report_column).fillna("").astype(str)
+    if task == "gen" and GEN_TEXT_COLUMN in frame.columns:
+        prompt = frame[GEN_TEXT_COLUMN].fillna("").astype(str)
+        texts = prompt.where(prompt != "", texts)
+    return texts
+
+
 class ReportImageDataset(torch.utils.data.Dataset):
     """Image-report pairs of one split (usable rows only: image, cleaned report, frontal).
 
@@ -90,11 +102,16 @@ class ReportImageDataset(torch.utils.data.Dataset):
         image_size: resolution returned (the stage's: 384/256/512 in the paper).
         task: ``und`` (adds an instruction prompt) or ``gen``.
         max_report_tokens: reports are truncated to this many tokens (the paper truncates
-            texts to 512 characters for evaluation; training length is a memory knob).
+            texts to 512 characters for evaluation; training length is a memory knob); 0 keeps
+            them whole.
         seed: picks each example's prompt template per epoch.
         report_column: ``report_clean`` (every stage), or for the cleaning ablation
             ``report_raw`` (the source's text as it came) or ``report_raw_sections`` (its
             FINDINGS and IMPRESSION sections, noise included: see :data:`REPORT_COLUMNS`).
+
+    With the manifest's optional ``task`` column (``schema``: the paper's two annotation sets),
+    only the rows of ``task``'s set are used (the others are counted as skipped), and a
+    generation example's text is the row's ``report_gen`` when it has one (:func:`task_texts`).
     """
 
     def __init__(
@@ -116,14 +133,23 @@ class ReportImageDataset(torch.utils.data.Dataset):
                 f"report_column must be one of {REPORT_COLUMNS}, got {report_column!r}"
             )
         in_split = frame[frame["split"] == split]
+        texts = task_texts(in_split, task, report_column)
         reasons = unusable_reason(in_split)
+        if task == "gen" and GEN_TEXT_COLUMN in in_split.columns:
+            # A row of the generation set only has no cleaned report: its prompt is report_gen.
+            prompted = in_split[GEN_TEXT_COLUMN].fillna("") != ""
+            reasons[(reasons == "no cleaned report") & prompted] = ""
+        if TASK_COLUMN in in_split.columns:
+            other = ~in_split[TASK_COLUMN].isin([task, "both"])
+            reasons[other] = f"not in the {task} annotation set"  # the reason that decides
         skipped = ", ".join(f"{n} {r}" for r, n in reasons[reasons != ""].value_counts().items())
         if skipped:  # said, not silently dropped (notebook 01's rejects.csv lists the rest)
             print(
                 f"{split}: {int((reasons != '').sum())} of {len(in_split)} rows not used "
                 f"({skipped})"
             )
-        rows = in_split[reasons == ""].reset_index(drop=True)
+        keep = (reasons == "").to_numpy()
+        rows = in_split[keep].reset_index(drop=True)
         if rows.empty:
             raise ValueError(
                 f"no usable {split} rows (image + cleaned report + frontal view)"
@@ -133,8 +159,7 @@ class ReportImageDataset(torch.utils.data.Dataset):
         self.image_size, self.task, self.seed = image_size, task, seed
         self.max_report_tokens = max_report_tokens
         self.report_ids = [
-            ids[:max_report_tokens]
-            for ids in tokenizer.encode_batch(report_texts(rows, report_column).tolist())
+            ids[: max_report_tokens or None] for ids in tokenizer.encode_batch(texts[keep].tolist())
         ]
 
     def __len__(self) -> int:

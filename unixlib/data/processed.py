@@ -12,10 +12,15 @@ Layout under ``<run_dir>/data/``::
     understanding_test.parquet  only with the release's test_data.json (``release-eval``):
                              the paper's understanding test pairs (id, image_path, prompt,
                              reference); notebook 05's Table 2 is then computed on them
+    cleaning.json            how the reports were cleaned (rules / LLM, model, row counts):
+                             the tables' captions say it (:func:`cleaning_note`)
 """
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,9 +67,49 @@ class DataPaths:
     def llm_cache(self) -> Path:
         return self.root / "llm_cache"
 
+    @property
+    def cleaning(self) -> Path:
+        return self.root / CLEANING_FILE
+
     @classmethod
     def of_run(cls, run_dir: Path) -> DataPaths:
         return cls(Path(run_dir) / "data")
+
+
+CLEANING_FILE = "cleaning.json"
+
+
+def save_cleaning_note(paths: DataPaths, llm_model: str | None, statuses: Sequence[str]) -> dict:
+    """Write ``cleaning.json``: how notebook 01 cleaned the reports (``llm_model`` None: rules
+    only) and how many rows each cleaning status has; returns what it wrote."""
+    counts = Counter(str(s).split(":")[0] for s in statuses)
+    note = {"llm_model": llm_model or "", "rows": len(statuses), "status_counts": dict(counts)}
+    note["caption"] = _caption(note)
+    paths.cleaning.write_text(json.dumps(note, indent=2) + "\n")
+    return note
+
+
+def _caption(note: dict) -> str:
+    """ "rule-cleaned", or "LLM-cleaned (<model>; n of N rows, the rest rule-cleaned)"."""
+    n_llm = int(note["status_counts"].get("llm", 0))
+    if not note["llm_model"] or n_llm == 0:
+        return "rule-cleaned"
+    rest = note["rows"] - n_llm
+    tail = f"; {n_llm:,} of {note['rows']:,} rows, the rest rule-cleaned" if rest else ""
+    return f"LLM-cleaned ({note['llm_model']}{tail})"
+
+
+def cleaning_note(paths: DataPaths) -> dict:
+    """``cleaning.json`` of a data folder (its ``caption`` goes into every table caption); a
+    folder written before the file existed is read from ``processed.parquet``'s statuses
+    (``llm_model`` then unknown)."""
+    if paths.cleaning.is_file():
+        return json.loads(paths.cleaning.read_text())
+    statuses = pd.read_parquet(paths.processed, columns=["clean_status"])["clean_status"]
+    counts = Counter(str(s).split(":")[0] for s in statuses)
+    note = {"llm_model": "unknown model" if counts.get("llm") else "", "rows": len(statuses)}
+    note["status_counts"] = dict(counts)
+    return note | {"caption": _caption(note)}
 
 
 def fill_labels(frame: pd.DataFrame) -> pd.DataFrame:

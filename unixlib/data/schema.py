@@ -15,6 +15,19 @@ A *manifest* is one table (Parquet) with one row per image-report pair:
 |                 |       | ``fallback:<r>`` / ``rejected:<r>`` (``unixlib.data.text.clean``)     |
 | ``clean_check`` | str   | the judge check that caught the rule result ("" = passed)       |
 | 14 label cols   | float | 1 positive, 0 negative, -1 uncertain, NaN not mentioned        |
+
+Two optional columns, written only by a source that separates the two tasks' annotation sets
+(``mimic`` with the LLaVA-Rad annotation CSVs; absent = every row serves both tasks with its
+cleaned report):
+
+| column          | type  | meaning                                                        |
+|-----------------|-------|----------------------------------------------------------------|
+| ``task``        | str   | ``und`` / ``gen`` / ``both``: the training set(s) the row is in |
+| ``report_gen``  | str   | the generation prompt, used verbatim ("" = ``report_clean``)    |
+
+The paper trains understanding on 163,344 pairs (MIMIC-CXR reports, cleaned) and generation
+on 237,387 (the LLaVA-Rad annotations, CheXGenBench's split): two annotation sets over
+overlapping images, so one row per image carries both texts and says which sets it is in.
 """
 
 from __future__ import annotations
@@ -81,3 +94,5 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "report_raw",
     *LABELS,
 )
+TASK_COLUMN, GEN_TEXT_COLUMN = "task", "report_gen"  # the optional columns (module doc)
+TASKS: tuple[str, ...] = ("und", "gen", "both")

@@ -147,9 +147,21 @@ def _remap_to_uint8(u8: np.ndarray) -> np.ndarray:
 
 
 def preprocess_image(image: np.ndarray) -> Tensor:
-    """(H, W) in [0, 1] -> (3, 448, 448) in [0, 1], as hi-ml's load_image + transform."""
+    """(H, W) in [0, 1] -> (3, 448, 448) in [0, 1], as hi-ml's load_image + transform.
+
+    An 8-bit RGB image ``(3, H, W)`` uint8 (a generation as the release saves it) is read as
+    hi-ml reads that PNG: stretched over all three channels, then PIL's ``L`` (luma)."""
+    if image.dtype == np.uint8 and image.ndim == 3:
+        rgb = _remap_to_uint8(image.transpose(1, 2, 0))  # (H, W, 3)
+        pil = Image.fromarray(rgb[..., 0] if rgb.shape[-1] == 1 else rgb).convert("L")
+        return _resize_crop(pil)
     u8 = np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
-    pil = Image.fromarray(_remap_to_uint8(u8))  # 2-D uint8: mode "L"
+    return _resize_crop(Image.fromarray(_remap_to_uint8(u8)))  # 2-D uint8: mode "L"
+
+
+def _resize_crop(pil: Image.Image) -> Tensor:
+    """hi-ml's transform of a gray PIL image: shorter side 512 (bilinear), centre crop 448,
+    [0, 1], three channels."""
     w, h = pil.size
     short, long = min(w, h), max(w, h)
     new_long = int(RESIZE * long / short)  # torchvision Resize(int): the shorter side -> 512
@@ -188,9 +200,13 @@ class BioViLT:
 
     @torch.no_grad()
     def image_embed(self, images: ImageBatch) -> np.ndarray:
-        """(N, 1, H, W) or (N, H, W) in [0, 1] -> (N, 128) L2-normalised embeddings."""
-        arrays = np.asarray(torch.as_tensor(images, dtype=torch.float32).cpu())
-        arrays = arrays[:, 0] if arrays.ndim == 4 else arrays
+        """(N, 1, H, W) or (N, H, W) in [0, 1], or (N, 3, H, W) 8-bit RGB (:func:`preprocess_image`)
+        -> (N, 128) L2-normalised embeddings."""
+        if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4:
+            arrays = images  # 8-bit RGB as the release saves it, read as hi-ml reads the PNG
+        else:
+            arrays = np.asarray(torch.as_tensor(images, dtype=torch.float32).cpu())
+            arrays = arrays[:, 0] if arrays.ndim == 4 else arrays
         out = []
         for i in range(0, len(arrays), self.batch_size):
             x = torch.stack([preprocess_image(a) for a in arrays[i : i + self.batch_size]])

@@ -14,6 +14,11 @@ returns every 8-bit value unchanged in float32, so it needs no emulation.) ``res
 reproduces this with PIL on each image: images in [0, 1] are first rounded to 8 bits (what
 saving a PNG does), so real and generated images take exactly the same path whatever size they
 arrive at. ``resize_first=None`` skips the bottleneck (the processor alone).
+
+Images may also come as the release saves its generations: 8-bit RGB, ``(N, 3, H, W)`` uint8
+(its decoder's three channels, not a gray average; ``experiments/evaluators.py``). They take the
+same path in RGB, as CheXGenBench's ``.convert("RGB")`` of those PNGs does; a uint8 array is
+used as it is (no second quantisation).
 """
 
 from __future__ import annotations
@@ -74,26 +79,33 @@ class PretrainedImageEncoder:
 
     def _pil_pixels(self, images: ImageBatch) -> Tensor:
         """CheXGenBench's path, per image with PIL: 8-bit -> bilinear to resize_first square ->
-        the processor's resize (PIL, its resample) -> centre crop -> (n, 1, C, C) in [0, 1]."""
-        arrays = np.asarray(torch.as_tensor(images, dtype=torch.float32).cpu())
-        arrays = arrays[:, 0] if arrays.ndim == 4 else arrays  # (n, H, W)
-        if arrays.ndim != 3:
+        the processor's resize (PIL, its resample) -> centre crop -> (n, 1 or 3, C, C) in
+        [0, 1] (3 for RGB uint8 input, module docstring)."""
+        if isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 4:
+            arrays = images.transpose(0, 2, 3, 1)  # (n, H, W, 3): 8-bit RGB, used as it is
+            arrays = arrays[..., 0] if arrays.shape[-1] == 1 else arrays
+        else:
+            arrays = np.asarray(torch.as_tensor(images, dtype=torch.float32).cpu())
+            arrays = _to_uint8(arrays[:, 0] if arrays.ndim == 4 else arrays)  # (n, H, W)
+        if arrays.ndim not in (3, 4):
             raise ValueError(f"expected (N, 1, H, W) or (N, H, W) images, got {arrays.shape}")
         first, side = self.resize_first, self.resize
         top = (self.resize - self.crop) // 2
         out = []
         for image in arrays:
-            pil = Image.fromarray(_to_uint8(image))  # 2-D uint8: mode "L"
+            pil = Image.fromarray(image)  # uint8: mode "L" (H, W) or "RGB" (H, W, 3)
             pil = pil.resize((first, first), Image.Resampling.BILINEAR)  # type: ignore[arg-type]
             pil = pil.resize((side, side), _PIL_MODES[self.mode])
             u8 = np.asarray(pil)[top : top + self.crop, top : top + self.crop]
             out.append(torch.from_numpy(u8.astype(np.float32) / 255.0))
-        return torch.stack(out)[:, None].to(self.device)  # (n, 1, C, C)
+        x = torch.stack(out)  # (n, C, C) or (n, C, C, 3)
+        x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
+        return x.to(self.device)  # (n, 1 or 3, C, C)
 
     def _pixels(self, images: ImageBatch) -> Tensor:
         """(n, 1, H, W) or (n, H, W) in [0, 1] -> (n, 3, C, C) normalised, on the device."""
         if self.resize_first:
-            x = self._pil_pixels(images)  # (n, 1, C, C)
+            x = self._pil_pixels(images)  # (n, 1 or 3, C, C)
         else:
             x = torch.as_tensor(images, dtype=torch.float32).to(self.device)  # resize there
             x = as_image_batch(x, self.resize, self.mode)  # (n, 1, R, R)

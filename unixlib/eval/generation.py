@@ -172,19 +172,27 @@ def sharded_scores(
         raise ValueError(
             f"sharded_scores: real and fake are paired by row, got {len(real)} vs {len(fake)}"
         )
+    per_shard = shard_scores(real, fake, n_shards, **kw)
+    return {key: float(np.mean([s[key] for s in per_shard])) for key in DISTRIBUTION_KEYS}
+
+
+def shard_scores(
+    real: np.ndarray, fake: np.ndarray, n_shards: int = 4, **kw: int
+) -> list[dict[str, float]]:
+    """:func:`distribution_scores` of each of ``n_shards`` consecutive shards, in order: each
+    side cut by ``np.array_split`` as CheXGenBench cuts its image lists (``metrics/fid.py``),
+    so row-paired sets are cut at the same positions; a set of another size (real validation
+    images) into the same number of shards of its own."""
     if n_shards < 1:
-        raise ValueError(f"sharded_scores: n_shards must be >= 1, got {n_shards}")
+        raise ValueError(f"shard_scores: n_shards must be >= 1, got {n_shards}")
     k = kw.get("k", 5)
-    smallest = len(real) // n_shards  # np.array_split's smallest shard
+    smallest = min(len(real), len(fake)) // n_shards  # np.array_split's smallest shard
     if smallest < k + 2:
         raise ValueError(
-            f"sharded_scores: a shard has {smallest} rows; PRDC needs at least k + 2 = {k + 2}"
+            f"shard_scores: a shard has {smallest} rows; PRDC needs at least k + 2 = {k + 2}"
         )
-    per_shard = [
-        distribution_scores(r, f, **kw)
-        for r, f in zip(np.array_split(real, n_shards), np.array_split(fake, n_shards), strict=True)
-    ]
-    return {key: float(np.mean([s[key] for s in per_shard])) for key in DISTRIBUTION_KEYS}
+    pairs = zip(np.array_split(real, n_shards), np.array_split(fake, n_shards), strict=True)
+    return [distribution_scores(r, f, **kw) for r, f in pairs]
 
 
 def _positive(labels: pd.DataFrame, c: str) -> np.ndarray:

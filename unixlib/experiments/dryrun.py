@@ -14,7 +14,10 @@ Every check runs, and every problem is listed at once, each with what to do:
   ``test_data.json`` (every entry well formed, every image present);
 * machine: GPUs and the per-GPU memory estimate of every training stage
   (:mod:`unixlib.train.memory`) against the profile's ``requirements`` (or ``--gpus`` /
-  ``--gpu-memory-gb`` to check for another machine).
+  ``--gpu-memory-gb`` to check for another machine);
+* the evaluation protocol (:mod:`.dryrun_protocol`): the test files, the generation training
+  annotations, LLM cleaning, and each evaluator of notebooks 05 and 06 (which one, its weights,
+  its input resolution).
 """
 
 from __future__ import annotations
@@ -91,6 +94,36 @@ PATH_PARAMS: tuple[tuple[str, str, str, str], ...] = (
         "bert-base-uncased directory",
         "download huggingface.co/bert-base-uncased",
     ),
+    (
+        "05_evaluate",
+        "radgraph_model",
+        "RadGraph model (radgraph.tar.gz or its folder)",
+        "radgraph.tar.gz from huggingface.co/StanfordAIMI/RRG_scorers",
+    ),
+    (
+        "05_evaluate",
+        "radgraph_bert_dir",
+        "the BERT folder RadGraph's config names",
+        "download the BERT named in radgraph's config.json (its config and tokenizer)",
+    ),
+    (
+        "05_evaluate",
+        "biovil_dir",
+        "BioViL-T (alignment)",
+        "download huggingface.co/microsoft/BiomedVLP-BioViL-T",
+    ),
+    (
+        "06_ablations",
+        "raddino_dir",
+        "RadDino (FD/KD features of the ablations)",
+        "download huggingface.co/microsoft/rad-dino",
+    ),
+    (
+        "06_ablations",
+        "chexbert_checkpoint",
+        "CheXbert checkpoint (ablation F1)",
+        "chexbert.pth from the CheXbert authors (stanfordmlgroup/CheXbert)",
+    ),
 )
 SOURCE_PATHS = (
     "root",
@@ -98,6 +131,7 @@ SOURCE_PATHS = (
     "reports_root",
     "csv_root",
     "test_annotations",
+    "gen_annotations",
     "understanding_test",
     "images",
 )
@@ -472,6 +506,12 @@ def dry_run(
     checks += check_mimic(profile)
     checks += check_weights(profile)
     checks += check_stages(profile, gpus, gpu_memory_gb)
+    from unixlib.experiments import dryrun_protocol as protocol  # imports Check from here
+
+    checks += protocol.test_files(profile)
+    checks += protocol.check_annotation_files(profile)
+    checks += protocol.check_cleaning(profile)
+    checks += protocol.check_evaluators(profile)
     return checks
 
 

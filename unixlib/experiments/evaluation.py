@@ -33,9 +33,10 @@ import torch
 from unixlib.config import project_path, stage_dir
 from unixlib.config.device import resolve_device
 from unixlib.config.progress import bar
-from unixlib.data.datasets import ReportImageDataset, load_image
-from unixlib.data.processed import DataPaths, load_processed
+from unixlib.data.datasets import ReportImageDataset, load_image, task_texts
+from unixlib.data.processed import DataPaths, cleaning_note, load_processed
 from unixlib.data.schema import LABELS
+from unixlib.data.sources.letterbox import RELEASE_CANVAS
 from unixlib.data.text.prompts import EVAL_PROMPT
 from unixlib.data.text.tokenizer import ReportTokenizer
 from unixlib.eval import baselines, image_eval, report_eval
@@ -49,7 +50,7 @@ from unixlib.eval.encoders import (
 )
 from unixlib.eval.uncertainty import Resampling
 from unixlib.eval.understanding import Labeler
-from unixlib.experiments import generation_tables, understanding_tables
+from unixlib.experiments import evaluators, generation_tables, understanding_tables
 from unixlib.experiments.rejects import Rejects, readable_rows
 from unixlib.experiments.samples import generate_images, generate_reports
 from unixlib.experiments.scale import describe_run
@@ -75,7 +76,7 @@ class EvalSettings:
     # one also writes Table 2's reports
     n_test: int = 0  # 0 = every usable test row
     max_new_tokens: int = 96
-    max_report_tokens: int = 96
+    max_report_tokens: int = 96  # generation prompts cut to this many ids (0: not cut)
     sampler: dict[str, Any] = field(default_factory=dict)  # UniXConfig sampler overrides
     batch_size: int = 64  # reports / images per generation batch
     n_shards: int = 4
@@ -85,6 +86,15 @@ class EvalSettings:
     raddino_dir: str = ""  # local RadDino (HF) directory: FD/KD/PRDC features instead
     chexbert_checkpoint: str = ""  # chexbert.pth, with a local bert-base-uncased directory:
     chexbert_bert_dir: str = ""  # label reports with CheXbert instead of the rule labeler
+    # The other evaluators of the paper's protocol, and the release's feeding (evaluators.py):
+    radgraph_model: str = ""  # radgraph.tar.gz or its folder, with the BERT folder it names:
+    radgraph_bert_dir: str = ""  # RadGraph F1 (partial) in the NLG table
+    biovil_dir: str = ""  # BiomedVLP-BioViL-T folder: Table 3's alignment (else our reference)
+    raddino_resize: int = 299  # CheXGenBench: every image through 299 x 299 first (0: none)
+    real_image_size: int = 0  # real images for the features, px; 0: the generated images' size
+    und_preprocess: str = "cache"  # Table 2's images: "cache", or "release" (white letterbox)
+    sample_dtype: str = "bf16"  # bf16 autocast as the release, or "fp32", or "auto"
+    generated_pixels: str = "grey"  # the decoder's RGB averaged; "release": 8-bit RGB, scored so
 
     @classmethod
     def from_params(cls, p: dict) -> EvalSettings:
@@ -148,6 +158,10 @@ class EvalInputs:
     und: pd.DataFrame = field(default_factory=pd.DataFrame)  # Table 2's rows (understanding_rows)
     und_set: str = "the test split"  # what they are, said in Table 2's caption
     scale: str = ""  # the run's data, resolution, model size and schedule (scale.RunScale)
+    # The generation prompts of the test rows: the LLaVA-Rad annotated prompt, verbatim, where
+    # the data has one (report_gen, as the release feeds it), else the cleaned report.
+    prompts: list[str] = field(default_factory=list)
+    cleaning: str = "rule-cleaned"  # how the reports were cleaned (cleaning.json), for captions
     rejects: Rejects = field(default_factory=Rejects)  # studies dropped: image unreadable
     _rows: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _images: dict[tuple[str, int, int], torch.Tensor] = field(default_factory=dict, repr=False)
@@ -156,7 +170,10 @@ class EvalInputs:
         """The usable rows of a split, as the training datasets select them (said once); for
         ``test``, once :func:`load_inputs` has run, the evaluated rows."""
         if split not in self._rows:
-            data = ReportImageDataset(self.frame, self.root, self.tokenizer, split, 8, "gen")
+            # train rows serve the baselines' reports and the reference encoders: the
+            # understanding set; validation and test rows are images of the generation set
+            task = "und" if split == "train" else "gen"
+            data = ReportImageDataset(self.frame, self.root, self.tokenizer, split, 8, task)
             self._rows[split] = data.rows
         return self._rows[split]
 
@@ -171,9 +188,17 @@ class EvalInputs:
             self._images[key] = torch.stack([load_image(self.root / p, size) for p in paths])
         return self._images[key]
 
-    def und_images(self, size: int) -> torch.Tensor:
+    def und_images(self, size: int, preprocess: str = "cache") -> torch.Tensor:
         """(N, 1, size, size) images of Table 2's rows (``und``), read once per size (the test
-        rows' images when those are Table 2's rows)."""
+        rows' images when those are Table 2's rows); ``preprocess="release"``: (N, 1, 384,
+        384) letterboxed from the original files as the release does (``evaluators``)."""
+        if preprocess not in evaluators.UND_PREPROCESS:
+            raise ValueError(f"und_preprocess must be one of {evaluators.UND_PREPROCESS}")
+        if preprocess == "release":
+            key = ("understanding (release)", RELEASE_CANVAS, 0)
+            if key not in self._images:
+                self._images[key] = evaluators.release_und_images(self.und)
+            return self._images[key]
         if self.und["image_path"].tolist() == self.test["image_path"].tolist():
             return self.images("test", size, len(self.test))
         key = ("understanding", size, 0)
@@ -196,6 +221,7 @@ def load_inputs(s: EvalSettings, fail_fast: bool = False) -> EvalInputs:
         raise ValueError(f"{s.run_dir}: no test study has a readable image ({len(test)} tried)")
     inputs._rows["test"] = inputs.test  # so every image of the test split is an evaluated row's
     inputs.references = inputs.test["report_clean"].tolist()
+    inputs.prompts = task_texts(inputs.test, "gen").tolist()
     inputs.labels = inputs.test[list(LABELS)]
     inputs.und, inputs.und_set = understanding_rows(inputs.test, paths, s.n_test)
     if inputs.und["image_path"].tolist() != inputs.test["image_path"].tolist():  # own images
@@ -206,6 +232,7 @@ def load_inputs(s: EvalSettings, fail_fast: bool = False) -> EvalInputs:
     if len(inputs.rejects):  # rejects.csv beside the tables lists them (evaluate_run)
         print(f"studies dropped from the tables, image unreadable: {len(inputs.rejects)}")
     inputs.scale = describe_run(s.run_dir).phrase()
+    inputs.cleaning = cleaning_note(paths)["caption"]
     return inputs
 
 
@@ -269,7 +296,8 @@ def build_encoders(inputs: EvalInputs, s: EvalSettings) -> Encoders:
     )
     test_images = inputs.images("test", size, s.n_test)
     quality, retrieval = encoder_quality(enc, test_images, inputs.labels, inputs.references)
-    features = load_raddino(Path(s.raddino_dir)) if s.raddino_dir else enc
+    resize = s.raddino_resize or None  # CheXGenBench's 299 px bottleneck, for every image
+    features = load_raddino(Path(s.raddino_dir), resize_first=resize) if s.raddino_dir else enc
     return Encoders(enc, features, quality, retrieval)
 
 
@@ -281,14 +309,15 @@ def understanding(
     t0 = time.perf_counter()
     und = inputs.und
     references, prompts = und["reference"].tolist(), und["prompt"].tolist()
-    written = generate_reports(
-        model,
-        inputs.und_images(model.config.image_size_und),
-        inputs.tokenizer,
-        s.max_new_tokens,
-        prompt=prompts,
-        batch_size=s.batch_size,
-    )
+    with evaluators.sample_autocast(s.sample_dtype, model):
+        written = generate_reports(
+            model,
+            inputs.und_images(model.config.image_size_und, s.und_preprocess),
+            inputs.tokenizer,
+            s.max_new_tokens,
+            prompt=prompts,
+            batch_size=s.batch_size,
+        )
     train = inputs.split_rows("train")
     train_reports = train["report_clean"].tolist()
     size = s.encoder.image_size
@@ -313,6 +342,8 @@ def understanding(
     table2, quoted = understanding_tables.table2(rows, kinds, labeler_name, r)
     baseline_names = [m for m in methods if kinds[m] == "baseline"]
     comparisons, verdicts = understanding_tables.compare(rows, MODEL, baseline_names, r=r)
+    annotator = evaluators.radgraph_annotator(s)
+    radgraph = evaluators.radgraph_f1(annotator, references, methods) if annotator else {}
     return {
         "methods": methods,  # name -> one report per row of inputs.und
         "scores": scores,  # every number on the whole test set (fractions)
@@ -321,7 +352,8 @@ def understanding(
         "table2_quoted": quoted,
         "comparisons": comparisons,
         "verdicts": verdicts,
-        "nlg": understanding_tables.nlg_table(rows, scores, kinds, r),
+        "nlg": understanding_tables.nlg_table(rows, scores, kinds, r, radgraph),
+        "radgraph": radgraph,  # method -> (N,) RadGraph F1 per row ({} without its weights)
         "per_class": understanding_tables.per_class_f1(rows, r),
         "labeler": labeler_name,
         "test_set": inputs.und_set,
@@ -333,22 +365,28 @@ def generate_sets(
     models: dict[int, UniX], inputs: EvalInputs, s: EvalSettings
 ) -> dict[str, np.ndarray]:
     """(N, H, W) images per set, row i made for test row i: each stage's model from the test
-    reports (at the size and with the sampler of its checkpoint); the last stage's from
-    shuffled reports and unconditionally."""
+    rows' generation prompts (``inputs.prompts``; at the size and with the sampler of its
+    checkpoint); the last stage's from shuffled prompts and unconditionally. With
+    ``generated_pixels="release"`` the sets also keep the release's 8-bit RGB
+    (:class:`evaluators.ImageSets`)."""
+    if s.generated_pixels not in evaluators.GENERATED_PIXELS:
+        raise ValueError(f"generated_pixels must be one of {evaluators.GENERATED_PIXELS}")
     kw = dict(seed=s.seed, batch_size=s.batch_size, max_report_tokens=s.max_report_tokens)
-    sets: dict[str, np.ndarray] = {}
-    for stage, model in models.items():
-        sets[f"UniX stage {stage}"] = generate_images(
-            model, inputs.references, inputs.tokenizer, **kw
-        )
+    kw["release_pixels"] = s.generated_pixels == "release"
+    sets = evaluators.ImageSets()  # gray, and the release's 8-bit RGB when asked for
     last = models[max(models)]
-    shuffled = baselines.shuffled_reports(inputs.references, s.seed)
-    sets[SHUFFLED] = generate_images(last, shuffled, inputs.tokenizer, **kw)
-    # Without a report the conditional and unconditional velocities are the same forward
-    # ([bos, boi] either way), so guidance is the identity: scale 1 gives the same images at
-    # half the cost.
-    blank = [""] * len(inputs.references)
-    sets[UNCONDITIONAL] = generate_images(last, blank, inputs.tokenizer, cfg_scale=1.0, **kw)
+    with evaluators.sample_autocast(s.sample_dtype, last):
+        for stage, model in models.items():
+            images = generate_images(model, inputs.prompts, inputs.tokenizer, **kw)
+            sets.add(f"UniX stage {stage}", images)
+        shuffled = baselines.shuffled_reports(inputs.prompts, s.seed)
+        sets.add(SHUFFLED, generate_images(last, shuffled, inputs.tokenizer, **kw))
+        # Without a report the conditional and unconditional velocities are the same forward
+        # ([bos, boi] either way), so guidance is the identity: scale 1 gives the same images
+        # at half the cost.
+        blank = [""] * len(inputs.prompts)
+        uncond = generate_images(last, blank, inputs.tokenizer, cfg_scale=1.0, **kw)
+        sets.add(UNCONDITIONAL, uncond)
     return sets
 
 
@@ -356,16 +394,29 @@ def generation(
     sets: dict[str, np.ndarray], inputs: EvalInputs, encoders: Encoders, s: EvalSettings
 ) -> dict[str, object]:
     """Tables 3 and 4, the real-image reference, the paired comparisons and finding
-    faithfulness for the generated sets, against the real test images of the same rows."""
+    faithfulness for the generated sets, against the real test images of the same rows (read
+    for the features at :func:`evaluators.feature_image_size`: no smaller than the generated)."""
     size = s.encoder.image_size
     real = inputs.images("test", size, s.n_test)
-    feats = {name: encoders.feats(images) for name, images in bar(sets.items(), desc="features")}
-    real_feats = encoders.feats(real)
-    text = encoders.reference.text_embed(inputs.references)
-    embeds = {k: encoders.reference.image_embed(v) for k, v in sets.items()}
-    embeds[REAL_TEST] = encoders.reference.image_embed(real)
-    align = {k: image_eval.alignment_rows(e, text) for k, e in embeds.items()}
     res = {name: images.shape[-1] for name, images in sets.items()}  # generated size, px
+    feature_size = evaluators.feature_image_size(s, encoders.features, res)
+    real_features_in = inputs.images("test", feature_size, s.n_test)
+    # the pretrained encoders read the generations as the release saved them, when it did
+    scored = {k: getattr(sets, "rgb", {}).get(k, v) for k, v in sets.items()}
+    pretrained = isinstance(encoders.features, PretrainedImageEncoder)
+    feature_in = scored if pretrained else sets
+    feats = {k: encoders.feats(v) for k, v in bar(feature_in.items(), desc="features")}
+    real_feats = encoders.feats(real_features_in)
+    bio = evaluators.biovil(s)
+    if bio is not None:  # the paper's alignment: BioViL-T, CheXGenBench's per-image rounding
+        align = evaluators.biovil_alignment(
+            bio, {**scored, REAL_TEST: real_features_in}, inputs.prompts
+        )
+    else:
+        text = encoders.reference.text_embed(inputs.prompts)
+        embeds = {k: encoders.reference.image_embed(v) for k, v in sets.items()}
+        embeds[REAL_TEST] = encoders.reference.image_embed(real)
+        align = {k: image_eval.alignment_rows(e, text) for k, e in embeds.items()}
     last = max(k for k in sets if k.startswith("UniX stage"))
     name, r = encoders.features.name, s.resampling
     probs = {k: encoders.reference.image_probs(v) for k, v in sets.items()}
@@ -398,6 +449,10 @@ def generation(
             float(mean_row["fraction_of_the_way_high"]),
         ),
         "alignment": {k: float(v.mean()) for k, v in align.items()},
+        "alignment_encoder": "BioViL-T" if bio is not None else evaluators.REFERENCE_ALIGNMENT,
+        "real_image_size": feature_size,  # px the real images were read at for the features
+        # Table 3's numbers per shard, their mean (the paper's) and pooled, both reported
+        "shards": generation_tables.shard_table(real_feats, feats, s.n_shards, s.seed),
         "encoder": name,
         "features": {REAL_TEST: real_feats, **feats},  # (N, F) per set, row i = study i
     }

@@ -134,6 +134,12 @@ def save_generation(g: dict, inputs: EvalInputs, out: Path, sampler: str = "") -
         f"shard from its own studies); {generation_tables.KD_NOTE}; {where}"
     )
     tables.save_table(g["table3"], out, "table3_generation", caption, quoted=g["table3_quoted"])
+    if "shards" in g:
+        caption = (
+            "Table 3 per shard: FD, KD and PRDC on each consecutive shard of the test set, their "
+            f"mean (the paper's reported number) and the whole test set pooled; {where}"
+        )
+        tables.save_table(g["shards"], out, "table3_shards", caption)
     caption = (
         "Real-image reference: the test studies split into two disjoint halves, real images of "
         "one half against the real (or generated) images of the other; mean, min and max over "

@@ -19,7 +19,13 @@ import numpy as np
 import pandas as pd
 
 from unixlib.data.schema import LABELS
-from unixlib.eval.generation import frechet_distance, kernel_distance, per_pathology_fd
+from unixlib.eval.generation import (
+    distribution_scores,
+    frechet_distance,
+    kernel_distance,
+    per_pathology_fd,
+)
+from unixlib.eval.generation import shard_scores as per_shard_scores
 from unixlib.eval.intervals import verdict
 from unixlib.eval.resample_auroc import Auroc, FaithfulnessFraction
 from unixlib.eval.resample_prdc import PRDC
@@ -69,6 +75,34 @@ def shard_scores(
         iv = bootstrap_shards(shards, real, fake, n_resamples=r.n_resamples, seed=r.seed)
         out.update(_cells(key, iv.value, iv.low, iv.high))
     return out
+
+
+DIST_KEYS = ("fd", "kd", "precision", "recall", "density", "coverage")
+
+
+def shard_table(
+    real_feats: np.ndarray,
+    sets: Mapping[str, np.ndarray],
+    n_shards: int = 4,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Table 3's distribution scores per shard, beside their mean (the paper's number: it
+    averages 4 consecutive shards, CheXGenBench's ``tools/combine_shards.py``) and the pooled
+    score on the whole test set: one row per (set, shard), columns ``images, shard, rows``
+    (rows of the set in that shard) and ``DIST_KEYS`` (KD as CheXGenBench: 100 subsets of
+    ``min(N, M)``). Row-paired sets are cut at the same positions as the real test features;
+    a set of another size into shards of its own (``eval.generation.shard_scores``)."""
+    rows = []
+    for name, feats in sets.items():
+        shards = per_shard_scores(real_feats, feats, n_shards, seed=seed)
+        sizes = [len(part) for part in np.array_split(feats, n_shards)]
+        for i, (scores, n) in enumerate(zip(shards, sizes, strict=True)):
+            rows.append([name, f"shard {i + 1} of {n_shards}", n, *(scores[k] for k in DIST_KEYS)])
+        mean = [float(np.mean([sc[k] for sc in shards])) for k in DIST_KEYS]
+        rows.append([name, f"mean of {n_shards} shards", len(feats), *mean])
+        pooled = distribution_scores(real_feats, feats, seed=seed)
+        rows.append([name, "whole test set", len(feats), *(pooled[k] for k in DIST_KEYS)])
+    return pd.DataFrame(rows, columns=["images", "shard", "rows", *DIST_KEYS])
 
 
 def table3(

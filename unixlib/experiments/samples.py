@@ -78,14 +78,23 @@ def generate_images(
     seed: int = 0,
     batch_size: int = 16,
     max_report_tokens: int = 256,
+    release_pixels: bool = False,
 ) -> np.ndarray:
     """(N, size, size) float images in [0, 1], one per report ("" = unconditional).
 
     The b-th batch of ``batch_size`` reports starts from noise seeded by ``seed + b``.
+    ``max_report_tokens``: each report's ids are cut to this many; 0 keeps them whole (the
+    release does not truncate its prompts, ``release-eval``).
+    ``release_pixels``: the images as the release saves them instead (``inference/
+    inferencer.py``, ``decode_image``): the decoder's three channels, 8-bit by truncation
+    (``(x * 255).clip(0, 255).astype(uint8)``), as (N, 3, size, size) uint8.
     """
+    if max_report_tokens < 0:
+        raise ValueError(f"max_report_tokens must be >= 0 (0: no cut), got {max_report_tokens}")
     model.eval()
     encode = _encoder(model, tokenizer)
-    ids = [encode(r)[:max_report_tokens] if r else [] for r in reports]
+    cut = max_report_tokens or None  # ids[:None] keeps every id
+    ids = [encode(r)[:cut] if r else [] for r in reports]
     out = []
     starts = range(0, len(ids), batch_size)
     for b, start in enumerate(bar(starts, desc="generate images", unit="batch")):
@@ -95,9 +104,13 @@ def generate_images(
             steps=steps,
             cfg_scale=cfg_scale,
             seed=seed + b,
+            rgb=release_pixels,
         )
-        out.append(images[:, 0].float().cpu().numpy())
-    return np.concatenate(out).clip(0, 1)
+        if release_pixels:  # (n, 3, H, W): the release's 8-bit cast truncates
+            out.append((images.float().cpu().numpy() * 255).clip(0, 255).astype(np.uint8))
+        else:
+            out.append(images[:, 0].float().cpu().numpy())
+    return np.concatenate(out) if release_pixels else np.concatenate(out).clip(0, 1)
 
 
 def report_table(references: Sequence[str], generated: Sequence[str]) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from unixlib.data.schema import LABELS, LABELS_5
@@ -82,12 +83,15 @@ def nlg_table(
     scores: pd.DataFrame,
     kinds: Mapping[str, str],
     r: Resampling = DEFAULT_RESAMPLING,
+    radgraph: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """BLEU-1..4, ROUGE-L, CIDEr (each with its interval) and the share of distinct reports
     per method (this run only: the paper's NLG table is in its unpublished supplement).
     Corpus BLEU resamples reports with their n-gram counts (``eval.resample_text``); CIDEr-D
     keeps the whole test set's idf; ``distinct`` is a count (distinct reports / N), not an
-    estimate, so it has none."""
+    estimate, so it has none. RadGraph F1 (partial) needs local weights: ``radgraph``, method
+    -> (N,) per-report F1 (``experiments.evaluators.radgraph_f1``), its mean with an interval;
+    without, the column says "n/a"."""
     frame = scores[[*list(NLG_KEYS), "distinct"]].copy()
     for method in frame.index:
         stats = [(f"bleu{n}", CorpusBleu(n), rows.bleu[method]) for n in range(1, 5)]
@@ -99,7 +103,16 @@ def nlg_table(
             iv = bootstrap(stat, data, n_resamples=r.n_resamples, seed=r.seed, level=r.level)
             frame.loc[method, [key, f"{key}_low", f"{key}_high"]] = iv.value, iv.low, iv.high
     frame.insert(0, "kind", [kinds.get(m, "model") for m in frame.index])
-    frame["radgraph_f1"] = "n/a (no local RadGraph weights)"
+    if not radgraph:
+        frame["radgraph_f1"] = "n/a (no local RadGraph weights)"
+        return frame.reset_index(names="method")
+    for method in frame.index:
+        iv = bootstrap(Mean(), radgraph[method], n_resamples=r.n_resamples, seed=r.seed)
+        frame.loc[method, ["radgraph_f1", "radgraph_f1_low", "radgraph_f1_high"]] = (
+            iv.value,
+            iv.low,
+            iv.high,
+        )
     return frame.reset_index(names="method")
 
 

@@ -127,6 +127,10 @@ class UniXConfig(PretrainedConfig):
     # and divide the batch-mean REPA loss by the number of generation images once more.
     repa_official_1d_interp: bool = False
     repa_official_batch_factor: bool = False
+    # The release's RadDino input (model/repa.py, RadDinoTarget): bicubic resize to 224 px
+    # (per 256 px of image), quantised to uint8 by truncation, then RadDino's own processor;
+    # ours resizes straight to the processor's size in float.
+    repa_official_preprocess: bool = False
     repa_hidden_size: int = 256  # projector width (paper: = hidden size 2048)
     repa_target_dim: int = 128  # the frozen target encoder's feature width (RadDino: 768)
     # --- sampling (the one home of these settings: saved with every checkpoint, read by

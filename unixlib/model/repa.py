@@ -11,6 +11,14 @@ features of the same image region. The release instead interpolates the flattene
 in 1-D, which mixes rows; ``official_1d_interp=True`` reproduces that. The release also divides
 the (already batch-averaged) loss by the batch size once more; we do not (a batch-size
 dependent loss weight is a bug, not a recipe), so our loss equals the release's times B.
+
+The RadDino target's input: we resize the image straight to the encoder's size (bilinear,
+antialiased, in float) and normalise. The release (``modeling/unix/repa_utils.py``,
+``preprocess_image`` and ``extract_features``) resizes bicubically (no antialiasing) to
+``224 * (res // 256)`` px, casts ``x * 255`` to uint8 (truncating; a bicubic overshoot below 0
+or above 255 wraps around, as numpy casts it), and hands that 8-bit image to RadDino's own
+image processor (PIL bicubic to its shortest edge, 518, centre crop, rescale, normalise);
+``official_preprocess=True`` (``UniXConfig.repa_official_preprocess``) reproduces that.
 """
 
 from __future__ import annotations
@@ -18,11 +26,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
-from transformers import AutoModel, SiglipVisionModel
+from transformers import AutoImageProcessor, AutoModel, SiglipVisionModel
 
 from unixlib.model.vision import preprocess_for_vit
 
@@ -32,6 +43,7 @@ __all__ = [
     "RadDinoTarget",
     "SiglipTarget",
     "match_grid_2d",
+    "official_pixels",
     "repa_loss",
 ]
 
@@ -152,11 +164,20 @@ class RadDinoTarget(FrozenTarget):
     """Patch features (CLS and register tokens dropped) of a DINOv2-family model (RAD-DINO).
 
     Use :meth:`from_local`; images are resized to ``size``, repeated to 3 channels and
-    normalised with the model's own ``image_mean`` / ``image_std``.
+    normalised with the model's own ``image_mean`` / ``image_std``; with ``processor`` (the
+    release's quirk, module docstring) they go through :func:`official_pixels` instead.
     """
 
-    def __init__(self, model: nn.Module, size: int, mean: list[float], std: list[float]) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        size: int,
+        mean: list[float],
+        std: list[float],
+        processor: Any = None,
+    ) -> None:
         super().__init__(model)
+        self.processor = processor
         patch = int(model.config.patch_size)
         if size % patch:
             raise ValueError(f"size {size} is not a multiple of the patch size {patch}")
@@ -171,6 +192,7 @@ class RadDinoTarget(FrozenTarget):
         size: int | None = None,
         mean: list[float] | None = None,
         std: list[float] | None = None,
+        official_preprocess: bool = False,
     ) -> RadDinoTarget:
         """Load from a local directory (``local_files_only``; nothing is downloaded).
 
@@ -178,6 +200,8 @@ class RadDinoTarget(FrozenTarget):
         (``crop_size``, ``image_mean``, ``image_std``); ``size`` falls back to the model's
         ``image_size``. Raises ``FileNotFoundError`` for a missing directory and
         ``ValueError`` when the normalisation is neither given nor in the directory.
+        ``official_preprocess``: feed the encoder as the release does (:func:`official_pixels`,
+        with the directory's own image processor).
         """
         path = Path(path)
         if not (path / "config.json").is_file():
@@ -193,20 +217,46 @@ class RadDinoTarget(FrozenTarget):
             crop = proc.get("crop_size")
             size = crop.get("height") if isinstance(crop, dict) else crop
             size = int(size or model.config.image_size)
-        return cls(model, size, list(mean), list(std))
+        processor = None
+        if official_preprocess:
+            processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
+        return cls(model, size, list(mean), list(std), processor)
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
         """(B, 1, H, W) in [0, 1] -> ((B, grid^2, Dt) patch tokens, (grid, grid))."""
         if images.dim() != 4 or images.shape[1] != 1:
             raise ValueError(f"expected gray images (B, 1, H, W), got {tuple(images.shape)}")
-        x = F.interpolate(
-            images,
-            size=(self.size, self.size),
-            mode="bilinear",
-            align_corners=False,
-            antialias=True,
-        )
-        x = (x.expand(-1, self.mean.shape[1], -1, -1) - self.mean) / self.std
+        if self.processor is not None:
+            x = official_pixels(images, self.processor).to(images.device)  # (B, 3, S, S)
+        else:
+            x = F.interpolate(
+                images,
+                size=(self.size, self.size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
+            x = (x.expand(-1, self.mean.shape[1], -1, -1) - self.mean) / self.std
         hidden = self.encoder(pixel_values=x).last_hidden_state  # (B, prefix + g*g, Dt)
         return hidden[:, -self.grid * self.grid :], (self.grid, self.grid)
+
+
+def official_pixels(images: Tensor, processor: Any) -> Tensor:
+    """(B, 1, H, W) images in [0, 1] -> (B, 3, S, S) RadDino input, as the release makes it.
+
+    Bicubic (no antialiasing) to ``224 * (H // 256)`` px, ``(x * 255).astype(uint8)`` (numpy's
+    cast: truncation, and wrap-around of overshoot), then ``processor`` (RadDino's image
+    processor) on the 8-bit RGB images; the release's images are 3-channel, ours gray, so
+    its three channels are the gray one repeated (``Image.convert("RGB")``).
+    """
+    side = 224 * (images.shape[-1] // 256)
+    if side == 0:
+        raise ValueError(
+            f"the release's REPA preprocessing resizes to 224 * (res // 256) px: {images.shape[-1]}"
+            " px images give 0 (it runs at 256 px; use repa_official_preprocess=False)"
+        )
+    x = F.interpolate(images.float(), size=(side, side), mode="bicubic")  # (B, 1, s, s)
+    u8 = (x[:, 0].cpu().numpy() * 255).astype(np.uint8)  # (B, s, s): the release's cast
+    rgb = [Image.fromarray(a).convert("RGB") for a in u8]
+    return processor(images=rgb, return_tensors="pt")["pixel_values"]

@@ -48,6 +48,7 @@ def generate_image(
     seed: int = 0,
     reuse_context: bool = True,
     decode: bool = True,
+    rgb: bool = False,
 ) -> Tensor:
     """Sample one image per report.
 
@@ -61,6 +62,7 @@ def generate_image(
         reuse_context: compute the context's keys/values once (True) or every step (False).
         decode: return pixels (B, 1, size, size) in [0, 1]; False returns the normalised
             latents (B, C, size/f, size/f).
+        rgb: an RGB decoder's three channels, (B, 3, size, size), instead of their mean.
     """
     cfg = model.config
     size = size or cfg.image_size_gen
@@ -106,7 +108,7 @@ def generate_image(
     latents = euler_sample(velocity, x1, sampling_timesteps(steps, shift).to(device))
     if not decode:
         return latents
-    return ((model.vae.decode(latents) + 1) / 2).clamp(0, 1)
+    return ((model.vae.decode(latents, rgb=rgb) + 1) / 2).clamp(0, 1)
 
 
 def _cached_steps(model: UniX, plans: list[SamplePlan]):
@@ -177,10 +179,12 @@ class ImageSampling:
         seed: int = 0,
         reuse_context: bool = True,
         decode: bool = True,
+        rgb: bool = False,
     ) -> Tensor:
         """Images (B, 1, size, size) in [0, 1] from B reports as token ids (``[]`` =
-        unconditional), or the normalised latents with ``decode=False``. ``None`` settings take
-        the model config's sampler defaults; see :func:`generate_image`."""
+        unconditional), or the normalised latents with ``decode=False``, or (B, 3, ...) with
+        ``rgb``. ``None`` settings take the model config's sampler defaults; see
+        :func:`generate_image`."""
         return generate_image(
             self,
             context_ids,
@@ -192,4 +196,5 @@ class ImageSampling:
             seed=seed,
             reuse_context=reuse_context,
             decode=decode,
+            rgb=rgb,
         )

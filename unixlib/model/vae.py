@@ -93,10 +93,11 @@ class VAEWrapper(nn.Module):
         z = posterior.sample(generator) if self.sample_posterior else posterior.mode()
         return self.scale * (z - self.shift)
 
-    def decode(self, latents: Tensor) -> Tensor:
+    def decode(self, latents: Tensor, rgb: bool = False) -> Tensor:
         """(B, C, h, w) normalised latents -> (B, 1, h*f, w*f) pixels, nominally in [-1, 1].
 
-        The output is not clamped; an RGB decoder's channels are averaged to gray.
+        The output is not clamped; an RGB decoder's channels are averaged to gray, or with
+        ``rgb`` kept: (B, 3, h*f, w*f), as the release saves its generations.
         """
         if latents.dim() != 4 or latents.shape[1] != self.latent_channels:
             raise ValueError(
@@ -104,7 +105,9 @@ class VAEWrapper(nn.Module):
             )
         z = latents / self.scale + self.shift
         pixels = self.autoencoder.decode(z).sample  # (B, out_channels, H, W)
-        return pixels.mean(dim=1, keepdim=True) if pixels.shape[1] != 1 else pixels
+        if rgb or pixels.shape[1] == 1:
+            return pixels
+        return pixels.mean(dim=1, keepdim=True)
 
 
 def build_autoencoder(config: dict[str, Any]) -> AutoencoderKL:

@@ -121,7 +121,11 @@ def _repa_target(cfg: TrainConfig, model: UniX, device: torch.device) -> nn.Modu
     if cfg.repa_encoder:
         from unixlib.model.repa import RadDinoTarget
 
-        return RadDinoTarget.from_local(project_path(cfg.repa_encoder)).to(device)
+        official = model.config.repa_official_preprocess  # the release's input quirk
+        target = RadDinoTarget.from_local(
+            project_path(cfg.repa_encoder), official_preprocess=official
+        )
+        return target.to(device)
     tower = model.vision_tower
     if "vision" in cfg.trainable:
         tower = copy.deepcopy(tower)

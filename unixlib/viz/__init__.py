@@ -6,6 +6,7 @@ path and a PDF beside it (``viz.common.save``, print resolution) and returns the
 """
 
 from unixlib.viz.architecture import fig2
+from unixlib.viz.comparison import fig1_comparison
 from unixlib.viz.data import (
     cleaning_examples,
     cleaning_status,
@@ -20,6 +21,7 @@ from unixlib.viz.training import loss_curves, vae_reconstructions
 __all__ = [
     "cleaning_examples",
     "cleaning_status",
+    "fig1_comparison",
     "fig2",
     "image_rows",
     "label_agreement",

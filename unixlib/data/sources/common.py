@@ -62,6 +62,8 @@ class Candidate:
     (synthetic data), or ``None`` for a text-only row (kept with ``image_path == ""``).
     ``ref`` names the input in rejects.csv (a file path or a source-specific key).
     ``reject`` set by the source means: record ``(reject_stage, reject)`` and skip the row.
+    ``task`` / ``report_gen``: the optional manifest columns (``schema``; defaults: both
+    tasks, generation prompt = the cleaned report).
     """
 
     id: str
@@ -74,6 +76,8 @@ class Candidate:
     require_report: bool = True
     reject: str | None = None
     reject_stage: str = ""
+    task: str = "both"
+    report_gen: str = ""
 
     def rejected(self, stage: str, reason: str) -> Candidate:
         """Mark this candidate rejected by the source (``stage``, ``reason``); returns self."""

@@ -22,6 +22,21 @@ report is its annotated prompt (the text the images are generated from); a test 
 does not list is rejected ("not in the test annotations"), and a listed image absent from the
 metadata is an error. Train and validate rows are unchanged.
 
+``gen_annotations`` (the ``paper`` profile): the LLaVA-Rad / CheXGenBench annotation CSV of the
+training (and validation) images, same columns, e.g. ``LLAVARAD_ANNOTATIONS_TRAIN.csv``: the
+paper's *generation* training set (237,387 pairs), an annotation set of its own beside the
+*understanding* set (163,344 pairs: the MIMIC-CXR reports, cleaned by notebook 01). With it every
+non-test row says which set it is in (the manifest's optional ``task`` column, ``schema``): a
+listed image is in both (``task`` "both": its report trains understanding, its annotated prompt,
+``report_gen``, verbatim, trains generation), an unlisted one in the understanding set only
+("und"), and a listed image whose report file is missing in the generation set only ("gen").
+An image it lists that the official split puts in the test split is an error (it would train on
+a test image). Without it both tasks train on every row's cleaned report.
+
+Test rows with ``test_annotations`` also get ``report_gen`` = the annotated prompt: notebook 05
+generates from it verbatim, as the release does (``eval/base/dataset.py`` reads
+``annotated_prompt`` and feeds it to the model unchanged).
+
 These are the test pairs of the **generation** tables (3-4) only. The paper's **understanding**
 table (Table 2) uses another MIMIC-CXR test set: the 2,365 frontal pairs of the official
 repository's ``eval/data/understanding/test_data.json``, each with its own prompt and reference.
@@ -65,6 +80,7 @@ def candidates(
     image_format: str = "jpg",
     frontal_only: bool = True,
     test_annotations: str | Path | None = None,
+    gen_annotations: str | Path | None = None,
 ) -> Iterator[Candidate]:
     """Yield one candidate per row of the metadata CSV.
 
@@ -75,6 +91,8 @@ def candidates(
         image_format: ``"jpg"`` (MIMIC-CXR-JPG) or ``"dcm"`` (MIMIC-CXR DICOM).
         frontal_only: reject images whose ViewPosition is not PA/AP (module doc).
         test_annotations: the LLaVA-Rad / CheXGenBench test CSV (module doc), or None.
+        gen_annotations: the LLaVA-Rad / CheXGenBench training CSV: the generation training
+            set (module doc), or None.
     """
     if image_format not in ("jpg", "dcm"):
         raise ValueError(f"image_format must be 'jpg' or 'dcm', got {image_format!r}")
@@ -84,17 +102,22 @@ def candidates(
     meta = _read_csv(csv_root, METADATA_CSV, ("dicom_id", "subject_id", "study_id", "ViewPosition"))
     splits = _read_csv(csv_root, SPLIT_CSV, ("dicom_id", "split"))
     labels = _read_csv(csv_root, CHEXPERT_CSV, ("subject_id", "study_id", *CHEXPERT_NAMES.values()))
+    split_of = dict(zip(splits["dicom_id"], splits["split"], strict=True))
+    gen = _annotated_prompts(gen_annotations, meta) if gen_annotations else None
+    if gen is not None:
+        _no_test_images(gen, split_of, gen_annotations)
     release = _Release(
         root=root,
         reports_root=reports_root,
         image_format=image_format,
         frontal_only=frontal_only,
-        split_of=dict(zip(splits["dicom_id"], splits["split"], strict=True)),
+        split_of=split_of,
         labels_of={
             (str(row["subject_id"]), str(row["study_id"])): row
             for row in labels.to_dict(orient="records")
         },
         prompts=_annotated_prompts(test_annotations, meta) if test_annotations else None,
+        gen_prompts=gen,
     )
     for row in meta.to_dict(orient="records"):
         yield _candidate(row, release)
@@ -111,6 +134,7 @@ class _Release:
     split_of: dict[str, object]  # dicom_id -> the split CSV's value (not yet normalised)
     labels_of: dict[tuple[str, str], dict[str, object]]  # (subject, study) -> CheXpert row
     prompts: dict[str, str] | None  # dicom_id -> annotated prompt (test annotations) or None
+    gen_prompts: dict[str, str] | None = None  # the same for the generation training set
 
 
 def _annotated_prompts(path: str | Path, meta: pd.DataFrame) -> dict[str, str]:
@@ -124,6 +148,17 @@ def _annotated_prompts(path: str | Path, meta: pd.DataFrame) -> dict[str, str]:
             f"{METADATA_CSV}, e.g. {sorted(unknown)[:3]}"
         )
     return prompts
+
+
+def _no_test_images(prompts: dict[str, str], split_of: dict[str, object], path: str | Path) -> None:
+    """ValueError when the training annotations name an image of the official test split."""
+    test = sorted(i for i in prompts if normalize_split(split_of.get(i)) == "test")
+    if test:
+        raise ValueError(
+            f"{path}: {len(test)} annotated training images are in the official test split, "
+            f"e.g. {test[:3]} (the generation training set must not hold test images; use "
+            "CheXGenBench's LLAVARAD_ANNOTATIONS_TRAIN.csv)"
+        )
 
 
 def _candidate(row: dict[str, object], release: _Release) -> Candidate:
@@ -146,7 +181,11 @@ def _candidate(row: dict[str, object], release: _Release) -> Candidate:
     if release.prompts is not None and split == "test":
         if dicom_id not in release.prompts:
             return cand.rejected(STAGE_METADATA, "not in the test annotations")
-        cand.report_raw = release.prompts[dicom_id]
+        cand.report_raw = cand.report_gen = release.prompts[dicom_id]
+    gen_prompt = None
+    if release.gen_prompts is not None and split != "test":
+        gen_prompt = release.gen_prompts.get(dicom_id)
+        cand.task, cand.report_gen = ("both", gen_prompt) if gen_prompt is not None else ("und", "")
     label_row = release.labels_of.get((subject, study))
     if label_row is not None:
         try:
@@ -156,6 +195,9 @@ def _candidate(row: dict[str, object], release: _Release) -> Candidate:
     if cand.report_raw:  # the annotated prompt of a test image
         return cand
     report_path = release.reports_root / f"{study_dir}.txt"
+    if not report_path.is_file() and gen_prompt is not None:  # generation set only
+        cand.task, cand.require_report = "gen", False
+        return cand
     if not report_path.is_file():
         return cand.rejected(STAGE_REPORT, f"report file not found ({report_path})")
     cand.report_raw = report_path.read_text(encoding="utf-8", errors="replace")
@@ -166,7 +208,7 @@ def read_test_annotations(path: str | Path) -> dict[str, str]:
     """``{dicom_id: annotated_prompt}`` of a LLaVA-Rad / CheXGenBench annotation CSV."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"test annotation CSV not found: {path}")
+        raise FileNotFoundError(f"LLaVA-Rad annotation CSV not found: {path}")
     frame = pd.read_csv(path, dtype=str)
     missing = {"path", "annotated_prompt"} - set(frame.columns)
     if missing:

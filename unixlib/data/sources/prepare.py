@@ -2,7 +2,8 @@
 
 Output, in ``out_dir``:
 
-- ``manifest.parquet``: one row per kept input row, columns ``schema.MANIFEST_COLUMNS``;
+- ``manifest.parquet``: one row per kept input row, columns ``schema.MANIFEST_COLUMNS`` (and
+  ``task`` / ``report_gen`` when the source separates the two tasks' annotation sets);
   ``image_path`` is relative to ``out_dir`` (``images/<id>.png``) or ``""`` for a text-only
   row (IU reports whose images are absent);
 - ``images/<id>.png``: the image cache, 8-bit grayscale, ``image_size`` square, aspect kept by
@@ -10,8 +11,9 @@ Output, in ``out_dir``:
 - ``rejects.csv``: every input row not in the manifest, columns ``id, ref, stage, reason``;
 - ``understanding_test.parquet`` (``mimic`` with ``understanding_test``, the release's
   ``test_data.json``): the paper's understanding test pairs, columns ``id, image_path, prompt,
-  reference``, their images cached as above (:mod:`.understanding_test`). Removed when not asked
-  for, so a folder never keeps a stale one.
+  reference, source_image``, their images cached as above (:mod:`.understanding_test`;
+  ``source_image``: the original file, for the release's own preprocessing, :mod:`.letterbox`).
+  Removed when not asked for, so a folder never keeps a stale one.
 
 Nothing is dropped silently: every input row is in exactly one of the two tables. Stage
 ``view`` (non-frontal views removed on purpose) is filtering; all other stages (``metadata``,
@@ -41,7 +43,7 @@ import pandas as pd
 
 from unixlib.config.paths import shown
 from unixlib.config.progress import bar
-from unixlib.data.schema import LABELS, MANIFEST_COLUMNS, SPLITS
+from unixlib.data.schema import GEN_TEXT_COLUMN, LABELS, MANIFEST_COLUMNS, SPLITS, TASK_COLUMN
 from unixlib.data.sources import folder, iuxray, mimic, synth
 from unixlib.data.sources.common import FILTER_STAGES, Candidate
 from unixlib.data.sources.image_cache import CacheJob, Problem, cache_files, file_id
@@ -59,6 +61,8 @@ from unixlib.data.sources.understanding_test import (
 )
 
 __all__ = ["SOURCES", "PrepareResult", "TooManyRejectsError", "prepare"]
+
+OPTIONAL = (TASK_COLUMN, GEN_TEXT_COLUMN)  # manifest columns written only when used (schema)
 
 SOURCES: dict[str, Callable[..., Iterable[Candidate]]] = {
     "synth": synth.candidates,
@@ -135,7 +139,7 @@ def prepare(
     n_filtered = sum(r["stage"] in FILTER_STAGES for r in rejects)
     check_reject_fraction(source, rejects, n_filtered, len(rows), max_reject_frac, rejects_path)
 
-    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    manifest = _optional_columns(pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *OPTIONAL]))
     manifest[list(LABELS)] = manifest[list(LABELS)].astype("float64")
     manifest_path = out / "manifest.parquet"
     manifest.to_parquet(manifest_path, index=False)
@@ -231,9 +235,19 @@ def _accept(
                 "split": cand.split,
                 "report_raw": cand.report_raw,
                 **{name: float(cand.labels[name]) for name in LABELS},
+                TASK_COLUMN: cand.task,
+                GEN_TEXT_COLUMN: cand.report_gen,
             }
         )
     return rows, rejects
+
+
+def _optional_columns(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The manifest without ``task`` / ``report_gen`` when every row has their defaults (both
+    tasks, no separate generation prompt): sources that do not separate the tasks write the
+    columns they always wrote."""
+    separate = (manifest[TASK_COLUMN] != "both").any() or (manifest[GEN_TEXT_COLUMN] != "").any()
+    return manifest if separate else manifest.drop(columns=list(OPTIONAL))
 
 
 def _write_understanding_test(
@@ -269,8 +283,8 @@ def _write_understanding_test(
         raise UnderstandingTestError(
             f"{len(bad)} understanding test images could not be read, e.g. {bad[:3]}"
         )
-    table = und.drop(columns="image").assign(image_path=paths)
-    table[["id", "image_path", "prompt", "reference"]].to_parquet(
+    table = und.rename(columns={"image": "source_image"}).assign(image_path=paths)
+    table[["id", "image_path", "prompt", "reference", "source_image"]].to_parquet(
         out / UNDERSTANDING_TEST_FILE, index=False
     )
 

@@ -105,6 +105,32 @@ class LLMError(RuntimeError):
     """A configuration error no retry can fix (missing or rejected API key)."""
 
 
+LLM_CLEANING_MODES = ("auto", "on", "off")
+
+
+def llm_config(
+    mode: str, base_url: str, model: str, api_key_env: str = "UNIX_LLM_API_KEY"
+) -> LLMConfig | None:
+    """The endpoint notebook 01 cleans with, by its ``llm_cleaning`` parameter.
+
+    ``on``: the paper's LLM cleaning is required, so an endpoint (``base_url`` and ``model``)
+    must be configured (``LLMError`` otherwise); ``off``: rules only, whatever is configured
+    (the tables then say "rule-cleaned"); ``auto``: the LLM when an endpoint is configured.
+    """
+    if mode not in LLM_CLEANING_MODES:
+        raise ValueError(f"llm_cleaning must be one of {LLM_CLEANING_MODES}, got {mode!r}")
+    configured = bool(base_url and model)
+    if mode == "on" and not configured:
+        raise LLMError(
+            "llm_cleaning is 'on' (the paper cleans reports with an LLM) but no endpoint is "
+            "configured: set llm_base_url and llm_model (key in $" + api_key_env + "), or "
+            "--set 01_clean_data.llm_cleaning=off for rule cleaning (tables say rule-cleaned)"
+        )
+    if mode == "off" or not configured:
+        return None
+    return LLMConfig(base_url=base_url, model=model, api_key_env=api_key_env)
+
+
 class TransportError(Exception):
     """A failed request worth retrying; the message is the reason recorded."""
 

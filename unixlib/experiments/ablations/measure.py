@@ -24,6 +24,7 @@ from unixlib.eval.understanding import binarize
 from unixlib.experiments.ablations.runner import TrainedRun
 from unixlib.experiments.ablations.variants import Variant
 from unixlib.experiments.evaluation import Encoders, EvalInputs, EvalSettings, labeler_of
+from unixlib.experiments.evaluators import sample_autocast
 from unixlib.experiments.samples import generate_images, generate_reports
 from unixlib.model.unix import UniX
 from unixlib.train.setup import group_of
@@ -75,9 +76,13 @@ class Measurer:
     def __init__(self, inputs: EvalInputs, encoders: Encoders, s: EvalSettings) -> None:
         self.inputs, self.encoders, self.s = inputs, encoders, s
         real = inputs.images("test", s.encoder.image_size, s.n_test)
-        self.real_feats = encoders.feats(real)
+        # real images for the features at real_image_size (notebook 06: the arms' generation
+        # size), so that with RadDino they pass no smaller bottleneck than the generated ones
+        feature_size = s.real_image_size or s.encoder.image_size
+        self.real_feats = encoders.feats(inputs.images("test", feature_size, s.n_test))
         self.real_probs = encoders.reference.image_probs(real)
-        self.text = encoders.reference.text_embed(inputs.references)
+        # generation prompts: the annotated prompts verbatim where the data has them
+        self.text = encoders.reference.text_embed(inputs.prompts)
         labeler, self.labeler_name = labeler_of(s)
         self.label = report_eval.memoized(labeler)
         self.references = inputs.und["reference"].tolist()
@@ -89,14 +94,15 @@ class Measurer:
     def reports(self, model: UniX) -> list[str]:
         key = und_fingerprint(model)
         if key not in self._reports:
-            self._reports[key] = generate_reports(
-                model,
-                self.inputs.und_images(model.config.image_size_und),
-                self.inputs.tokenizer,
-                self.s.max_new_tokens,
-                prompt=self.inputs.und["prompt"].tolist(),
-                batch_size=self.s.batch_size,
-            )
+            with sample_autocast(self.s.sample_dtype, model):
+                self._reports[key] = generate_reports(
+                    model,
+                    self.inputs.und_images(model.config.image_size_und, self.s.und_preprocess),
+                    self.inputs.tokenizer,
+                    self.s.max_new_tokens,
+                    prompt=self.inputs.und["prompt"].tolist(),
+                    batch_size=self.s.batch_size,
+                )
         return self._reports[key]
 
     def report_labels(self, texts: list[str]) -> np.ndarray:
@@ -108,14 +114,15 @@ class Measurer:
         sampler overrides."""
         model.config.with_sampler(self.s.sampler)
         s = self.s
-        return generate_images(
-            model,
-            reports,
-            self.inputs.tokenizer,
-            seed=s.seed,
-            batch_size=s.batch_size,
-            max_report_tokens=s.max_report_tokens,
-        )
+        with sample_autocast(s.sample_dtype, model):
+            return generate_images(
+                model,
+                reports,
+                self.inputs.tokenizer,
+                seed=s.seed,
+                batch_size=s.batch_size,
+                max_report_tokens=s.max_report_tokens,
+            )
 
     def image_data(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Features, per-study image-text cosine and classifier probabilities of images made
@@ -130,7 +137,7 @@ class Measurer:
     def study_data(self, model: UniX, draws: bool) -> StudyData:
         data = StudyData(self.report_labels(self.reports(model)))
         if draws:
-            for key, value in self.image_data(self.images(model, self.inputs.references)).items():
+            for key, value in self.image_data(self.images(model, self.inputs.prompts)).items():
                 setattr(data, key, value)
         return data
 
@@ -155,7 +162,7 @@ class Measurer:
             "baseline: retrieval (nearest image)": StudyData(self.report_labels(retrieved)),
             f"baseline: {start_name}, no ablation training": self.study_data(start, True),
         }
-        shuffled = baselines.shuffled_reports(self.inputs.references, self.s.seed)
+        shuffled = baselines.shuffled_reports(self.inputs.prompts, self.s.seed)
         chance = self.image_data(self.images(start, shuffled))
         out[f"baseline: {start_name} from shuffled reports"] = StudyData(
             out[f"baseline: {start_name}, no ablation training"].y_gen,

@@ -91,6 +91,8 @@ class AblationSettings:
                 **p,
                 "stage": 3,
                 "batch_size": p["eval_batch_size"],
+                # real images for the features at the arms' generation size (evaluators.py)
+                "real_image_size": p.get("real_image_size") or p["image_size"],
             }
         )
         note = (
