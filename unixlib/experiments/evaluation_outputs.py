@@ -24,13 +24,14 @@ from unixlib.eval import image_eval
 from unixlib.experiments import evaluation as pipeline
 from unixlib.experiments import (
     generation_tables,
+    headlines,
     hyperparams,
     paper_rows,
     sequence_figure,
     understanding_tables,
 )
 from unixlib.experiments.evaluation import EvalInputs, EvalSettings
-from unixlib.model.unix import UniX
+from unixlib.model.unix import UniX, parameter_counts
 from unixlib.viz import evaluation as eval_viz
 from unixlib.viz import tables
 from unixlib.viz.tables import SOURCE_COL, THIS_RUN
@@ -283,6 +284,31 @@ def evaluate_run(s: EvalSettings, out: Path, device: str = "auto", fail_fast: bo
     verdicts += save_generation(g, inputs, out, pipeline.sampler_note(models[max(models)], s))
     save_pathology_chart(g, out)
     save_fig1(u, g, inputs, sets, out)
+    save_headlines(u, g, models[max(models)], inputs, out)
     save_generated(out, inputs, u["methods"], sets)
     summary = save_summary(verdicts, u, g, out, seconds=time.perf_counter() - t0)
     return {**summary, "rejected": len(inputs.rejects)}
+
+
+def save_headlines(
+    u: dict, g: dict, model: UniX, inputs: EvalInputs, out: Path
+) -> tuple[pd.DataFrame, list[str], Figure]:
+    """The paper's three headline claims recomputed from its quoted rows, beside the same
+    formulas on this run's numbers (``headlines.csv``), and Fig. 1's cross-model comparison
+    (score against parameter count: ``fig1_comparison.png``)."""
+    t2 = u["table2"].set_index("method")
+    micro = float(t2.at[pipeline.MODEL, "micro14 (u=pos)"])
+    t3 = g["table3"]
+    last = max(n for n in t3["images"] if str(n).startswith("UniX stage"))
+    shard_rows = t3[(t3["images"] == last) & t3["protocol"].str.startswith("mean of")]
+    fd = float(shard_rows["FD"].iloc[0]) if len(shard_rows) else None
+    counts = parameter_counts(model.config)
+    params = (counts["parameters_total"] - counts["vae"]) / 1e9
+    setting = f"this run ({inputs.scale}; {u['labeler']}, {g['encoder']} features)"
+    frame, sentences = headlines.headlines(micro, fd, params, setting)
+    caption = "The paper's headline claims: its formula on its quoted rows, and on this run's"
+    tables.save_table(frame, out, "headlines", caption, ".3g")
+    data = headlines.comparison(micro, fd, params, label="this run")
+    title = f"Fig. 1 (models): score against parameters; this run: {inputs.scale}"
+    fig = viz.fig1_comparison(data, out / "fig1_comparison.png", title)
+    return frame, sentences, fig
