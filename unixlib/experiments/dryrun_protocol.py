@@ -1,7 +1,7 @@
 """The dry run's checks of the evaluation protocol (``reproduce --dry-run``; :mod:`.dryrun`).
 
 * test files: the generation test pairs (the LLaVA-Rad test CSV), the understanding test pairs
-  (the release's ``test_data.json``, checked in :mod:`.dryrun`) and the generation training set
+  (the release's ``test_data.json``, checked in :mod:`.dryrun_paths`) and the generation training set
   (the LLaVA-Rad training CSV): which file, how many pairs, every image present;
 * cleaning: ``llm_cleaning: on`` (the paper's LLM cleaning) needs an endpoint and its key in
   the environment; ``off`` is said (the tables then say "rule-cleaned");
@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from unixlib import config
-from unixlib.experiments.dryrun import Check
+from unixlib.experiments.dryrun_paths import Check
 
 EVAL_NOTEBOOKS = ("05_evaluate", "06_ablations")
 
