@@ -99,13 +99,21 @@ def _images(n: int, size: int = 32, seed: int = 0) -> list[np.ndarray]:
     return list(np.random.default_rng(seed).random((n, size, size)))
 
 
+SCALE = {"micro_f1": 100, "macro_f1": 100}  # the ablations store F1 in %
+
+
 def _measured(arms: int, seeds: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     names = ["gen only (und frozen) 0:1", *[f"und + gen 1:{k}" for k in (1, 2, 4)]]
     names = [*names, "MoT cross-modal self-attention (paper)"][:arms]
     rng = np.random.default_rng(1)
     measures = ("micro_f1", "macro_f1", "fd", "kd", "alignment", "faithfulness", "step_seconds")
     rows = [
-        {"study": "table5", "label": a, "seed": s, **{m: rng.random() for m in measures}}
+        {
+            "study": "table5",
+            "label": a,
+            "seed": s,
+            **{m: rng.random() * SCALE.get(m, 1) for m in measures},
+        }
         for a in names
         for s in range(seeds)
     ]
@@ -118,7 +126,7 @@ def _measured(arms: int, seeds: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
                 "baseline: stage-2 checkpoint, no ablation training",
                 "baseline: stage-2 checkpoint from shuffled reports",
             ],
-            "micro_f1": [0.2, 0.5, np.nan, 0.7, np.nan],
+            "micro_f1": [20.0, 50.0, np.nan, 70.0, np.nan],  # F1 in %, as the ablations store it
             "fd": [np.nan, np.nan, 1.0, 6.8, np.nan],
             "faithfulness": [np.nan, np.nan, np.nan, 0.99, -0.29],
         }
@@ -368,6 +376,11 @@ def test_study_chart_is_a_grid_with_whole_arm_names_and_one_legend(tmp_path):
     entries = [t.get_text().replace("\n", " ") for t in fig.legends[0].get_texts()]
     assert "baseline: most frequent report" in entries and "dot: one seed" in entries
     assert [t.get_text() for t in fig.legends[0].get_texts()].count("dot: one seed") == 1
+    f1 = axes[0]  # drawn as stored (in %): bars are the seed means, lines the baselines
+    widths = sorted(round(p.get_width(), 6) for p in f1.patches)
+    means = measured.groupby("label")["micro_f1"].mean()
+    assert widths == sorted(round(v, 6) for v in means) and f1.get_xlim()[1] <= 100
+    assert sorted(float(line.get_xdata()[0]) for line in f1.get_lines()) == [20.0, 50.0, 70.0]
 
 
 LONG_ARM = "und + gen 1:1 with shared weights and final-states conditioning (stacked VLM)"

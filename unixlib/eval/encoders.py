@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
+from unixlib.config import shown
 from unixlib.data.datasets import label_targets
 from unixlib.data.schema import LABELS
 from unixlib.data.text.tokenizer import ReportTokenizer
@@ -259,7 +260,7 @@ def load_or_train(
             reason = f"cache unreadable: {str(err).splitlines()[0]}"
         else:
             print(
-                f"reference encoders: loaded from {directory} (trained on {enc.info['n_train']} "
+                f"reference encoders: loaded from {shown(directory)} (trained on {enc.info['n_train']} "
                 f"images in {enc.info['train_seconds']:.1f} s)"
             )
             return enc
@@ -267,7 +268,7 @@ def load_or_train(
     enc.save(directory)
     print(
         f"reference encoders: trained in {enc.info['train_seconds']:.1f} s on {len(x)} "
-        f"images ({reason}), saved to {directory}"
+        f"images ({reason}), saved to {shown(directory)}"
     )
     return enc
 

@@ -30,7 +30,6 @@ TITLES = {
     "faithfulness": "finding faithfulness\n(0 chance, 1 real)",
     "step_seconds": "s / training step",
 }
-PERCENT = ("micro_f1", "macro_f1")
 LINESTYLES = ("--", ":", "-.", (0, (5, 1)), (0, (1, 3)))
 COLOURS = ("#d62728", "#ff7f0e", "#7f7f7f", "#9467bd", "#8c564b")
 BAR, PAPER_BAR = "#1f77b4", "#2ca02c"
@@ -61,16 +60,16 @@ def _panel(
     base: pd.DataFrame,
     styles: dict[str, dict],
 ) -> None:
-    """One measure: a bar per arm (mean over seeds), a dot per seed, a line per baseline."""
-    scale = 100 if measure in PERCENT else 1
-    data = rows.assign(value=rows[measure] * scale)
+    """One measure: a bar per arm (mean over seeds), a dot per seed, a line per baseline
+    (values drawn as stored: F1 already in %)."""
+    data = rows.assign(value=rows[measure])
     sns.barplot(
         data=data, y="label", x="value", order=order, ax=ax, errorbar=None, color=BAR, alpha=0.8
     )
     sns.stripplot(data=data, y="label", x="value", order=order, ax=ax, color="black", size=3)
     if measure in base:
         for r in base[base[measure].notna()].itertuples(index=False):
-            ax.axvline(getattr(r, measure) * scale, lw=1.2, **styles[r.label])
+            ax.axvline(getattr(r, measure), lw=1.2, **styles[r.label])
     ax.set_title(TITLES[measure], fontsize=FONT + 0.5)
 
 

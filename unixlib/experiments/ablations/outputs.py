@@ -162,7 +162,10 @@ def save_summary(result: AblationResult, out: Path) -> list[str]:
         "ablation_verdicts",
         caption="Ablations: each arm against its study's reference on the same test studies "
         "(paired bootstrap: difference, 95% interval, p), and whether that agrees with the "
-        f"direction the paper reports or argues; {s.scale_note}; main run: {result.scale}",
+        "direction the paper reports or argues. The interval covers the sampling of test "
+        "studies, not the spread between training seeds"
+        + (" (one seed here: a verdict may not survive another seed)" if len(s.seeds) < 2 else "")
+        + f"; {s.scale_note}; main run: {result.scale}",
         floatfmt=".4g",
     )
     sentences = summary.verdict_sentences(result.verdicts)

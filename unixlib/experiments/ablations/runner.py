@@ -9,6 +9,7 @@ continues where it stopped; a retrained stage 1 or 2 upstream, or another CPU re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from unixlib.config import project_path
+from unixlib.config import project_path, shown
 from unixlib.config.device import resolve_device
 from unixlib.experiments.ablations.variants import Variant, run_config, runs
 from unixlib.model.unix import UniX
@@ -42,6 +43,25 @@ def _step_seconds(run_dir: Path) -> float:
     """Median optimizer-step time of a run (NaN for a run logged before ``step_seconds``)."""
     metrics = read_metrics(run_dir)
     return float(metrics["step_seconds"].median()) if "step_seconds" in metrics else float("nan")
+
+
+def _train_quietly(cfg: TrainConfig, where: Path) -> None:
+    """Train one arm in this process without a per-step bar; the loop's start and summary
+    lines go to ``<run>/train.log`` (eleven arms' worth would flood the notebook)."""
+    where.mkdir(parents=True, exist_ok=True)
+    with open(where / "train.log", "w") as log, contextlib.redirect_stdout(log):
+        train(cfg, progress=False)
+
+
+def _arm_line(name: str, cfg: TrainConfig, seconds: float) -> str:
+    """The notebook's one line for a trained arm: steps, time, loss at start and end (means of
+    up to ten steps) and where it is."""
+    loss = read_metrics(cfg.run_dir)["loss"]
+    first, last = loss.head(10).mean(), loss.tail(10).mean()
+    return (
+        f"{name}: {cfg.steps} steps (batch {cfg.batch_size}) in {seconds:.0f} s, loss "
+        f"{first:.3f} -> {last:.3f}; {shown(project_path(cfg.run_dir))}"
+    )
 
 
 FINGERPRINT_FILE = "ablation_fingerprint.json"
@@ -87,14 +107,14 @@ def train_runs(
             )
             t0 = time.perf_counter()
             if reuse:
-                print(f"{name} seed {seed}: reusing {final}")
+                print(f"{name} seed {seed}: {v.label}: reusing {shown(final)}")
             else:
-                print(f"{name} seed {seed}: {v.label} ({cfg.steps} steps, batch {cfg.batch_size})")
                 if nproc > 1:
                     run_stage(cfg, nproc=nproc)
-                else:  # no per-step bar: eleven of them would flood the notebook
-                    train(cfg, progress=False)
+                else:  # the loop's own lines to the run's train.log: one line per arm here
+                    _train_quietly(cfg, where)
                 saved.write_text(json.dumps(wanted, indent=2))
+                print(_arm_line(f"{name} seed {seed}: {v.label}", cfg, time.perf_counter() - t0))
             out[(name, seed)] = TrainedRun(
                 cfg, final, 0.0 if reuse else time.perf_counter() - t0, _step_seconds(where), reuse
             )
