@@ -170,11 +170,15 @@ def test_study_table_puts_baselines_after_the_arms_and_quotes_the_paper_apart():
     m = _References(y_ref)
     data = {("r", 0): StudyData(y_ref.copy()), ("a", 0): StudyData(_flip(y_ref, 0.2, rng))}
     cost = pd.DataFrame([{"run": "r", "seed": 0, "step_seconds": 0.1}])
-    base = {"baseline: x": StudyData(np.zeros_like(y_ref))}
+    images = StudyData(None, align=rng.random(60))  # an image-only baseline: no F1
+    base = {"baseline: x": StudyData(np.zeros_like(y_ref)), "baseline: images": images}
     table = summary.study_table(m, data, [("ref", "r"), ("arm", "a")], [0], base, cost, R)
-    assert list(table["label"]) == ["ref", "arm", "baseline: x"]
-    assert list(table["source"]) == ["this run", "this run", "baseline (this run)"]
+    assert list(table["label"]) == ["ref", "arm", "baseline: x", "baseline: images"]
+    assert list(table["source"]) == ["this run", "this run", *["baseline (this run)"] * 2]
     assert table.loc[0, "micro_f1"] == pytest.approx(100.0)  # the references themselves
+    assert table.loc[2, "micro_f1"] == 0.0 and np.isnan(table.loc[3, "micro_f1"])
+    assert table.loc[3, "alignment"] == pytest.approx(images.align.mean())
+    assert list(table["seeds"].isna()) == [False, False, True, True]  # baselines: no seeds
     quoted = summary.quoted_rows({"gen only (und frozen) 0:1": {"micro_f1": 53.2, "fd": 62.1}})
     assert list(quoted["source"]) == ["paper (quoted)"] and quoted["micro_f1"].item() == 53.2
 

@@ -35,9 +35,10 @@ UND_GROUPS = ("vision", "connector", "und")
 @dataclass
 class StudyData:
     """One arm's outputs per test study (row i = study i); the image fields are None for arms
-    that do not train the generation branch (their images are the start's)."""
+    that do not train the generation branch (their images are the start's), ``y_gen`` for an
+    image-only baseline (its reports are not what it tests)."""
 
-    y_gen: np.ndarray  # (N, 14) binary labels of its reports (uncertain as positive)
+    y_gen: np.ndarray | None  # (N, 14) binary labels of its reports (uncertain as positive)
     feats: np.ndarray | None = None  # (N, F) encoder features of its images
     align: np.ndarray | None = None  # (N,) image-text cosine with the study's report
     probs: np.ndarray | None = None  # (N, 14) reference classifier probabilities
@@ -165,7 +166,7 @@ class Measurer:
         shuffled = baselines.shuffled_reports(self.inputs.prompts, self.s.seed)
         chance = self.image_data(self.images(start, shuffled))
         out[f"baseline: {start_name} from shuffled reports"] = StudyData(
-            out[f"baseline: {start_name}, no ablation training"].y_gen,
+            None,  # an image baseline: its reports would only repeat the start's F1
             align=chance["align"],
             probs=chance["probs"],
         )

@@ -34,9 +34,14 @@ class Measure:
     scale: float = 1.0  # 100: F1 in %
 
 
+def _reports(m: object, d: StudyData) -> tuple | None:
+    """(reference labels, the arm's report labels); None for an image-only baseline."""
+    return None if d.y_gen is None else (m.y_ref, d.y_gen)
+
+
 MEASURES: dict[str, Measure] = {
-    "micro_f1": Measure(lambda: F1("micro"), lambda m, d: (m.y_ref, d.y_gen), True, 100),
-    "macro_f1": Measure(lambda: F1("macro"), lambda m, d: (m.y_ref, d.y_gen), True, 100),
+    "micro_f1": Measure(lambda: F1("micro"), lambda m, d: _reports(m, d), True, 100),
+    "macro_f1": Measure(lambda: F1("macro"), lambda m, d: _reports(m, d), True, 100),
     "fd": Measure(
         FrechetDistance,
         lambda m, d: None if d.feats is None else (m.real_feats, d.feats),

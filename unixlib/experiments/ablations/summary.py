@@ -66,7 +66,7 @@ def study_table(
     base = {(name, 0): d for name, d in baselines.items()}
     for name in baselines:
         row = arm_row(measurer, base, name, [0], r)
-        rows.append({"label": name, "seeds": 1, **row, SOURCE_COL: "baseline (this run)"})
+        rows.append({"label": name, **row, SOURCE_COL: "baseline (this run)"})  # no seeds
     table = pd.DataFrame(rows)
     return table[[c for c in table if table[c].notna().any()]]
 
