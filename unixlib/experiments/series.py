@@ -22,20 +22,15 @@ neither the model nor training (train/preemption.py is standard library only).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from unixlib import config
-from unixlib.config.progress import ENV_LOG, ENV_MODE
+from unixlib.experiments.kernels import PROGRESS_LOG, kernel_environment, tailing
 from unixlib.experiments.manifest import (
     NotebookRun,
     _document_warnings,
@@ -45,9 +40,6 @@ from unixlib.experiments.manifest import (
 )
 from unixlib.train import preemption
 from unixlib.train.runlock import RunLock
-
-# Where the kernels' progress bars and step logs go (``UNIXLIB_PROGRESS=quiet``), per run.
-PROGRESS_LOG = "progress.log"
 
 
 class SeriesError(RuntimeError):
@@ -77,64 +69,6 @@ def select(stems: list[str], only: list[str] | None = None, start: str | None = 
         wanted = {match(t) for t in only}
         chosen = [s for s in chosen if s in wanted]
     return chosen
-
-
-@contextlib.contextmanager
-def _kernel_environment(out_dir: Path) -> Iterator[dict[str, Any]]:
-    """papermill arguments for quiet kernels, valid inside the ``with`` block.
-
-    Kernels inherit the runner's environment at start: ``UNIXLIB_PROGRESS=quiet`` (unless the
-    user set it) and ``UNIXLIB_PROGRESS_LOG=<out_dir>/progress.log`` are set for the duration
-    and restored after, so progress bars and step logs go to that file and the executed
-    notebooks keep only what the cells mean to show. The IPC sockets live in a private
-    temporary folder, removed after the run.
-    """
-    from traitlets.config import Config
-
-    saved = {k: os.environ.get(k) for k in (ENV_MODE, ENV_LOG)}
-    os.environ.setdefault(ENV_MODE, "quiet")
-    os.environ[ENV_LOG] = str(out_dir / PROGRESS_LOG)
-    try:
-        with tempfile.TemporaryDirectory(prefix="unixlib-kernels-") as sockets:
-            transport = {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}
-            yield {"config": Config({"KernelManager": transport})}
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
-def _tailing(path: Path, enabled: bool, every_s: float = 1.0) -> Iterator[None]:
-    """While the block runs, copy what is appended to ``path`` to stderr (``--log-output``)."""
-    if not enabled:
-        yield
-        return
-    stop = threading.Event()
-    start = path.stat().st_size if path.is_file() else 0
-
-    def follow() -> None:
-        offset = start
-        while True:
-            done = stop.wait(every_s)
-            if path.is_file() and path.stat().st_size > offset:
-                with path.open() as f:
-                    f.seek(offset)
-                    sys.stderr.write(f.read())
-                    offset = f.tell()
-                sys.stderr.flush()
-            if done:
-                return
-
-    thread = threading.Thread(target=follow, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _stop_unless_ok(run: NotebookRun, profile: str) -> None:
@@ -174,7 +108,7 @@ def _run_one(pm, series: _Series, stem: str, label: str) -> NotebookRun:
     tail = series.log_output and not series.prepare_only  # the kernels' progress.log
     t1 = time.time()
     try:
-        with _tailing(series.out_dir / PROGRESS_LOG, tail):
+        with tailing(series.out_dir / PROGRESS_LOG, tail):
             pm.execute_notebook(
                 str(series.notebook_dir / f"{stem}.ipynb"),
                 str(out),
@@ -332,7 +266,7 @@ def _execute(
     t0, runs = time.time(), []
     manifest = out_dir / "manifest.json"
     with (
-        _kernel_environment(out_dir) as kernel_args,
+        kernel_environment(out_dir) as kernel_args,
         preemption.forward(preemption.DEFAULT_SIGNALS, _kernels) as signals,
     ):
         commit = git_state()["commit"]
