@@ -21,8 +21,8 @@ from unixlib.model.weights import (
     WeightImportError,
     embedding_rows,
     import_janus_pro,
-    import_unix_release,
 )
+from unixlib.model.weights_release import import_unix_release
 from unixlib.train.config import TrainConfig
 from unixlib.train.setup import model_config
 

@@ -28,9 +28,9 @@ from unixlib.model.vision import Connector, build_vision_tower
 from unixlib.model.weights import (
     WeightImportError,
     import_janus_pro,
-    import_unix_release,
     load_foreign_state_dict,
 )
+from unixlib.model.weights_release import import_unix_release
 
 D, V, INTER, LAYERS = 64, 50, 96, 2  # LLM width, vocab, SwiGLU width, blocks
 DV, IV, P, IMG = 32, 64, 8, 16  # ViT width, MLP width, patch, image size (2x2 patches)

@@ -63,7 +63,8 @@ def check_weights(profile: config.Profile) -> list[Check]:
                 )
             )
     if release and path_exists(release):
-        from unixlib.model.weights import import_unix_release, load_foreign_state_dict
+        from unixlib.model.weights import load_foreign_state_dict
+        from unixlib.model.weights_release import import_unix_release
 
         try:
             state = load_foreign_state_dict(config.project_path(release), meta=True)

@@ -13,7 +13,7 @@
 Also: the tiny autoencoder config used by the CPU profiles (trained in notebook 03 with
 :func:`vae_loss`, then normalised with :func:`latent_stats`), and the conversion of a
 latent-diffusion (LDM) autoencoder checkpoint to diffusers naming (used by
-``weights.import_unix_release``).
+``weights_release.import_unix_release``).
 """
 
 from __future__ import annotations

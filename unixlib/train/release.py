@@ -2,7 +2,7 @@
 
 The release (ZrH42/UniX) publishes one checkpoint, the model after stage 3, plus its kl-f16 VAE.
 :func:`load_release_stage` imports it strictly (every key of the ``paper`` preset, shapes
-checked; ``weights.import_unix_release``) with the official sequence layout, and writes it as
+checked; ``weights_release.import_unix_release``) with the official sequence layout, and writes it as
 ``<run_dir>/final`` of the stage, so notebooks 02-05 read it exactly as they read a trained
 stage. Stages 1, 2 and 3 all receive the same weights: the released stage-1 and stage-2 models
 were not published, so the "stage 2" (256 px) rows of the tables come from the final model
@@ -21,7 +21,7 @@ from unixlib.data.processed import load_processed
 from unixlib.model.config import preset
 from unixlib.model.saving import CONFIG_FILE, MODEL_FILE, save_pretrained
 from unixlib.model.unix import UniX
-from unixlib.model.weights import import_unix_release
+from unixlib.model.weights_release import import_unix_release
 from unixlib.train.config import TrainConfig
 from unixlib.train.setup import model_config
 
