@@ -22,6 +22,7 @@ from unixlib.experiments.ablations.runner import (
     train_runs,
 )
 from unixlib.experiments.ablations.stats import MEASURES as MEASURES_BY_KEY
+from unixlib.experiments.ablations.stats import Resamples
 from unixlib.experiments.ablations.variants import STUDIES, Variant, select
 from unixlib.experiments.evaluation import EvalSettings, build_encoders, load_inputs
 
@@ -158,14 +159,18 @@ def run(s: AblationSettings) -> AblationResult:
     runs_of = {v.label: v.run for v in variants}
     labels = {st: [v.label for v in variants if v.study == st] for st in s.studies}
     claims = summary.claims(labels)
-    verdicts = summary.verdicts(measurer, data, runs_of, s.seeds, claims, r)
+    resamples = Resamples(r)  # each arm's bootstrap once, for its table rows and verdicts
+    verdicts = summary.verdicts(measurer, data, runs_of, s.seeds, claims, r, resamples)
     result = AblationResult(s, variants, trained, measured, baselines, verdicts)
     result.scale, result.n_studies = inputs.scale, len(measurer.y_ref)
     result.data, result.measurer = data, measurer
     for st in s.studies:
         arms_ = [(v.label, v.run) for v in variants if v.study == st]
         relevant = {k: d for k, d in base.items() if _relevant(st, k)}
-        table = summary.study_table(measurer, data, arms_, s.seeds, relevant, cost, r)
+        shown = tuple(k for k in MEASURES[st] if k in MEASURES_BY_KEY)
+        table = summary.study_table(
+            measurer, data, arms_, s.seeds, relevant, cost, r, shown, resamples
+        )
         result.tables[st] = table[[c for c in table if _shown(st, c)]]
     return result
 
