@@ -80,8 +80,8 @@ class Measurer:
         # real images for the features at real_image_size (notebook 06: the arms' generation
         # size), so that with RadDino they pass no smaller bottleneck than the generated ones
         feature_size = s.real_image_size or s.encoder.image_size
-        self.real_feats = encoders.feats(inputs.images("test", feature_size, s.n_test))
-        self.real_probs = encoders.reference.image_probs(real)
+        self.real_feats = encoders.fixed("features", inputs.images("test", feature_size, s.n_test))
+        self.real_probs = encoders.fixed("probs", real)
         # generation prompts: the annotated prompts verbatim where the data has them
         self.text = encoders.reference.text_embed(inputs.prompts)
         labeler, self.labeler_name = labeler_of(s)
@@ -149,11 +149,10 @@ class Measurer:
         train = self.inputs.split_rows("train")
         reports = train["report_clean"].tolist()
         size = self.s.encoder.image_size
-        ref = self.encoders.reference
         retrieved = baselines.retrieval_reports(
-            ref.image_features(self.inputs.images("train", size)),
+            self.encoders.fixed("reference_features", self.inputs.images("train", size)),
             reports,
-            ref.image_features(self.inputs.und_images(size)),
+            self.encoders.fixed("reference_features", self.inputs.und_images(size)),
         )
         n = len(self.references)
         out = {

@@ -145,7 +145,8 @@ def run(s: AblationSettings) -> AblationResult:
     variants = select(s.studies, cleaning_start=s.cleaning_start)
     trained = train_runs(variants, s.recipes, s.run_dir, s.seeds, s.batch_size, s.nproc)
     inputs = load_inputs(s.evaluation)
-    encoders = build_encoders(inputs, s.evaluation)  # notebook 05's cache
+    # notebook 05's encoders and feature cache; their quality is 05's to show
+    encoders = build_encoders(inputs, s.evaluation, quality=False)
     measurer = Measurer(inputs, encoders, s.evaluation)
     cost, data = measure(variants, trained, measurer, s.device)
     start = load_model(f"{s.run_dir}/{BASELINE_START}", s.device)
