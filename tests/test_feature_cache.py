@@ -17,6 +17,7 @@ class _Encoder:
     def __init__(self, seed: int = 0, size: int = 8) -> None:
         torch.manual_seed(seed)
         self.net = nn.Linear(size * size, 3)
+        self.norm = nn.BatchNorm1d(3)  # a 0-dim buffer (num_batches_tracked) in the digest
         self.size = size
         self.count = {"calls": 0}  # a dict: not a setting of the encoder
 

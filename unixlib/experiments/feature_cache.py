@@ -37,7 +37,7 @@ def _update_with_module(h: hashlib._Hash, module: nn.Module) -> None:
     for name, t in sorted(module.state_dict().items()):
         h.update(name.encode())
         h.update(str((tuple(t.shape), str(t.dtype))).encode())
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
 def encoder_digest(encoder: object) -> str:
