@@ -98,3 +98,67 @@ def test_a_comparison_needs_the_same_studies(fixture):
     short = StudyData(None, feats=data[("b", 0)].feats[:10])
     with pytest.raises(ValueError, match="same studies"):
         arm_comparison(fd, [fd.arrays(m, data[("a", 0)])], [(m.real_feats[:10], short.feats)], R)
+
+
+RECIPES = {
+    1: {"steps": 5, "lr": 1e-3, "warmup_steps": 0, "image_size": 64, "device": "cpu"},
+    2: {"steps": 7, "lr": 1e-3, "image_size": 64, "repa_weight": 0.5, "device": "cpu"},
+    3: {"steps": 7, "lr": 1e-3, "image_size": 64, "device": "cpu"},
+}
+
+
+@pytest.fixture
+def fake_training(tmp_path, monkeypatch):
+    """A run root with start weights, and a training loop that only writes what a finished
+    run leaves (final weights, metrics) and counts its calls."""
+    from unixlib.experiments.ablations import runner
+
+    for start in ("stage1/final", "stage1/vision_pretrained", "stage2/final"):
+        (tmp_path / start).mkdir(parents=True)
+        (tmp_path / start / "model.safetensors").write_bytes(start.encode())
+    calls = []
+
+    def train(cfg, where):
+        calls.append(cfg.run_dir)
+        (where / "final").mkdir(parents=True, exist_ok=True)
+        (where / "final" / "model.safetensors").write_bytes(b"trained")
+        rows = [{"step": i + 1, "loss": 1.0 / (i + 1), "step_seconds": 0.1} for i in range(3)]
+        (where / "metrics.jsonl").write_text("".join(f"{r}\n".replace("'", '"') for r in rows))
+
+    monkeypatch.setattr(runner, "_train_quietly", train)
+    return tmp_path, calls
+
+
+def test_finished_runs_are_reused_only_with_the_same_config_start_and_precision(
+    fake_training, capsys
+):
+    from unixlib.experiments.ablations.runner import train_runs
+    from unixlib.experiments.ablations.variants import all_variants
+
+    root, calls = fake_training
+    variants = all_variants()
+    first = train_runs(variants, RECIPES, str(root), [0], 16)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(calls) == len(first) == len(variants) - 1  # REPA "on" is the MoT run
+    assert len(lines) == len(variants)  # one line per arm
+    repa_on = lines[-4]
+    assert repa_on.startswith("[repa] REPA on") and "reused, the same run as [coupling]" in repa_on
+    assert not any(r.reused for r in first.values())
+
+    again = train_runs(variants, RECIPES, str(root), [0], 16)
+    assert len(calls) == len(first)  # nothing trained the second time
+    assert all(r.reused and r.seconds == 0.0 for r in again.values())
+    assert all(": reused" in line for line in capsys.readouterr().out.splitlines())
+
+    (root / "stage2" / "final" / "model.safetensors").write_bytes(b"stage 2 retrained")
+    train_runs(variants, RECIPES, str(root), [0], 16)
+    retrained = [c for c in calls[len(first) :]]
+    assert len(retrained) == 5 and all("/t5_" in c for c in retrained)  # Table 5 starts there
+
+    n = len(calls)
+    recipes = {**RECIPES, 1: {**RECIPES[1], "steps": 6}}  # another cleaning recipe
+    train_runs(variants, recipes, str(root), [0], 16)
+    assert sorted(c.rsplit("/", 2)[-2] for c in calls[n:]) == ["u_clean", "u_raw"]
+    n = len(calls)
+    train_runs(variants, recipes, str(root), [1], 16)  # another seed: every run anew
+    assert len(calls) - n == len(first)

@@ -91,6 +91,7 @@ class Measurer:
         self.y_ref = binarize(ref, "positive")  # (N_und, 14)
         self.label_array = inputs.labels[list(LABELS)].to_numpy(dtype=float)  # (N, 14)
         self._reports: dict[str, list[str]] = {}
+        self.work = {"report sets": 0, "images": 0}  # what was sampled (the work summary)
 
     def reports(self, model: UniX) -> list[str]:
         key = und_fingerprint(model)
@@ -104,6 +105,7 @@ class Measurer:
                     prompt=self.inputs.und["prompt"].tolist(),
                     batch_size=self.s.batch_size,
                 )
+            self.work["report sets"] += 1
         return self._reports[key]
 
     def report_labels(self, texts: list[str]) -> np.ndarray:
@@ -115,6 +117,7 @@ class Measurer:
         sampler overrides."""
         model.config.with_sampler(self.s.sampler)
         s = self.s
+        self.work["images"] += len(reports)
         with sample_autocast(s.sample_dtype, model):
             return generate_images(
                 model,

@@ -127,6 +127,7 @@ class AblationResult:
     n_studies: int = 0  # test studies every measure is computed on
     data: dict = field(default_factory=dict)  # (run, seed) -> StudyData: per-study outputs
     measurer: Measurer | None = None  # the references the measures compare with
+    work: dict[str, int] = field(default_factory=dict)  # what was computed (work_line)
 
 
 def _point_values(measurer: Measurer, data: StudyData) -> dict[str, float]:
@@ -165,6 +166,7 @@ def run(s: AblationSettings) -> AblationResult:
     result = AblationResult(s, variants, trained, measured, baselines, verdicts)
     result.scale, result.n_studies = inputs.scale, len(measurer.y_ref)
     result.data, result.measurer = data, measurer
+    result.work = _work(trained, measurer, encoders, resamples)
     for st in s.studies:
         arms_ = [(v.label, v.run) for v in variants if v.study == st]
         relevant = {k: d for k, d in base.items() if _relevant(st, k)}
@@ -174,6 +176,26 @@ def run(s: AblationSettings) -> AblationResult:
         )
         result.tables[st] = table[[c for c in table if _shown(st, c)]]
     return result
+
+
+def _work(trained: dict, measurer: Measurer, encoders, resamples: Resamples) -> dict[str, int]:
+    """What the notebook computed, counted: runs trained (and their steps) or reused, report
+    sets written, images sampled, bootstraps and feature-cache lookups."""
+    done = [r for r in trained.values() if not r.reused]
+    return {
+        "runs trained": len(done),
+        "training steps": sum(r.cfg.steps for r in done),
+        "runs reused": len(trained) - len(done),
+        **measurer.work,
+        "bootstraps": resamples.computed,
+        "feature cache hits": encoders.cache.hits,
+        "feature cache misses": encoders.cache.misses,
+    }
+
+
+def work_line(result: AblationResult) -> str:
+    """One line for the notebook: what this run of it computed."""
+    return "work: " + ", ".join(f"{k} {v}" for k, v in result.work.items())
 
 
 def _relevant(study: str, baseline: str) -> bool:
