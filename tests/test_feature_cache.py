@@ -89,3 +89,25 @@ def test_encoder_digest_sees_weights_not_identity():
     a, b = _Encoder(seed=0), _Encoder(seed=0)
     assert encoder_digest(a) == encoder_digest(b)
     assert encoder_digest(_Encoder(seed=1)) != encoder_digest(a)
+
+
+def test_encoders_route_each_kind_through_the_run_cache(tmp_path):
+    """Notebooks 05 and 06 ask ``Encoders.fixed`` for the real images' outputs: the second
+    notebook's lookups run no encoder, and get the first one's arrays."""
+    from unixlib.experiments.evaluation_inputs import Encoders
+
+    ref, feats = _Encoder(seed=0), _Encoder(seed=1)
+    ref.image_probs = ref.image_embed = ref.image_features  # counted on ref
+    images = _images()
+
+    def run_notebook():
+        enc = Encoders(ref, feats, None, {}, FeatureCache(tmp_path))
+        kinds = ("features", "reference_features", "probs", "embed")
+        return {k: enc.fixed(k, images) for k in kinds}, enc.cache
+
+    first, cache = run_notebook()
+    assert (ref.calls, feats.calls, cache.misses) == (3, 1, 4)
+    second, cache = run_notebook()
+    assert (ref.calls, feats.calls, cache.hits) == (3, 1, 4)
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+    assert np.array_equal(first["features"], feats.image_features(images))
