@@ -256,6 +256,7 @@ def test_ablation_reports_are_scored_on_table2_rows_with_their_prompts(monkeypat
         image_probs=lambda x: np.zeros((len(x), 14)), text_embed=lambda t: np.ones((len(t), 4))
     )
     encoders = SimpleNamespace(reference=ref, feats=lambda x: np.zeros((len(x), 4)))
+    encoders.fixed = lambda kind, x: {"features": encoders.feats, "probs": ref.image_probs}[kind](x)
     seen = {}
 
     def fake_reports(model, images, tokenizer, max_new_tokens, prompt, batch_size):

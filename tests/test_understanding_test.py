@@ -340,7 +340,8 @@ def test_table2_is_computed_on_the_understanding_rows_with_their_prompts(monkeyp
         inputs._images[("understanding", side, 0)] = torch.zeros(2, 1, side, side)
     inputs._images[("train", size, 0)] = torch.zeros(4, 1, size, size)
     features = SimpleNamespace(image_features=lambda x: np.eye(len(x), 4, dtype=np.float32))
-    u = pipeline.understanding(model, inputs, SimpleNamespace(reference=features), s)
+    encoders = pipeline.Encoders(features, features, pd.DataFrame(), {})  # no feature cache
+    u = pipeline.understanding(model, inputs, encoders, s)
     assert seen == {"n": 2, "prompt": und["prompt"].tolist()}
     assert u["test_set"] == "the paper's understanding test set"
     assert all(len(texts) == 2 for texts in u["methods"].values())

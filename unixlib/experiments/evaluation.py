@@ -97,9 +97,9 @@ def understanding(
     train_reports = train["report_clean"].tolist()
     size = s.encoder.image_size
     retrieved = baselines.retrieval_reports(
-        encoders.reference.image_features(inputs.images("train", size)),
+        encoders.fixed("reference_features", inputs.images("train", size)),
         train_reports,
-        encoders.reference.image_features(inputs.und_images(size)),
+        encoders.fixed("reference_features", inputs.und_images(size)),
     )
     n = len(references)
     methods = {
@@ -181,7 +181,7 @@ def generation(
     pretrained = isinstance(encoders.features, PretrainedImageEncoder)
     feature_in = scored if pretrained else sets
     feats = {k: encoders.feats(v) for k, v in bar(feature_in.items(), desc="features")}
-    real_feats = encoders.feats(real_features_in)
+    real_feats = encoders.fixed("features", real_features_in)
     bio = evaluators.biovil(s)
     if bio is not None:  # the paper's alignment: BioViL-T, CheXGenBench's per-image rounding
         align = evaluators.biovil_alignment(
@@ -190,12 +190,12 @@ def generation(
     else:
         text = encoders.reference.text_embed(inputs.prompts)
         embeds = {k: encoders.reference.image_embed(v) for k, v in sets.items()}
-        embeds[REAL_TEST] = encoders.reference.image_embed(real)
+        embeds[REAL_TEST] = encoders.fixed("embed", real)
         align = {k: image_eval.alignment_rows(e, text) for k, e in embeds.items()}
     last = max(k for k in sets if k.startswith("UniX stage"))
     name, r = encoders.features.name, s.resampling
     probs = {k: encoders.reference.image_probs(v) for k, v in sets.items()}
-    probs[REAL_TEST] = encoders.reference.image_probs(real)
+    probs[REAL_TEST] = encoders.fixed("probs", real)
     faith = image_eval.faithfulness_table(probs, inputs.labels, last, REAL_TEST, SHUFFLED)
     sets_of = {"auroc_generated": last, "auroc_real": REAL_TEST, "auroc_shuffled": SHUFFLED}
     faith = generation_tables.faithfulness_intervals(

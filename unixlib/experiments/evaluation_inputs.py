@@ -37,6 +37,7 @@ from unixlib.eval.encoders import (
 from unixlib.eval.uncertainty import Resampling
 from unixlib.eval.understanding import Labeler
 from unixlib.experiments import evaluators
+from unixlib.experiments.feature_cache import CACHE_SUBDIR, FeatureCache
 from unixlib.experiments.rejects import Rejects, readable_rows
 from unixlib.experiments.scale import describe_run
 from unixlib.model.unix import UniX
@@ -260,15 +261,28 @@ class Encoders:
     features: ReferenceEncoders | PretrainedImageEncoder
     quality: pd.DataFrame  # per-class AUROC of the reference classifier on the test split
     retrieval: dict[str, float]  # recall@1/5 of the contrastive model on the test split
+    cache: FeatureCache = field(default_factory=lambda: FeatureCache(None))
 
     def feats(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
         """(N, F) features of (N, H, W) or (N, 1, H, W) images in [0, 1]."""
         return self.features.image_features(images)
 
+    def fixed(self, kind: str, images: np.ndarray | torch.Tensor) -> np.ndarray:
+        """An output of images that do not change within a run (real test or train images),
+        through the run's feature cache: ``features`` (FD/KD), ``reference_features``
+        (retrieval), ``probs`` (classifier) or ``embed`` (contrastive)."""
+        if kind == "features":
+            return self.cache.get(kind, self.features, self.feats, images)
+        method = {"reference_features": "image_features", "probs": "image_probs"}.get(kind)
+        compute = getattr(self.reference, method or "image_embed")
+        return self.cache.get(kind, self.reference, compute, images)
 
-def build_encoders(inputs: EvalInputs, s: EvalSettings) -> Encoders:
+
+def build_encoders(inputs: EvalInputs, s: EvalSettings, quality: bool = True) -> Encoders:
     """Reference encoders trained once on the train split and cached in
-    ``<run_dir>/eval/reference_encoders`` (the same files for notebooks 05 and 06)."""
+    ``<run_dir>/eval/reference_encoders`` (the same files for notebooks 05 and 06), with the
+    run's feature cache (``feature_cache.py``). ``quality=False`` skips measuring them on the
+    test split (``quality`` / ``retrieval`` left empty: notebook 06 does not show them)."""
     size = s.encoder.image_size
     train = inputs.split_rows("train")
     enc = load_or_train(
@@ -279,8 +293,11 @@ def build_encoders(inputs: EvalInputs, s: EvalSettings) -> Encoders:
         inputs.tokenizer,
         s.encoder,
     )
-    test_images = inputs.images("test", size, s.n_test)
-    quality, retrieval = encoder_quality(enc, test_images, inputs.labels, inputs.references)
+    table, retrieval = pd.DataFrame(columns=["class", "n_pos", "auroc"]), {}
+    if quality:
+        test_images = inputs.images("test", size, s.n_test)
+        table, retrieval = encoder_quality(enc, test_images, inputs.labels, inputs.references)
     resize = s.raddino_resize or None  # CheXGenBench's 299 px bottleneck, for every image
     features = load_raddino(Path(s.raddino_dir), resize_first=resize) if s.raddino_dir else enc
-    return Encoders(enc, features, quality, retrieval)
+    cache = FeatureCache(project_path(s.run_dir) / CACHE_SUBDIR)
+    return Encoders(enc, features, table, retrieval, cache)

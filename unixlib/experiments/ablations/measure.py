@@ -80,8 +80,8 @@ class Measurer:
         # real images for the features at real_image_size (notebook 06: the arms' generation
         # size), so that with RadDino they pass no smaller bottleneck than the generated ones
         feature_size = s.real_image_size or s.encoder.image_size
-        self.real_feats = encoders.feats(inputs.images("test", feature_size, s.n_test))
-        self.real_probs = encoders.reference.image_probs(real)
+        self.real_feats = encoders.fixed("features", inputs.images("test", feature_size, s.n_test))
+        self.real_probs = encoders.fixed("probs", real)
         # generation prompts: the annotated prompts verbatim where the data has them
         self.text = encoders.reference.text_embed(inputs.prompts)
         labeler, self.labeler_name = labeler_of(s)
@@ -91,6 +91,7 @@ class Measurer:
         self.y_ref = binarize(ref, "positive")  # (N_und, 14)
         self.label_array = inputs.labels[list(LABELS)].to_numpy(dtype=float)  # (N, 14)
         self._reports: dict[str, list[str]] = {}
+        self.work = {"report sets": 0, "images": 0}  # what was sampled (the work summary)
 
     def reports(self, model: UniX) -> list[str]:
         key = und_fingerprint(model)
@@ -104,6 +105,7 @@ class Measurer:
                     prompt=self.inputs.und["prompt"].tolist(),
                     batch_size=self.s.batch_size,
                 )
+            self.work["report sets"] += 1
         return self._reports[key]
 
     def report_labels(self, texts: list[str]) -> np.ndarray:
@@ -115,6 +117,7 @@ class Measurer:
         sampler overrides."""
         model.config.with_sampler(self.s.sampler)
         s = self.s
+        self.work["images"] += len(reports)
         with sample_autocast(s.sample_dtype, model):
             return generate_images(
                 model,
@@ -149,11 +152,10 @@ class Measurer:
         train = self.inputs.split_rows("train")
         reports = train["report_clean"].tolist()
         size = self.s.encoder.image_size
-        ref = self.encoders.reference
         retrieved = baselines.retrieval_reports(
-            ref.image_features(self.inputs.images("train", size)),
+            self.encoders.fixed("reference_features", self.inputs.images("train", size)),
             reports,
-            ref.image_features(self.inputs.und_images(size)),
+            self.encoders.fixed("reference_features", self.inputs.und_images(size)),
         )
         n = len(self.references)
         out = {

@@ -81,6 +81,27 @@ def fingerprint(cfg: TrainConfig) -> dict:
     }
 
 
+def _train_or_reuse(cfg: TrainConfig, nproc: int) -> tuple[bool, float]:
+    """Train one run unless its ``final/`` was written from the same fingerprint; returns
+    (reused, seconds)."""
+    where = project_path(cfg.run_dir)
+    saved = where / FINGERPRINT_FILE
+    wanted = fingerprint(cfg)
+    if (
+        (where / "final" / "model.safetensors").is_file()
+        and saved.is_file()
+        and json.loads(saved.read_text()) == wanted
+    ):
+        return True, 0.0
+    t0 = time.perf_counter()
+    if nproc > 1:
+        run_stage(cfg, nproc=nproc)
+    else:  # the loop's own lines to the run's train.log: one line per arm here
+        _train_quietly(cfg, where)
+    saved.write_text(json.dumps(wanted, indent=2))
+    return False, time.perf_counter() - t0
+
+
 def train_runs(
     variants: list[Variant],
     recipes: dict[int, dict],
@@ -91,32 +112,28 @@ def train_runs(
 ) -> dict[tuple[str, int], TrainedRun]:
     """Train every distinct run of ``variants`` for every seed (``recipes``: stage -> flat
     TrainConfig parameters, as notebooks pass them to ``stage_config``; ``nproc`` > 1 hands
-    each run to torchrun, as notebooks 02-04 do)."""
+    each run to torchrun, as notebooks 02-04 do). Prints one line per arm and seed: trained
+    (steps, time, loss), reused from an earlier finished run, or the same run as an arm
+    printed above (arms with identical flags)."""
     out = {}
+    named = runs(variants)
     for seed in seeds:
-        for name, v in runs(variants).items():
+        for v in variants:
+            name = v.run
+            head = f"[{v.study}] {v.label} (seed {seed})"
+            if (name, seed) in out:
+                first = named[name]
+                print(f"{head}: reused, the same run as [{first.study}] {first.label}")
+                continue
             cfg = run_config(v, recipes[v.stage], run_dir, seed, batch_size)
             where = project_path(cfg.run_dir)
-            final = where / "final"
-            saved = where / FINGERPRINT_FILE
-            wanted = fingerprint(cfg)
-            reuse = (
-                (final / "model.safetensors").is_file()
-                and saved.is_file()
-                and json.loads(saved.read_text()) == wanted
-            )
-            t0 = time.perf_counter()
-            if reuse:
-                print(f"{name} seed {seed}: {v.label}: reusing {shown(final)}")
+            reused, seconds = _train_or_reuse(cfg, nproc)
+            if reused:
+                print(f"{head}: reused {shown(where / 'final')} (same config and start)")
             else:
-                if nproc > 1:
-                    run_stage(cfg, nproc=nproc)
-                else:  # the loop's own lines to the run's train.log: one line per arm here
-                    _train_quietly(cfg, where)
-                saved.write_text(json.dumps(wanted, indent=2))
-                print(_arm_line(f"{name} seed {seed}: {v.label}", cfg, time.perf_counter() - t0))
+                print(_arm_line(head, cfg, seconds))
             out[(name, seed)] = TrainedRun(
-                cfg, final, 0.0 if reuse else time.perf_counter() - t0, _step_seconds(where), reuse
+                cfg, where / "final", seconds, _step_seconds(where), reused
             )
     return out
 

@@ -67,26 +67,63 @@ def _seed_values(stat, per_seed: Sequence[tuple], idx: np.ndarray) -> tuple[floa
     return value, res
 
 
-def arm_interval(measure: Measure, per_seed: Sequence[tuple], r: Resampling) -> Interval:
-    """The arm's value (mean over seeds) with its interval over studies."""
-    stat = measure.make()
-    idx = resample_indices(len(per_seed[0][0]), r.n_resamples, r.seed)
-    value, res = _seed_values(stat, per_seed, idx)
-    method = getattr(stat, "interval_method", "percentile")
-    return interval_from(value, res, r.level, method)
+class Resamples:
+    """Each arm's value and ``(R,)`` bootstrap values per measure, computed once.
+
+    Every table cell and every verdict of notebook 06 draws the same resamples of the same test
+    studies (``r``), so an arm's statistic on them is the same numbers wherever it appears (an
+    arm in two studies' tables, a reference arm in several verdicts, the start model's baseline
+    row in three tables). Keyed by the measure and the identity of the arrays it reads (kept
+    alive here, so an id is never reused); other arrays, even equal ones, are computed anew.
+    ``computed`` counts the bootstraps actually run.
+    """
+
+    def __init__(self, r: Resampling) -> None:
+        self.r = r
+        self.computed = 0
+        self._memo: dict[tuple, tuple[float, np.ndarray, Sequence[tuple]]] = {}
+
+    def values(self, measure: Measure, per_seed: Sequence[tuple]) -> tuple[float, np.ndarray]:
+        """(mean over seeds of the statistic, mean over seeds of its resampled values)."""
+        key = (measure, tuple(id(a) for arrays in per_seed for a in arrays))
+        if key not in self._memo:
+            idx = resample_indices(len(per_seed[0][0]), self.r.n_resamples, self.r.seed)
+            value, res = _seed_values(measure.make(), per_seed, idx)
+            self._memo[key] = (value, res, per_seed)
+            self.computed += 1
+        value, res, _ = self._memo[key]
+        return value, res
+
+
+def _method(measure: Measure) -> str:
+    return getattr(measure.make(), "interval_method", "percentile")
+
+
+def arm_interval(
+    measure: Measure, per_seed: Sequence[tuple], r: Resampling, cache: Resamples | None = None
+) -> Interval:
+    """The arm's value (mean over seeds) with its interval over studies (``cache``: where
+    resamples already computed on ``r``'s draws are kept)."""
+    value, res = (cache or Resamples(r)).values(measure, per_seed)
+    return interval_from(value, res, r.level, _method(measure))
 
 
 def arm_comparison(
-    measure: Measure, per_seed_a: Sequence[tuple], per_seed_b: Sequence[tuple], r: Resampling
+    measure: Measure,
+    per_seed_a: Sequence[tuple],
+    per_seed_b: Sequence[tuple],
+    r: Resampling,
+    cache: Resamples | None = None,
 ) -> Comparison:
     """Arm A vs arm B on the same studies (the same resamples for both): each one's interval,
     the difference's, and the paired bootstrap p-value."""
-    stat = measure.make()
+    cache = cache or Resamples(r)
     n = len(per_seed_a[0][0])
-    idx = resample_indices(n, r.n_resamples, r.seed)
-    value_a, res_a = _seed_values(stat, per_seed_a, idx)
-    value_b, res_b = _seed_values(stat, per_seed_b, idx)
-    method = getattr(stat, "interval_method", "percentile")
+    if len(per_seed_b[0][0]) != n:
+        raise ValueError(f"paired arms need the same studies, got {n} and {len(per_seed_b[0][0])}")
+    value_a, res_a = cache.values(measure, per_seed_a)
+    value_b, res_b = cache.values(measure, per_seed_b)
+    method = _method(measure)
     both = np.isfinite(res_a) & np.isfinite(res_b)
     res_d = np.where(both, res_a - res_b, np.nan)
     diff = interval_from(value_a - value_b, res_d, r.level, method)

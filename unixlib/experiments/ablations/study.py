@@ -22,6 +22,7 @@ from unixlib.experiments.ablations.runner import (
     train_runs,
 )
 from unixlib.experiments.ablations.stats import MEASURES as MEASURES_BY_KEY
+from unixlib.experiments.ablations.stats import Resamples
 from unixlib.experiments.ablations.variants import STUDIES, Variant, select
 from unixlib.experiments.evaluation import EvalSettings, build_encoders, load_inputs
 
@@ -126,6 +127,7 @@ class AblationResult:
     n_studies: int = 0  # test studies every measure is computed on
     data: dict = field(default_factory=dict)  # (run, seed) -> StudyData: per-study outputs
     measurer: Measurer | None = None  # the references the measures compare with
+    work: dict[str, int] = field(default_factory=dict)  # what was computed (work_line)
 
 
 def _point_values(measurer: Measurer, data: StudyData) -> dict[str, float]:
@@ -144,7 +146,8 @@ def run(s: AblationSettings) -> AblationResult:
     variants = select(s.studies, cleaning_start=s.cleaning_start)
     trained = train_runs(variants, s.recipes, s.run_dir, s.seeds, s.batch_size, s.nproc)
     inputs = load_inputs(s.evaluation)
-    encoders = build_encoders(inputs, s.evaluation)  # notebook 05's cache
+    # notebook 05's encoders and feature cache; their quality is 05's to show
+    encoders = build_encoders(inputs, s.evaluation, quality=False)
     measurer = Measurer(inputs, encoders, s.evaluation)
     cost, data = measure(variants, trained, measurer, s.device)
     start = load_model(f"{s.run_dir}/{BASELINE_START}", s.device)
@@ -158,16 +161,41 @@ def run(s: AblationSettings) -> AblationResult:
     runs_of = {v.label: v.run for v in variants}
     labels = {st: [v.label for v in variants if v.study == st] for st in s.studies}
     claims = summary.claims(labels)
-    verdicts = summary.verdicts(measurer, data, runs_of, s.seeds, claims, r)
+    resamples = Resamples(r)  # each arm's bootstrap once, for its table rows and verdicts
+    verdicts = summary.verdicts(measurer, data, runs_of, s.seeds, claims, r, resamples)
     result = AblationResult(s, variants, trained, measured, baselines, verdicts)
     result.scale, result.n_studies = inputs.scale, len(measurer.y_ref)
     result.data, result.measurer = data, measurer
+    result.work = _work(trained, measurer, encoders, resamples)
     for st in s.studies:
         arms_ = [(v.label, v.run) for v in variants if v.study == st]
         relevant = {k: d for k, d in base.items() if _relevant(st, k)}
-        table = summary.study_table(measurer, data, arms_, s.seeds, relevant, cost, r)
+        shown = tuple(k for k in MEASURES[st] if k in MEASURES_BY_KEY)
+        table = summary.study_table(
+            measurer, data, arms_, s.seeds, relevant, cost, r, shown, resamples
+        )
         result.tables[st] = table[[c for c in table if _shown(st, c)]]
     return result
+
+
+def _work(trained: dict, measurer: Measurer, encoders, resamples: Resamples) -> dict[str, int]:
+    """What the notebook computed, counted: runs trained (and their steps) or reused, report
+    sets written, images sampled, bootstraps and feature-cache lookups."""
+    done = [r for r in trained.values() if not r.reused]
+    return {
+        "runs trained": len(done),
+        "training steps": sum(r.cfg.steps for r in done),
+        "runs reused": len(trained) - len(done),
+        **measurer.work,
+        "bootstraps": resamples.computed,
+        "feature cache hits": encoders.cache.hits,
+        "feature cache misses": encoders.cache.misses,
+    }
+
+
+def work_line(result: AblationResult) -> str:
+    """One line for the notebook: what this run of it computed."""
+    return "work: " + ", ".join(f"{k} {v}" for k, v in result.work.items())
 
 
 def _relevant(study: str, baseline: str) -> bool:

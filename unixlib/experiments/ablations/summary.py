@@ -19,7 +19,12 @@ import pandas as pd
 
 from unixlib.eval.uncertainty import Resampling
 from unixlib.experiments.ablations.measure import StudyData
-from unixlib.experiments.ablations.stats import MEASURES, arm_comparison, arm_interval
+from unixlib.experiments.ablations.stats import (
+    MEASURES,
+    Resamples,
+    arm_comparison,
+    arm_interval,
+)
 from unixlib.viz.tables import FROM_PAPER, SOURCE_COL, THIS_RUN
 
 COST = ("parameters", "parameters_trained", "step_seconds")
@@ -31,14 +36,24 @@ def _arrays(measurer, data: dict, run: str, seeds: list[int], key: str) -> list[
     return None if any(a is None for a in per_seed) else per_seed
 
 
-def arm_row(measurer, data: dict, run: str, seeds: list[int], r: Resampling) -> dict:
-    """Every measure of one arm: ``X, X_low, X_high`` (and ``X_sd`` over two or more seeds)."""
+def arm_row(
+    measurer,
+    data: dict,
+    run: str,
+    seeds: list[int],
+    r: Resampling,
+    measures: tuple[str, ...] | None = None,
+    cache: Resamples | None = None,
+) -> dict:
+    """Every measure of one arm (``measures``: only those, in ``MEASURES`` order): ``X,
+    X_low, X_high`` (and ``X_sd`` over two or more seeds). ``cache``: bootstraps shared with
+    other rows and verdicts (:class:`~unixlib.experiments.ablations.stats.Resamples`)."""
     row: dict[str, float] = {}
     for key, m in MEASURES.items():
         per_seed = _arrays(measurer, data, run, seeds, key)
-        if per_seed is None:
+        if per_seed is None or (measures is not None and key not in measures):
             continue
-        iv = arm_interval(m, per_seed, r)
+        iv = arm_interval(m, per_seed, r, cache)
         row.update({key: iv.value * m.scale, f"{key}_low": iv.low * m.scale})
         row[f"{key}_high"] = iv.high * m.scale
         if len(seeds) >= 2:
@@ -54,18 +69,22 @@ def study_table(
     baselines: dict[str, StudyData],
     cost: pd.DataFrame,
     r: Resampling,
+    measures: tuple[str, ...] | None = None,
+    cache: Resamples | None = None,
 ) -> pd.DataFrame:
     """This run's arms (``arms``: (label, run), table order) with intervals and costs, then the
-    baselines (same studies). F1 in %, as the paper prints it."""
+    baselines (same studies). F1 in %, as the paper prints it. ``measures``: the columns to
+    compute (default every measure the data allows); ``cache``: as :func:`arm_row`."""
     rows = []
     for label, run in arms:
         c = cost[cost["run"] == run][[k for k in COST if k in cost]].mean().to_dict()
-        rows.append({"label": label, "seeds": len(seeds), **arm_row(measurer, data, run, seeds, r)})
+        row = arm_row(measurer, data, run, seeds, r, measures, cache)
+        rows.append({"label": label, "seeds": len(seeds), **row})
         rows[-1].update(c)
         rows[-1][SOURCE_COL] = THIS_RUN
     base = {(name, 0): d for name, d in baselines.items()}
     for name in baselines:
-        row = arm_row(measurer, base, name, [0], r)
+        row = arm_row(measurer, base, name, [0], r, measures, cache)
         rows.append({"label": name, **row, SOURCE_COL: "baseline (this run)"})  # no seeds
     table = pd.DataFrame(rows)
     return table[[c for c in table if table[c].notna().any()]]
@@ -126,10 +145,12 @@ def verdicts(
     seeds: list[int],
     claims_: list[Claim],
     r: Resampling,
+    cache: Resamples | None = None,
 ) -> pd.DataFrame:
     """One row per claim (``runs``: arm label -> run name): the arm's and the reference's
     values, the paired difference with its interval and p-value, and whether this run agrees
-    with the paper's direction (the interval excludes zero on the expected side)."""
+    with the paper's direction (the interval excludes zero on the expected side). ``cache``:
+    the bootstraps of the tables' rows, reused (the same draws of the same studies)."""
     rows = []
     for c in claims_:
         a = _arrays(measurer, data, runs[c.arm], seeds, c.measure)
@@ -137,7 +158,7 @@ def verdicts(
         if a is None or b is None:
             continue
         m = MEASURES[c.measure]
-        cmp = arm_comparison(m, a, b, r)
+        cmp = arm_comparison(m, a, b, r, cache)
         d = cmp.diff
         better = d.low > 0 if m.higher_is_better else d.high < 0
         worse = d.high < 0 if m.higher_is_better else d.low > 0
