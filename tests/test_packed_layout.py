@@ -42,15 +42,12 @@ def test_hand_built_packed_batch_token_by_token() -> None:
     b = pack(_three_samples(), pad_id=0, packed=True)
     assert b.packed and b.attention_mask is None and b.shape == (1, 21)
     # und: [bos boi] vit vit [eoi p p] [r r eos] | gen: [bos r eos] [boi a a eoi] | [boi a a eoi]
-    assert b.input_ids[0].tolist() == [1, 3, 0, 0, 4, 10, 11, 20, 21, 2] + [
-        1, 30, 2, 3, 0, 0, 4,
-    ] + [3, 0, 0, 4]  # fmt: skip
-    assert b.position_ids[0].tolist() == [0, 1, 2, 2, 3, 4, 5, 6, 7, 8] + [
-        0, 1, 2, 3, 3, 3, 3,
-    ] + [0, 0, 0, 0]  # fmt: skip
-    assert b.token_kind[0].tolist() == [T, T, V, V, T, T, T, T, T, T] + [
-        T, T, T, T, A, A, T,
-    ] + [T, A, A, T]  # fmt: skip
+    und, gen, uncond = [1, 3, 0, 0, 4, 10, 11, 20, 21, 2], [1, 30, 2, 3, 0, 0, 4], [3, 0, 0, 4]
+    assert b.input_ids[0].tolist() == [*und, *gen, *uncond]
+    und, gen, uncond = [0, 1, 2, 2, 3, 4, 5, 6, 7, 8], [0, 1, 2, 3, 3, 3, 3], [0, 0, 0, 0]
+    assert b.position_ids[0].tolist() == [*und, *gen, *uncond]  # restart per sample
+    und, gen, uncond = [T, T, V, V, T, T, T, T, T, T], [T, T, T, T, A, A, T], [T, A, A, T]
+    assert b.token_kind[0].tolist() == [*und, *gen, *uncond]  # wrap tokens are text
     labels = [IGNORE_INDEX] * 21
     labels[6:9] = [20, 21, 2]  # each answer token is the target of the position before it
     assert b.label_ids[0].tolist() == labels
