@@ -167,6 +167,20 @@ def test_ddp_two_gloo_processes_match_one_process_with_double_batch(data, tmp_pa
     _assert_same_weights(_weights(tmp_path / "ddp"), _weights(ref.run_dir), init, ref_cfg)
 
 
+def test_ddp_with_a_token_budget_matches_one_process_without(data, tmp_path) -> None:
+    """max_tokens splits each rank's micro-batch into pieces (the ranks run as many as the
+    rank with the most: DDP's forwards are collectives); the step is the unsplit one's."""
+    kw = {"steps": 2, "task_ratio": (1, 1), "parallel": "ddp", "trainable": ("connector", "gen")}
+    out = _torchrun(tiny_config(data, tmp_path / "ddp", 3, batch_size=2, max_tokens=120, **kw))
+    assert "world 2 (ddp)" in out and "max_tokens 120" in out
+    ref_cfg = tiny_config(data, tmp_path / "one", 3, batch_size=4, **kw)
+    ref = train(ref_cfg, progress=False)
+    for key in ("ce", "flow"):
+        assert losses(tmp_path / "ddp", key) == pytest.approx(losses(ref.run_dir, key), rel=1e-5)
+    init = _initial_model(data, ref_cfg).state_dict()
+    _assert_same_weights(_weights(tmp_path / "ddp"), _weights(ref.run_dir), init, ref_cfg)
+
+
 def test_fsdp_two_gloo_processes_match_one_process_with_double_batch(data, tmp_path) -> None:
     """FSDP2 on two gloo processes with gradient accumulation (the reduce-scatter is skipped on
     the first micro-batch) makes one process's update with the double batch: the reduce-scatter

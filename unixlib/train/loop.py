@@ -28,6 +28,7 @@ from unixlib.config import project_path, shown
 from unixlib.config.device import resolve_device
 from unixlib.config.progress import bar as progress_bar
 from unixlib.config.progress import log as progress_log
+from unixlib.model.attention import kernel_for, pad_multiple
 from unixlib.model.card import model_card
 from unixlib.model.repa import SiglipTarget
 from unixlib.model.saving import save_pretrained
@@ -324,6 +325,7 @@ def _setup(cfg: TrainConfig, resume: bool, report_to: Sequence[str]) -> _Run:
     set_activation_checkpointing(model, cfg)
     repa_target = _repa_target(cfg, model, device)
     source = build_source(cfg, model.config, info.world_size, info.rank, data)
+    source.pad_to_multiple_of = pad_multiple(cfg.packing, device)  # flex's tile on CUDA
     latest = ckpt.latest_intact_checkpoint(run_dir / "checkpoints") if resume else None
     if cfg.vision_pretrain_steps and latest is None:  # before sharding, EMA and the optimizer
         _pretrain_tower(cfg, model, source, device, run_dir, info.is_main)
@@ -413,9 +415,44 @@ def _restore(run: _Run, resume: bool) -> tuple[int, list[dict]]:
             f"({sum(run.counts[g] for g in cfg.trainable) / 1e6:.2f}M parameters), "
             f"steps {start}->{cfg.steps}, device {run.device} "
             f"({precision.describe(cfg.mixed_precision, run.device)}), world {info.world_size}"
-            f"{f' ({run.parallel})' if info.enabled else ''}"
+            f"{f' ({run.parallel})' if info.enabled else ''}, "
+            f"{'packed' if cfg.packing else 'padded'} batches, attention "
+            f"{kernel_for(cfg.packing, run.device)}"
+            f"{f', max_tokens {cfg.max_tokens}' if cfg.max_tokens else ''}"
         )
     return start, metrics
+
+
+def weighted_loss(
+    out: dict[str, torch.Tensor],
+    mb: MicroBatch,
+    totals: tuple[float, float, float],
+    weights: tuple[float, float, float],
+) -> tuple[torch.Tensor, tuple[float, float, float]]:
+    """One forward's share of the step's loss, and its shares.
+
+    Each term of ``out`` (``UniX.forward``) is a mean over this forward's own tokens (ce,
+    flow) or generation examples (repa); it is re-weighted by its share of the step's
+    ``totals`` (answer tokens, flow tokens, generation examples: over every micro-batch, piece
+    and rank), so that the forwards' gradients sum to the gradient of the step's per-token
+    means, however the step is split. ``weights``: the ce, flow and repa weights."""
+    counts = (mb.n_ce, mb.n_flow, mb.n_gen)
+    shares = tuple(c / max(t, 1) for c, t in zip(counts, totals, strict=True))
+    terms = zip(weights, shares, ("ce", "flow", "repa"), strict=True)
+    return sum(w * s * out[k] for w, s, k in terms), shares
+
+
+def _forwards(run: _Run, step: int, micro: int) -> list[MicroBatch]:
+    """The forwards of micro-batch ``micro``: one, or its pieces under ``max_tokens``. With
+    several processes every rank runs as many pieces as the rank with the most (their forwards
+    are collectives under DDP and FSDP): the others split their largest pieces further, which
+    leaves the gradient unchanged."""
+    pieces = run.source.micro_batches(step, micro)
+    if not run.cfg.max_tokens or not run.info.enabled:
+        return pieces
+    count = torch.tensor([len(pieces)], dtype=torch.float64, device=run.device)
+    most = int(dist_utils.all_reduce_max(count, run.info).item())
+    return run.source.micro_batches(step, micro, min_pieces=most)
 
 
 def _optimizer_step(run: _Run, step: int, autocast) -> dict:
@@ -424,7 +461,8 @@ def _optimizer_step(run: _Run, step: int, autocast) -> dict:
     cfg, info, device = run.cfg, run.info, run.device
     weights = cfg.ce_weight, cfg.flow_weight, cfg.repa_weight
     t0 = time.perf_counter()
-    micro = [run.source.micro_batch(step, m) for m in range(cfg.grad_accum)]
+    # every forward of the step: the micro-batches, each split by the token budget if any
+    micro = [mb for m in range(cfg.grad_accum) for mb in _forwards(run, step, m)]
     local = torch.tensor([[mb.n_ce, mb.n_flow, mb.n_gen] for mb in micro], dtype=torch.float64).sum(
         0
     )
@@ -437,17 +475,8 @@ def _optimizer_step(run: _Run, step: int, autocast) -> dict:
                 out = _step_losses(
                     run.wrapped, run.model, mb, device, run.repa_target, run.latent_cache
                 )
-            # Each term is a mean over this micro-batch; re-weight by its share of the step's
-            # global count, times world (DDP and FSDP average gradients over ranks).
-            shares = (
-                mb.n_ce / max(n_ce, 1),
-                mb.n_flow / max(n_flow, 1),
-                mb.n_gen / max(n_gen, 1),
-            )
-            loss = sum(
-                w * s * out[k]
-                for w, s, k in zip(weights, shares, ("ce", "flow", "repa"), strict=True)
-            )
+            loss, shares = weighted_loss(out, mb, (n_ce, n_flow, n_gen), weights)
+            # times world: DDP and FSDP average gradients over ranks
             (loss * info.world_size).backward()
         # kept on the device: one host sync per step (below), not three per micro-batch
         terms = torch.stack([out[k].detach().double() for k in ("ce", "flow", "repa")])
