@@ -31,14 +31,14 @@ image. Model FLOPs utilisation (the PaLM convention, recomputation not counted):
         q.k and attention-times-v cost 2 d FLOPs each per pair and layer, x3 for backward.
 """
 
-from unixlib.bench.common import mixed_batch, paired_medians
+from unixlib.bench.common import attended_pairs, mixed_batch, paired_medians
 from unixlib.bench.cpu import CPU_BENCHMARKS, train_step_flops
-from unixlib.bench.gpu import H200_BF16_DENSE_TFLOPS, attended_pairs
+from unixlib.bench.gpu import H100_SXM_BF16_DENSE_TFLOPS
 from unixlib.bench.run import main, parse_args
 
 __all__ = [
     "CPU_BENCHMARKS",
-    "H200_BF16_DENSE_TFLOPS",
+    "H100_SXM_BF16_DENSE_TFLOPS",
     "attended_pairs",
     "main",
     "mixed_batch",
