@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from unixlib.model.attention import BatchAttention, attend
 from unixlib.model.config import UniXConfig
 from unixlib.model.norm import RMSNorm
 from unixlib.model.rope import rotate_heads
@@ -147,7 +148,7 @@ class MoTDecoderLayer(nn.Module):
         routing: Routing,
         cos: Tensor,
         sin: Tensor,
-        attention_mask: Tensor,
+        attention: BatchAttention | Tensor,
         cache: KVCache | None = None,
     ) -> list[Tensor]:
         """One block on the routed hidden state, kept as one tensor per branch (no concat).
@@ -155,8 +156,9 @@ class MoTDecoderLayer(nn.Module):
         Args:
             parts: routed hidden state split as :meth:`branches` (each (n_part, D)).
             cos, sin: RoPE tables of the padded layout, (B, L, hd) each.
-            attention_mask: (B, 1, L, Lk) bool, True = may attend; Lk = L, or the cache's
-                length + L when ``cache`` is given (cached columns first).
+            attention: the batch's :class:`BatchAttention` (model/attention.py: the kernel and
+                its masks), or a dense (B, 1, L, Lk) bool mask, True = may attend; Lk = L, or
+                the cache's length + L when ``cache`` is given (cached columns first).
             cache: keys/values of earlier positions; this block's new ones are written to it.
         Returns:
             the new hidden state, same parts and shapes.
@@ -175,9 +177,7 @@ class MoTDecoderLayer(nn.Module):
         v = v.reshape(b, length, hkv, hd).transpose(1, 2)  # (B, Hkv, L, hd)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)  # (B, Hkv, Lk, hd)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attention_mask, enable_gqa=hkv != hq
-        )  # (B, H, L, hd)
+        out = attend(q, k, v, attention)  # (B, H, L, hd)
         out = out.transpose(1, 2).reshape(b * length, hq * hd)
         outs = [out] if direct else from_padded(out, indices, routing)
         return [w.finish(h, o) for w, h, o in zip(weights, parts, outs, strict=True)]
@@ -220,7 +220,7 @@ class MoTLanguageModel(nn.Module):
         routing: Routing,
         cos: Tensor,
         sin: Tensor,
-        attention_mask: Tensor,
+        attention: BatchAttention | Tensor,
         cache: KVCache | None = None,
         commit: bool = True,
         capture_layer: int | None = None,
@@ -229,7 +229,7 @@ class MoTLanguageModel(nn.Module):
 
         Args:
             h: (N, D) routed input embeddings.
-            routing, cos, sin, attention_mask, cache: as :meth:`MoTDecoderLayer.forward`.
+            routing, cos, sin, attention, cache: as :meth:`MoTDecoderLayer.forward`.
             commit: advance ``cache.length`` by L afterwards (False: the keys written this time
                 are overwritten by the next call).
             capture_layer: 0-based block whose output (before any final norm) is also returned.
@@ -242,11 +242,9 @@ class MoTLanguageModel(nn.Module):
         captured = None
         for i, layer in enumerate(self.layers):
             if self.gradient_checkpointing and self.training and cache is None:
-                parts = checkpoint(
-                    layer, parts, routing, cos, sin, attention_mask, use_reentrant=False
-                )
+                parts = checkpoint(layer, parts, routing, cos, sin, attention, use_reentrant=False)
             else:
-                parts = layer(parts, routing, cos, sin, attention_mask, cache)
+                parts = layer(parts, routing, cos, sin, attention, cache)
             if self.freeze_und and split:
                 parts = [parts[0].detach(), parts[1]]
             if i == capture_layer:

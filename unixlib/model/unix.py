@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unixlib.data.packing import PackedBatch
+from unixlib.model.attention import BatchAttention
 from unixlib.model.config import UniXConfig
 from unixlib.model.decoding import ReportDecoding
 from unixlib.model.flow import (
@@ -180,7 +181,11 @@ class UniX(ReportDecoding, ImageSampling, ModelDirectory, nn.Module):
         return x.index_select(0, route), routing
 
     def condition_context(
-        self, h: Tensor, routing: Routing, position_ids: Tensor, attention_mask: Tensor
+        self,
+        h: Tensor,
+        routing: Routing,
+        position_ids: Tensor,
+        attention: BatchAttention | Tensor,
     ) -> tuple[Tensor, Routing]:
         """The ``final_states`` ablation's first pass (identity under ``attention``).
 
@@ -201,7 +206,7 @@ class UniX(ReportDecoding, ImageSampling, ModelDirectory, nn.Module):
         context = Routing(routing.index[:n], n, routing.batch, routing.length)
         frozen = self.language_model.freeze_und or not torch.is_grad_enabled()
         with torch.set_grad_enabled(not frozen):
-            states, _ = self.run(h[:n], context, position_ids, attention_mask)
+            states, _ = self.run(h[:n], context, position_ids, attention)
         h = torch.cat([self.cond_proj(states.to(h.dtype)), h[n:]])
         return h, Routing(routing.index, 0, routing.batch, routing.length)
 
@@ -210,16 +215,15 @@ class UniX(ReportDecoding, ImageSampling, ModelDirectory, nn.Module):
         h: Tensor,
         routing: Routing,
         position_ids: Tensor,
-        attention_mask: Tensor,
+        attention: BatchAttention | Tensor,
         cache: KVCache | None = None,
         commit: bool = True,
         capture_layer: int | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        """The MoT stack on routed inputs (see ``MoTLanguageModel.forward``); builds RoPE."""
+        """The MoT stack on routed inputs (see ``MoTLanguageModel.forward``); builds RoPE.
+        ``attention``: a batch's :class:`BatchAttention`, or a dense (B, 1, L, Lk) bool mask."""
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)
-        return self.language_model(
-            h, routing, cos, sin, attention_mask, cache, commit, capture_layer
-        )
+        return self.language_model(h, routing, cos, sin, attention, cache, commit, capture_layer)
 
     # ------------------------------------------------------------------------------ training
     def forward(
@@ -237,7 +241,8 @@ class UniX(ReportDecoding, ImageSampling, ModelDirectory, nn.Module):
         """Losses of a packed batch; every term is summed per token then normalised here.
 
         Args:
-            batch: a :class:`PackedBatch` (on the model's device) from ``packing.pack``.
+            batch: a :class:`PackedBatch` (on the model's device) from ``packing.pack``, in
+                either layout (padded rows, or every sample packed into one row).
             vit_pixels: (Nv, 3, S, S) float, ``vision.preprocess_for_vit`` output, one per
                 vit split in batch order; None when the batch has none.
             latents: (Ng, C, h, w) float normalised VAE latents x0 (``vae.encode``), one per
@@ -318,6 +323,7 @@ class UniX(ReportDecoding, ImageSampling, ModelDirectory, nn.Module):
         if vit_pixels is not None:
             vit_embeds = self.embed_vit(vit_pixels).flatten(0, 1)  # (Nv*N, D)
         h, routing = self.embed(batch, vit_embeds, noised.embeds if noised else None)
+        attention = BatchAttention(batch)  # the kernel and its masks, once for every block
         n_und = routing.n_und  # the latent rows are h[n_und:] (also after condition_context)
         if self.cond_proj is not None:
             if batch.ce_index.numel() or batch.vit_index.numel():
@@ -325,11 +331,9 @@ class UniX(ReportDecoding, ImageSampling, ModelDirectory, nn.Module):
                     "gen_conditioning='final_states' trains generation only "
                     "(task_ratio 0:g): this batch has understanding examples"
                 )
-            h, routing = self.condition_context(
-                h, routing, batch.position_ids, batch.attention_mask
-            )
+            h, routing = self.condition_context(h, routing, batch.position_ids, attention)
         h, captured = self.run(
-            h, routing, batch.position_ids, batch.attention_mask, capture_layer=capture_layer
+            h, routing, batch.position_ids, attention, capture_layer=capture_layer
         )
         return h, routing, n_und, captured
 

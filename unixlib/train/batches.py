@@ -27,6 +27,7 @@ from unixlib.config import project_path
 from unixlib.data.datasets import ReportImageDataset
 from unixlib.data.packing import (
     PackedBatch,
+    SamplePlan,
     SpecialTokens,
     generation_plan,
     pack,
@@ -102,25 +103,45 @@ class BatchSource:
     rank: int = 0
     gen_pixels: bool = True  # decode generation images (False: latents cached, no REPA)
     layout: str = "ours"  # sequence layout of the plans (UniXConfig.sequence_layout)
+    packing: bool = True  # all samples in one row (False: one per row, padded)
+    pad_to_multiple_of: int = 1  # the sequence length's multiple (flex's tile on CUDA)
+    max_tokens: int = 0  # token budget of one forward (0 = none): micro_batches
 
     def _positions(self, task_index: int, count: int, step: int, micro: int) -> range:
         slot = (step * self.grad_accum + micro) * self.world_size + self.rank
         return range(slot * count, (slot + 1) * count)
 
     def micro_batch(self, step: int, micro: int) -> MicroBatch:
+        """The whole micro-batch ``(step, micro)`` as one batch (packed into one row when
+        ``packing``; the token budget is not applied: see :meth:`micro_batches`)."""
+        return self._assemble(self._examples(step, micro))
+
+    def micro_batches(self, step: int, micro: int, min_pieces: int = 1) -> list[MicroBatch]:
+        """The micro-batch ``(step, micro)`` as the forwards that run it: one, or with a
+        ``max_tokens`` budget as few pieces (the samples in order) as fit it, at least
+        ``min_pieces`` (the largest piece is halved until there are that many). The pieces'
+        counts (``n_ce``, ``n_flow``, ``n_gen``) sum to the whole micro-batch's."""
+        examples = self._examples(step, micro)
+        if not self.max_tokens and min_pieces <= 1:
+            return [self._assemble(examples)]
+        budget = self.max_tokens or sum(e.plan.length for e in examples)
+        groups = split_by_tokens([e.plan for e in examples], budget)
+        groups = _at_least(groups, min_pieces)
+        return [self._assemble([examples[i] for i in group]) for group in groups]
+
+    def _examples(self, step: int, micro: int) -> list[_Example]:
+        """The micro-batch's examples in batch order: understanding first, then generation."""
         n_und, n_gen = task_counts(self.batch_size, self.ratio)
-        plans, vit_images, gen_images, gen_rows, times, seeds = [], [], [], [], [], []
+        examples = []
         if n_und:
             data = self.datasets["und"]
             for k in self._positions(0, n_und, step, micro):
                 idx, epoch = stream_index(self.seed, k, len(data))
                 ex = data.example(idx, epoch)
-                plans.append(
-                    understanding_plan(
-                        ex.prompt_ids, ex.report_ids, self.vit_grid, self.special, k, self.layout
-                    )
+                plan = understanding_plan(
+                    ex.prompt_ids, ex.report_ids, self.vit_grid, self.special, k, self.layout
                 )
-                vit_images.append(ex.image)
+                examples.append(_Example(plan, vit_image=ex.image))
         if n_gen:
             data = self.datasets["gen"]
             for k in self._positions(1, n_gen, step, micro):
@@ -128,16 +149,31 @@ class BatchSource:
                 ex_seed = example_seed(self.seed, k)
                 rng = random.Random(ex_seed)
                 report = text_dropout(data.report_ids[idx], self.text_dropout_prob, rng)
-                plans.append(
-                    generation_plan(report, self.latent_grid, self.special, k, layout=self.layout)
-                )
-                if self.gen_pixels:
-                    gen_images.append(data.image(idx))
-                gen_rows.append(idx)
                 g = torch.Generator().manual_seed(ex_seed)
-                times.append(sample_train_timesteps(1, self.timestep_shift, g))
-                seeds.append(ex_seed + 1)
-        batch = pack(plans, pad_id=self.special.pad)
+                examples.append(
+                    _Example(
+                        generation_plan(
+                            report, self.latent_grid, self.special, k, layout=self.layout
+                        ),
+                        gen_image=data.image(idx) if self.gen_pixels else None,
+                        gen_row=idx,
+                        timestep=sample_train_timesteps(1, self.timestep_shift, g),
+                        noise_seed=ex_seed + 1,
+                    )
+                )
+        return examples
+
+    def _assemble(self, examples: list[_Example]) -> MicroBatch:
+        """One forward's :class:`MicroBatch` of ``examples`` (in order)."""
+        batch = pack(
+            [e.plan for e in examples],
+            pad_id=self.special.pad,
+            pad_to_multiple_of=self.pad_to_multiple_of,
+            packed=self.packing,
+        )
+        vit_images = [e.vit_image for e in examples if e.vit_image is not None]
+        gen_images = [e.gen_image for e in examples if e.gen_image is not None]
+        gen = [e for e in examples if e.gen_row is not None]
         vit_pixels = (
             preprocess_for_vit(torch.stack(vit_images), self.vit_size) if vit_images else None
         )
@@ -145,13 +181,58 @@ class BatchSource:
             batch=batch,
             vit_pixels=vit_pixels,
             gen_images=torch.stack(gen_images) if gen_images else None,
-            gen_indices=gen_rows,
-            timesteps=torch.cat(times) if times else None,
-            noise_seeds=seeds,
+            gen_indices=[e.gen_row for e in gen],
+            timesteps=torch.cat([e.timestep for e in gen]) if gen else None,
+            noise_seeds=[e.noise_seed for e in gen],
             n_ce=batch.ce_index.numel(),
             n_flow=int(batch.flow_mask.sum()),
-            n_gen=len(gen_rows),
+            n_gen=len(gen),
         )
+
+
+@dataclass
+class _Example:
+    """One example of a micro-batch: its plan and what the forward needs beside it."""
+
+    plan: SamplePlan
+    vit_image: Tensor | None = None  # (1, H, W) understanding image
+    gen_image: Tensor | None = None  # (1, H, W) generation image (when decoded)
+    gen_row: int | None = None  # dataset row of a generation example
+    timestep: Tensor | None = None  # (1,) flow time
+    noise_seed: int = 0
+
+
+def _at_least(groups: list[list[int]], count: int) -> list[list[int]]:
+    """``groups`` with the largest (most samples) halved until there are ``count``."""
+    groups = [list(g) for g in groups]
+    while len(groups) < count:
+        i = max(range(len(groups)), key=lambda j: len(groups[j]))
+        if len(groups[i]) < 2:
+            raise ValueError(f"cannot split a micro-batch into {count} pieces: too few samples")
+        half = len(groups[i]) // 2
+        groups[i : i + 1] = [groups[i][:half], groups[i][half:]]
+    return groups
+
+
+def split_by_tokens(plans: list[SamplePlan], max_tokens: int) -> list[list[int]]:
+    """Indices of ``plans`` grouped, in order, into as few runs of at most ``max_tokens``
+    tokens as possible (greedy: a run closes when the next plan would not fit).
+
+    Raises ``ValueError`` naming a sample longer than ``max_tokens``."""
+    groups: list[list[int]] = []
+    used = max_tokens + 1  # forces a new group at the first plan
+    for i, plan in enumerate(plans):
+        if plan.length > max_tokens:
+            raise ValueError(
+                f"sample {plan.sample_id} ({plan.task}, plan {i} of the micro-batch) has "
+                f"{plan.length} tokens, more than max_tokens={max_tokens}"
+            )
+        if used + plan.length > max_tokens:
+            groups.append([])
+            used = 0
+        groups[-1].append(i)
+        used += plan.length
+    return groups
 
 
 def draw_noise(seeds: list[int], shape: tuple[int, ...], device: torch.device) -> Tensor:
@@ -210,6 +291,8 @@ def build_source(
         world_size=world_size,
         rank=rank,
         layout=mc.sequence_layout,
+        packing=cfg.packing,
+        max_tokens=cfg.max_tokens,
     )
 
 

@@ -106,6 +106,15 @@ class TrainConfig:
     # keeping their activations: about a third more compute, a fraction of the activation
     # memory (train/memory.py); the paper profile turns it on to fit 48 GB GPUs
     activation_checkpointing: bool = False
+    # Packed sequences: each micro-batch's samples laid out one after another in one row (no
+    # padding to the longest sample; flex attention on CUDA, exact per-sample SDPA on CPU:
+    # model/attention.py); False = the padded (B, L) reference path with a dense mask
+    packing: bool = True
+    # Token budget of one forward (real tokens): a micro-batch's samples are packed in order into
+    # as few sequences of at most max_tokens tokens as needed, each its own forward/backward,
+    # with the losses normalised by the whole micro-batch's counts (the same gradient);
+    # 0 = no budget (one sequence per micro-batch)
+    max_tokens: int = 0
     # auto = bf16 autocast on CUDA and on CPUs with bf16 instructions, fp32 elsewhere (CPUs
     # without them emulate bf16 and run autocast several times slower; train/precision.py)
     # | bf16 | no
@@ -178,6 +187,12 @@ class TrainConfig:
             )
         if self.vision_pretrain_steps and (self.stage != 1 or "vision" not in self.trainable):
             raise ValueError("vision_pretrain_steps applies to stage 1 with a trained tower only")
+        if not isinstance(self.packing, bool):
+            raise ValueError(f"packing must be true or false, got {self.packing!r}")
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int):
+            raise ValueError(f"max_tokens must be an int (0 = no budget), got {self.max_tokens!r}")
+        if self.max_tokens < 0:
+            raise ValueError(f"max_tokens must be >= 0 (0 = no budget), got {self.max_tokens}")
         for key in ("steps", "batch_size", "grad_accum", "image_size"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive int, got {getattr(self, key)!r}")

@@ -97,6 +97,14 @@ def all_reduce_sum(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return value
 
 
+def all_reduce_max(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Maximum over ranks (identity for one process)."""
+    if info.enabled:
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return value
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -28,6 +28,7 @@ from unixlib.config import project_path, shown
 from unixlib.config.device import resolve_device
 from unixlib.config.progress import bar as progress_bar
 from unixlib.config.progress import log as progress_log
+from unixlib.model.attention import kernel_for, pad_multiple
 from unixlib.model.card import model_card
 from unixlib.model.repa import SiglipTarget
 from unixlib.model.saving import save_pretrained
@@ -324,6 +325,7 @@ def _setup(cfg: TrainConfig, resume: bool, report_to: Sequence[str]) -> _Run:
     set_activation_checkpointing(model, cfg)
     repa_target = _repa_target(cfg, model, device)
     source = build_source(cfg, model.config, info.world_size, info.rank, data)
+    source.pad_to_multiple_of = pad_multiple(cfg.packing, device)  # flex's tile on CUDA
     latest = ckpt.latest_intact_checkpoint(run_dir / "checkpoints") if resume else None
     if cfg.vision_pretrain_steps and latest is None:  # before sharding, EMA and the optimizer
         _pretrain_tower(cfg, model, source, device, run_dir, info.is_main)
@@ -413,9 +415,25 @@ def _restore(run: _Run, resume: bool) -> tuple[int, list[dict]]:
             f"({sum(run.counts[g] for g in cfg.trainable) / 1e6:.2f}M parameters), "
             f"steps {start}->{cfg.steps}, device {run.device} "
             f"({precision.describe(cfg.mixed_precision, run.device)}), world {info.world_size}"
-            f"{f' ({run.parallel})' if info.enabled else ''}"
+            f"{f' ({run.parallel})' if info.enabled else ''}, "
+            f"{'packed' if cfg.packing else 'padded'} batches, attention "
+            f"{kernel_for(cfg.packing, run.device)}"
+            f"{f', max_tokens {cfg.max_tokens}' if cfg.max_tokens else ''}"
         )
     return start, metrics
+
+
+def _forwards(run: _Run, step: int, micro: int) -> list[MicroBatch]:
+    """The forwards of micro-batch ``micro``: one, or its pieces under ``max_tokens``. With
+    several processes every rank runs as many pieces as the rank with the most (their forwards
+    are collectives under DDP and FSDP): the others split their largest pieces further, which
+    leaves the gradient unchanged."""
+    pieces = run.source.micro_batches(step, micro)
+    if not run.cfg.max_tokens or not run.info.enabled:
+        return pieces
+    count = torch.tensor([len(pieces)], dtype=torch.float64, device=run.device)
+    most = int(dist_utils.all_reduce_max(count, run.info).item())
+    return run.source.micro_batches(step, micro, min_pieces=most)
 
 
 def _optimizer_step(run: _Run, step: int, autocast) -> dict:
@@ -424,7 +442,8 @@ def _optimizer_step(run: _Run, step: int, autocast) -> dict:
     cfg, info, device = run.cfg, run.info, run.device
     weights = cfg.ce_weight, cfg.flow_weight, cfg.repa_weight
     t0 = time.perf_counter()
-    micro = [run.source.micro_batch(step, m) for m in range(cfg.grad_accum)]
+    # every forward of the step: the micro-batches, each split by the token budget if any
+    micro = [mb for m in range(cfg.grad_accum) for mb in _forwards(run, step, m)]
     local = torch.tensor([[mb.n_ce, mb.n_flow, mb.n_gen] for mb in micro], dtype=torch.float64).sum(
         0
     )
