@@ -30,11 +30,12 @@ from unixlib.data.sources.prepare import prepare
 from unixlib.data.text.clean import clean_manifest
 from unixlib.data.text.iu_mesh import load_iu_reports
 from unixlib.data.text.tokenizer import train_bpe
+from unixlib.model.attention import FLEX_BLOCK
 from unixlib.model.config import preset
 from unixlib.train.batches import build_source
 from unixlib.train.config import STAGE_NOTEBOOKS, stage_config
 
-CUDA_BLOCK = 128  # packed sequences on CUDA are padded to a multiple of this
+CUDA_BLOCK = FLEX_BLOCK  # packed sequences on CUDA are padded to a multiple of this
 PAPER_MAX_REPORT = 512  # the paper profile's max_report_tokens
 PROMPT_TOKENS = 24  # an instruction prompt (memory.PROMPT_TOKENS)
 TEXT_DROPOUT = 0.1  # TrainConfig.text_dropout_prob

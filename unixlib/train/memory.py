@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import torch
 
 from unixlib.data.packing import PAD_CODE, VAE_CODE, VIT_CODE, PackedBatch
+from unixlib.model.attention import FLEX_BLOCK
 from unixlib.model.config import UniXConfig
 from unixlib.train.batches import task_counts
 from unixlib.train.config import TrainConfig
@@ -48,7 +49,7 @@ from unixlib.train.config import TrainConfig
 GB = 1024**3
 RESERVE_GB = 3.0  # CUDA context (~0.5-1 GB), workspaces, fragmentation
 PROMPT_TOKENS = 24  # an instruction prompt of data/prompts.py, generously
-PACK_BLOCK = 128  # a packed sequence is padded to a multiple of this on CUDA (flex_attention)
+PACK_BLOCK = FLEX_BLOCK  # a packed sequence is padded to a multiple of this on CUDA
 
 
 @dataclass(frozen=True)
@@ -159,14 +160,6 @@ def _per_token(hidden: int, inter: int) -> int:
     return 2 * (10 * hidden + 4 * inter) + 4 * 2 * hidden
 
 
-def _packing(cfg: TrainConfig) -> bool:
-    return bool(getattr(cfg, "packing", False))  # TODO(pack): TrainConfig.packing after merge
-
-
-def _max_tokens(cfg: TrainConfig) -> int:
-    return int(getattr(cfg, "max_tokens", 0))
-
-
 def shape_tokens(mc: UniXConfig, cfg: TrainConfig, block: int = PACK_BLOCK) -> MicroBatchTokens:
     """Tokens of the largest micro-batch of ``cfg`` from shapes alone (every report at
     ``max_report_tokens``): padded rows, or one packed sequence padded to ``block`` (its whole
@@ -177,12 +170,12 @@ def shape_tokens(mc: UniXConfig, cfg: TrainConfig, block: int = PACK_BLOCK) -> M
     latents = mc.latent_grid(mc.image_size_gen) ** 2
     l_und, l_gen = lengths.get("und", 0), lengths.get("gen", 0)
     real = n_und * l_und + n_gen * l_gen
-    budget = max(_max_tokens(cfg), l_und if n_und else 0, l_gen if n_gen else 0)
-    scale = min(1.0, budget / real) if _packing(cfg) and _max_tokens(cfg) else 1.0
+    budget = max(cfg.max_tokens, l_und if n_und else 0, l_gen if n_gen else 0)
+    scale = min(1.0, budget / real) if cfg.packing and cfg.max_tokens else 1.0
     und = scale * (n_und * l_und + n_gen * (l_gen - latents))
     gen, vit = scale * n_gen * latents, scale * n_und * mc.vit_grid**2
     ce = scale * n_und * (cfg.max_report_tokens + 1)
-    if _packing(cfg):
+    if cfg.packing:
         total = -(-round(scale * real) // block) * block
         return MicroBatchTokens(und, gen, vit, total - scale * real, ce, 0.0, f"packed {total}")
     rows, longest = n_und + n_gen, max(l_und if n_und else 0, l_gen if n_gen else 0)
