@@ -120,8 +120,9 @@ def test_paper_padding_without_the_csv_says_where(tmp_path):
         padding.iu_report_lengths(tmp_path / "absent.csv")
 
 
-def test_smoke_padding_row_builds_the_stages_micro_batches():
+def test_smoke_padding_row_builds_the_stages_micro_batches(capsys):
     (row,) = bench.main(["--quick", "--only", "padding_fraction_smoke"])
+    assert [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()] == [row]
     assert set(row["stages"]) == {"1", "2", "3"} and row["pack_multiple"] == 1
     assert row["packed_fraction"] == 0.0 < row["padded_fraction"] < 1
     for stage in row["stages"].values():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from collections.abc import Sequence
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -76,44 +77,48 @@ def stage_fractions(batches: Sequence[Sequence[int]]) -> dict[str, float]:
     }
 
 
-def _smoke_data(quick: bool) -> tuple[object, str]:
-    """The smoke run's processed data, or a temporary SynthCXR set (with a note why)."""
-    root = project_path(load_profile("smoke").params["02_train_ar"]["run_dir"]) / "data"
+def _synth_data(root: Path, n_train: int) -> tuple:
+    """A small SynthCXR set processed as notebook 01 does (64 px, BPE of 1,024), in ``root``."""
     paths = processed.DataPaths(root)
-    if paths.processed.is_file():
-        return processed.load_data(paths), str(root)
-    tmp = Path(tempfile.mkdtemp(prefix="bench_smoke_data_"))
-    print(
-        f"padding_fraction_smoke: no smoke data at {root} (run notebook 01 or `make reproduce`);"
-        f" using a temporary SynthCXR set in {tmp}",
-        file=sys.stderr,
-    )
-    paths = processed.DataPaths(tmp / "data")
-    n = 48 if quick else 400
-    prepare("synth", paths.root, image_size=64, n_train=n, n_validate=4, n_test=4, seed=0)
+    prepare("synth", root, image_size=64, n_train=n_train, n_validate=4, n_test=4, seed=0)
     clean_manifest(paths.manifest, paths.manifest_clean)
     data = processed.fill_labels(pd.read_parquet(paths.manifest_clean))
     processed.build_tokenizer(data, paths.tokenizer, vocab_size=1024)
     data.to_parquet(paths.processed)
-    return processed.load_data(paths), f"temporary SynthCXR ({n} training images)"
+    return processed.load_data(paths)
 
 
-def smoke_lengths(quick: bool) -> tuple[dict[int, list[list[int]]], str]:
-    """Per smoke stage, the sample lengths of its first micro-batches (20; quick: 3)."""
-    data, where = _smoke_data(quick)
+def _stage_lengths(data: tuple, n_batches: int) -> dict[int, list[list[int]]]:
+    """Per smoke stage, the sample lengths of its first ``n_batches`` micro-batches."""
     profile = load_profile("smoke")
     out = {}
     for stage, nb in STAGE_NOTEBOOKS.items():
         cfg = stage_config(stage, profile.params[nb])
         size = {"image_size_und" if stage == 1 else "image_size_gen": cfg.image_size}
-        source = build_source(
-            cfg, preset(profile.params["02_train_ar"]["preset"], **size), data=data
-        )
+        mc = preset(profile.params["02_train_ar"]["preset"], **size)
+        source = build_source(cfg, mc, data=data)
         source.gen_pixels = False  # lengths only
-        out[stage] = [
-            sample_lengths(source.micro_batch(step, 0).batch) for step in range(3 if quick else 20)
-        ]
-    return out, where
+        out[stage] = [sample_lengths(source.micro_batch(s, 0).batch) for s in range(n_batches)]
+    return out
+
+
+def smoke_lengths(quick: bool) -> tuple[dict[int, list[list[int]]], str]:
+    """Per smoke stage, the sample lengths of its first micro-batches (20; quick: 3), from the
+    smoke run's data, or a temporary SynthCXR set (said on stderr) when it has none."""
+    n_batches = 3 if quick else 20
+    root = project_path(load_profile("smoke").params["02_train_ar"]["run_dir"]) / "data"
+    if processed.DataPaths(root).processed.is_file():
+        return _stage_lengths(processed.load_data(processed.DataPaths(root)), n_batches), str(root)
+    n_train = 48 if quick else 400
+    print(
+        f"padding_fraction_smoke: no smoke data at {root} (run notebook 01 or `make reproduce`);"
+        f" using a temporary SynthCXR set of {n_train} training images",
+        file=sys.stderr,
+    )
+    # stdout carries one JSON row a line: data preparation's messages go to stderr
+    with tempfile.TemporaryDirectory(prefix="bench_smoke_") as tmp, redirect_stdout(sys.stderr):
+        data = _synth_data(Path(tmp) / "data", n_train)
+        return _stage_lengths(data, n_batches), f"temporary SynthCXR ({n_train} training images)"
 
 
 def sample_lengths(batch: object) -> list[int]:
