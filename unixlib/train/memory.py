@@ -8,8 +8,8 @@ An estimate from shapes alone (the model is counted on the meta device; nothing 
 * **optimizer**: AdamW's two fp32 moments per trainable parameter (+ the EMA copy), sharded;
 * **gathered**: under FSDP, two blocks' bf16 weights unsharded at a time (the one computing, the
   one prefetched);
-* **activations**: what autograd keeps for backward, per micro-batch, from the sequence length of
-  each task (:func:`sequence_lengths`): per trained token and block ``2 * (10 D + 4 I)`` bytes of
+* **activations**: what autograd keeps for backward, per micro-batch, from its tokens (below;
+  :func:`activation_bytes`): per trained token and block ``2 * (10 D + 4 I)`` bytes of
   bf16 tensors (norm in/out, q/k/v, attention and o outputs, the SwiGLU gate/up/act/product) plus
   ``4 * 2 D`` of fp32 norm upcasts; a token of a frozen branch (stages 2-3, ``freeze_und``) keeps
   only its keys and values; with activation checkpointing only each block's input (``2 D`` bf16)
@@ -30,7 +30,9 @@ An estimate from shapes alone (the model is counted on the meta device; nothing 
   allowance (``RESERVE_GB``).
 
 It is an estimate (within a few GB of what PyTorch reports on large models, by the usual rules of
-thumb); the point is to catch a profile that cannot fit (e.g. 32 x 1,100-token sequences per GPU
+thumb; the activation term is within 2x of what autograd keeps for the tiny preset on the CPU,
+``memory_probe.py``, and ``python -m unixlib.bench --gpu`` sets the total beside a GPU's measured
+peak); the point is to catch a profile that cannot fit (e.g. 32 x 1,100-token sequences per GPU
 without checkpointing in stage 1) before eight GPUs are booked.
 """
 
