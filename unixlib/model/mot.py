@@ -3,19 +3,20 @@
 Every block holds two full weight sets, ``und`` (text and ViT tokens) and ``gen`` (noisy VAE
 latent tokens): input norm, q/k/v (with bias), per-head q/k RMSNorm, o, post-attention norm and
 SwiGLU MLP; the stack ends in one final norm per branch. A single softmax attention runs over
-the whole (padded) sequence, so text, ViT and latent tokens meet in the same attention: that
-shared attention *is* UniX's cross-modal self-attention. ``mot=False`` keeps only ``und``
+each sample's sequence, so text, ViT and latent tokens meet in the same attention: that
+shared attention *is* UniX's cross-modal self-attention (its kernel, per batch layout and
+device, lives in ``attention.py``). ``mot=False`` keeps only ``und``
 and uses it for every token (the shared-weight ablation).
 
 Routing (BAGEL's packed-index idea): the hidden state of a batch is kept **routed**, as one
 (N, D) tensor of the real tokens with all understanding tokens first and all generation tokens
-after them; ``Routing.index`` says where each routed row sits in the flat (B * L) padded
-layout. Inside the stack the state is held as one tensor per branch (``h[:n_und]``,
+after them; ``Routing.index`` says where each routed row sits in the flat (B * L) layout of
+the batch (one sample per padded row, or all samples packed into one row, B = 1). Inside the stack the state is held as one tensor per branch (``h[:n_und]``,
 ``h[n_und:]``), so a branch's modules run on a contiguous block without any gather or concat;
-only q/k/v go to the padded layout for attention and the attention output comes back
+only q/k/v go to that layout for attention and the attention output comes back
 (:func:`to_padded` / :func:`from_padded`: one copy each way per block, whose backward is the
-other direction). With ``mot=False`` and no padding the layout is the identity and even those
-are skipped.
+other direction). With ``mot=False`` and no padding (a packed CPU batch) the layout is the
+identity and even those are skipped.
 
 CPU speed (the smoke profile trains on two shared cores, where every extra elementwise kernel
 costs a thread barrier): one RoPE call rotates the q and k heads together, and RMSNorm has a
@@ -155,7 +156,7 @@ class MoTDecoderLayer(nn.Module):
 
         Args:
             parts: routed hidden state split as :meth:`branches` (each (n_part, D)).
-            cos, sin: RoPE tables of the padded layout, (B, L, hd) each.
+            cos, sin: RoPE tables of the batch layout, (B, L, hd) each.
             attention: the batch's :class:`BatchAttention` (model/attention.py: the kernel and
                 its masks), or a dense (B, 1, L, Lk) bool mask, True = may attend; Lk = L, or
                 the cache's length + L when ``cache`` is given (cached columns first).
@@ -168,7 +169,7 @@ class MoTDecoderLayer(nn.Module):
         weights, indices = zip(*self.branches(routing), strict=True)
         direct = routing.identity and len(weights) == 1  # no scatter/gather needed
         qkvs = [w.project_qkv(h) for w, h in zip(weights, parts, strict=True)]
-        # (B*L, (H + 2Hkv) hd) in the padded layout; padding rows are 0 (q = k = v = 0)
+        # (B*L, (H + 2Hkv) hd) in the batch layout; padding rows are 0 (q = k = v = 0)
         qkv = qkvs[0] if direct else to_padded(qkvs, indices, routing)
         qk, v = qkv.view(b, length, -1).split([(hq + hkv) * hd, hkv * hd], dim=-1)
         # RoPE on the q and k heads at once: (B, L, H + Hkv, hd)

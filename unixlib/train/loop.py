@@ -423,6 +423,25 @@ def _restore(run: _Run, resume: bool) -> tuple[int, list[dict]]:
     return start, metrics
 
 
+def weighted_loss(
+    out: dict[str, torch.Tensor],
+    mb: MicroBatch,
+    totals: tuple[float, float, float],
+    weights: tuple[float, float, float],
+) -> tuple[torch.Tensor, tuple[float, float, float]]:
+    """One forward's share of the step's loss, and its shares.
+
+    Each term of ``out`` (``UniX.forward``) is a mean over this forward's own tokens (ce,
+    flow) or generation examples (repa); it is re-weighted by its share of the step's
+    ``totals`` (answer tokens, flow tokens, generation examples: over every micro-batch, piece
+    and rank), so that the forwards' gradients sum to the gradient of the step's per-token
+    means, however the step is split. ``weights``: the ce, flow and repa weights."""
+    counts = (mb.n_ce, mb.n_flow, mb.n_gen)
+    shares = tuple(c / max(t, 1) for c, t in zip(counts, totals, strict=True))
+    terms = zip(weights, shares, ("ce", "flow", "repa"), strict=True)
+    return sum(w * s * out[k] for w, s, k in terms), shares
+
+
 def _forwards(run: _Run, step: int, micro: int) -> list[MicroBatch]:
     """The forwards of micro-batch ``micro``: one, or its pieces under ``max_tokens``. With
     several processes every rank runs as many pieces as the rank with the most (their forwards
@@ -456,17 +475,8 @@ def _optimizer_step(run: _Run, step: int, autocast) -> dict:
                 out = _step_losses(
                     run.wrapped, run.model, mb, device, run.repa_target, run.latent_cache
                 )
-            # Each term is a mean over this micro-batch; re-weight by its share of the step's
-            # global count, times world (DDP and FSDP average gradients over ranks).
-            shares = (
-                mb.n_ce / max(n_ce, 1),
-                mb.n_flow / max(n_flow, 1),
-                mb.n_gen / max(n_gen, 1),
-            )
-            loss = sum(
-                w * s * out[k]
-                for w, s, k in zip(weights, shares, ("ce", "flow", "repa"), strict=True)
-            )
+            loss, shares = weighted_loss(out, mb, (n_ce, n_flow, n_gen), weights)
+            # times world: DDP and FSDP average gradients over ranks
             (loss * info.world_size).backward()
         # kept on the device: one host sync per step (below), not three per micro-batch
         terms = torch.stack([out[k].detach().double() for k in ("ce", "flow", "repa")])

@@ -69,6 +69,8 @@ class AblationSettings:
             grad_accum=p.get("grad_accum", 1),
             parallel=p.get("parallel", "auto"),
             activation_checkpointing=p.get("activation_checkpointing", False),
+            packing=p.get("packing", True),
+            max_tokens=p.get("max_tokens", 0),
             checkpoint_every=0,
             log_every=10**9,
         )
