@@ -51,8 +51,8 @@ class StepPlan:
 
     def describe(self, device: str = "cuda", gpu_gb: float = GPU_MEMORY_GB) -> dict[str, Any]:
         """Shapes, tokens, padding, kernel, FLOPs and the memory estimate, as JSON fields."""
-        b, tokens = self.batch, batch_tokens(self.batch)
-        est = estimate_memory(self.model_config, self.train_config, 1, tokens=tokens)
+        b, tokens, mc = self.batch, batch_tokens(self.batch), self.model_config
+        est = estimate_memory(mc, self.train_config, 1, tokens=tokens)
         real = int(tokens.und + tokens.gen)
         return {
             "layout": tokens.layout,
@@ -60,14 +60,11 @@ class StepPlan:
             "samples": len(b.tasks),
             "tokens": real,
             "padding_fraction": tokens.pad / tokens.sequence,
-            "layers": self.model_config.num_layers,
-            "image_size": self.model_config.image_size_gen,
-            "latent_tokens_per_image": self.model_config.latent_grid(
-                self.model_config.image_size_gen
-            )
-            ** 2,
+            "layers": mc.num_layers,
+            "image_size": mc.image_size_gen,
+            "latent_tokens_per_image": mc.latent_grid(mc.image_size_gen) ** 2,
             "kernel": attention_kernel(b, torch.device(device)),
-            "model_tflop_per_step": step_flops(self.model_config, b) / 1e12,
+            "model_tflop_per_step": step_flops(mc, b) / 1e12,
             "memory_estimate_gib": est.total / GB,
             "activations_estimate_gib": est.activations / GB,
             "fits": est.fits(FIT * gpu_gb),

@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from contextlib import redirect_stdout
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,7 @@ def sample_lengths(batch: object) -> list[int]:
     return [int(n) for n in batch.lengths]
 
 
+@lru_cache(maxsize=4)  # a BPE is trained per call: --gpu --dry asks for it several times
 def iu_report_lengths(csv_path: str | Path = IU_CSV, cap: int = PAPER_MAX_REPORT) -> np.ndarray:
     """Token lengths of the IU X-ray reports (a byte-level BPE of 1,024 tokens trained on them,
     the smoke tokenizer's size), scaled so the longest is ``cap`` tokens, each at least 1."""
