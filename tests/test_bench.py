@@ -13,17 +13,21 @@ import pytest
 import torch
 
 from unixlib import bench
-from unixlib.data.packing import PAD_CODE
+from unixlib.bench import padding
+from unixlib.data import packing
+from unixlib.data.packing import PAD_CODE, SamplePlan, SpecialTokens, Split, pack
 from unixlib.model.config import preset
 from unixlib.model.unix import parameter_counts
 from unixlib.train import precision
 
+TIMED = [n for n in bench.CPU_BENCHMARKS if not n.startswith(("padding_", "attention_"))]
+
 
 def test_quick_cpu_benchmarks_print_one_json_line_each(capsys):
-    results = bench.main(["--quick"])
+    results = bench.main(["--quick", *[a for n in TIMED for a in ("--only", n)]])
     lines = capsys.readouterr().out.strip().splitlines()
     assert [json.loads(line) for line in lines] == results
-    assert [r["name"] for r in results] == list(bench.CPU_BENCHMARKS)
+    assert [r["name"] for r in results] == TIMED
     for r in results:
         for key in ("baseline_s", "candidate_s", "ratio"):
             assert isinstance(r[key], float) and math.isfinite(r[key]) and r[key] > 0, (r, key)
@@ -42,8 +46,110 @@ def test_quick_cpu_benchmarks_print_one_json_line_each(capsys):
     peak = by_name["train_step_vs_gemm_peak"]
     assert peak["ratio"] == pytest.approx(peak["step_gflop_per_s"] / peak["gemm_gflop_per_s"])
     assert peak["precision"] == precision.describe("auto", torch.device("cpu"))
+    # each precision against its own matmul peak: bf16 step vs bf16 GEMM, fp32 vs fp32
+    bf16 = precision.uses_bf16("auto", torch.device("cpu"))
+    assert peak["gemm_dtype"] == ("bfloat16" if bf16 else "float32")
+    if not bf16:
+        assert peak["gemm_gflop_per_s"] == peak["fp32_gemm_gflop_per_s"]
     fp32_rate = peak["gflop_per_step"] / peak["fp32_step_s"]
-    assert peak["fp32_ratio"] == pytest.approx(fp32_rate / peak["gemm_gflop_per_s"])
+    assert peak["fp32_ratio"] == pytest.approx(fp32_rate / peak["fp32_gemm_gflop_per_s"])
+    step = by_name["packed_vs_padded_step"]
+    assert step["target"] == "ratio >= 1.3" and step["packed_fraction"] == 0.0
+    assert 0 < step["padded_fraction"] < 1 and "sdpa-dense" in step["baseline"]
+    assert "sdpa-per-sample" in step["candidate"]
+
+
+def test_gemm_peak_per_dtype():
+    for dtype in (torch.float32, torch.bfloat16):
+        rate = bench.cpu.gemm_flops_per_s(64, 1, dtype)
+        assert math.isfinite(rate) and rate > 0
+
+
+def test_attention_kernel_row_names_each_layout_and_device():
+    (row,) = bench.main(["--quick", "--only", "attention_kernel"])
+    assert row["cpu_packed"] == "sdpa-per-sample" and row["cpu_padded"] == "sdpa-dense"
+    assert row["cuda_packed"] == "flex" and row["cuda_padded"] == "sdpa-dense"
+
+
+def test_padding_fractions_of_a_hand_built_batch():
+    """Samples of 3, 5 and 8 tokens: padded 3 x 8 = 24 positions (8 padding); packed 16
+    (none), or 128 with CUDA's block (112 padding); the same numbers as packing's own."""
+    cfg = preset("tiny")
+    special = SpecialTokens.from_mapping(cfg.special_ids())
+    plans = [
+        SamplePlan((Split("text", tuple(range(5, 5 + n))),), i) for i, n in enumerate((3, 5, 8))
+    ]
+    lengths = [3, 5, 8]
+    assert padding.layout_positions(lengths, packed=False) == 24
+    assert padding.layout_positions(lengths, packed=True) == 16
+    assert padding.layout_positions(lengths, packed=True, multiple=128) == 128
+    assert padding.pooled_fraction([lengths], False) == pytest.approx(8 / 24)
+    assert padding.pooled_fraction([lengths], True) == 0.0
+    assert padding.pooled_fraction([lengths, lengths], True, 128) == pytest.approx(112 / 128)
+    padded, packed = pack(plans, special.pad), pack(plans, special.pad, 128, packed=True)
+    assert packing.padding_fraction(padded) == pytest.approx(8 / 24)
+    assert packing.padding_fraction(packed) == pytest.approx(112 / 128)
+    assert padding.sample_lengths(padded) == padding.sample_lengths(packed) == lengths
+    with pytest.raises(ValueError, match="samples of >= 1 token"):
+        padding.layout_positions([], packed=True)
+
+
+def test_padding_row_pools_stages_and_checks_the_goal():
+    stages = {1: [[10, 20], [30, 30]], 2: [[5, 7]]}
+    row = bench.packed._padding_row("padding_fraction_x", stages, 1, preset="tiny")
+    assert row["baseline_positions"] == 40 + 60 + 14 and row["candidate_positions"] == 102
+    assert row["padded_fraction"] == pytest.approx(12 / 114) and row["packed_fraction"] == 0.0
+    assert row["target"] == "packed_fraction < 0.05" and row["meets_target"] is True
+    assert row["stages"]["1"]["padded"] == pytest.approx(10 / 100)
+    assert row["stages"]["2"]["samples_per_micro_batch"] == 2
+
+
+def test_paper_padding_row_reads_iu_reports(shared_data):
+    (row,) = bench.main(["--quick", "--only", "padding_fraction_paper"])
+    assert row["pack_multiple"] == 128 and row["report_tokens"]["max"] == 512
+    assert row["report_tokens"]["n"] > 3000
+    assert (
+        set(row["stages"]) == {"1", "2", "3"}
+        and row["stages"]["1"]["samples_per_micro_batch"] == 16
+    )
+    assert 0 <= row["packed_fraction"] < row["padded_fraction"] < 1
+
+
+def test_paper_padding_without_the_csv_says_where(tmp_path):
+    with pytest.raises(FileNotFoundError, match="IU X-ray reports CSV"):
+        padding.iu_report_lengths(tmp_path / "absent.csv")
+
+
+def test_smoke_padding_row_builds_the_stages_micro_batches(capsys):
+    (row,) = bench.main(["--quick", "--only", "padding_fraction_smoke"])
+    assert [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()] == [row]
+    assert set(row["stages"]) == {"1", "2", "3"} and row["pack_multiple"] == 1
+    assert row["packed_fraction"] == 0.0 < row["padded_fraction"] < 1
+    for stage in row["stages"].values():
+        assert stage["micro_batches"] == 3 and stage["samples_per_micro_batch"] == 16
+        assert stage["packed"] == 0.0 <= stage["packed_block128"] < 1
+
+
+def test_gpu_dry_prints_the_plans_without_cuda(capsys):
+    rows = bench.main(["--gpu", "--dry", "--gpu-batch", "4"])
+    assert [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()] == rows
+    names = [r["name"] for r in rows]
+    assert names == [
+        "gpu_train_step_packed",
+        "gpu_train_step_padded",
+        "gpu_sample_512px",
+        "gpu_decode_kv_cache",
+    ]
+    packed, padded = rows[0], rows[1]
+    assert packed["kernel"] == "flex" and padded["kernel"] == "sdpa-dense"
+    assert packed["batch_shape"][0] == 1 and packed["batch_shape"][1] % 128 == 0
+    assert padded["batch_shape"][0] == 4 and packed["tokens"] == padded["tokens"]
+    assert packed["padding_fraction"] < 128 / packed["batch_shape"][1] + 1e-9
+    assert packed["layers"] == 24 and packed["fits"]
+    assert packed["memory_estimate_gib"] < padded["memory_estimate_gib"]
+    assert packed["latent_tokens_per_image"] == 256
+    assert rows[2]["latent_tokens"] == 1024 and rows[2]["steps"] == 50
+    assert all(r["dry"] for r in rows)
 
 
 def test_train_step_flops_count_each_part_once():
@@ -102,6 +208,8 @@ def test_attended_pairs_counts_real_query_key_pairs():
     expected = (3 + 64 * 66) + (15 + 64 * 69)
     assert bench.attended_pairs(batch) == expected
     assert (batch.token_kind == PAD_CODE).sum() == 3  # padding exists and is excluded
+    packed = bench.mixed_batch(cfg, n_und=0, n_gen=2, report_len=3, packed=True)["batch"]
+    assert packed.shape[0] == 1 and bench.attended_pairs(packed) == expected
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error path without CUDA")
@@ -111,17 +219,20 @@ def test_gpu_without_cuda_fails_with_a_clear_message():
 
 
 def test_argument_parsing_and_rejections(capsys):
-    args = bench.parse_args(["--gpu", "--peak-tflops", "400", "--gpu-batch-512", "4"])
-    assert args.gpu and args.peak_tflops == 400.0 and args.gpu_batch_512 == 4
-    assert args.gpu_batch_256 == 16 and args.repeats == 3 and args.only is None
+    args = bench.parse_args(["--gpu", "--peak-tflops", "400", "--gpu-batch", "4"])
+    assert args.gpu and args.peak_tflops == 400.0 and args.gpu_batch == 4 and not args.dry
+    assert args.repeats == 3 and args.only is None
     default = bench.parse_args([])
-    assert default.peak_tflops == bench.H200_BF16_DENSE_TFLOPS and not default.quick
+    assert default.peak_tflops == bench.H100_SXM_BF16_DENSE_TFLOPS == 989.4
+    assert default.gpu_batch == 32 and not default.quick
     assert bench.parse_args(["--quick"]).repeats == 1
     for bad in (
         ["--only", "nope"],
         ["--repeats", "0"],
         ["--threads", "0"],
         ["--peak-tflops", "fast"],
+        ["--dry"],
+        ["--gpu", "--gpu-batch", "0"],
     ):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from unixlib.data.packing import (
+    PAD_CODE,
+    PackedBatch,
     SpecialTokens,
+    dense_mask,
     generation_plan,
     pack,
     understanding_plan,
@@ -53,29 +56,40 @@ def random_ids(n: int, vocab: int, gen: torch.Generator) -> list[int]:
 
 
 def mixed_batch(
-    cfg: UniXConfig, n_und: int, n_gen: int, report_len: int, prompt_len: int = 15, seed: int = 0
+    cfg: UniXConfig,
+    n_und: int,
+    n_gen: int,
+    report_len: int | Sequence[int],
+    prompt_len: int = 15,
+    seed: int = 0,
+    packed: bool = False,
 ) -> dict[str, Any]:
-    """A packed training batch of ``n_und`` understanding and ``n_gen`` generation samples
-    (every fifth generation sample unconditional) with its image inputs, as ``UniX.forward``
-    keyword arguments: batch, vit_pixels, latents, timesteps, noise."""
+    """A training batch of ``n_und`` understanding and ``n_gen`` generation samples (every
+    fifth generation sample unconditional) with its image inputs, as ``UniX.forward`` keyword
+    arguments: batch, vit_pixels, latents, timesteps, noise. ``report_len``: one length for
+    every report, or one per sample (understanding first); ``packed``: one packed sequence
+    instead of padded rows (same samples, same draws)."""
     gen = torch.Generator().manual_seed(seed)
     special = SpecialTokens.from_mapping(cfg.special_ids())
     vit, g = (cfg.vit_grid, cfg.vit_grid), cfg.latent_grid(cfg.image_size_gen)
     v = cfg.vocab_size
+    lengths = [report_len] * (n_und + n_gen) if isinstance(report_len, int) else list(report_len)
+    if len(lengths) != n_und + n_gen:
+        raise ValueError(f"{len(lengths)} report lengths for {n_und + n_gen} samples")
     plans = [
         understanding_plan(
-            random_ids(prompt_len, v, gen), random_ids(report_len, v, gen), vit, special, i
+            random_ids(prompt_len, v, gen), random_ids(lengths[i], v, gen), vit, special, i
         )
         for i in range(n_und)
     ]
     plans += [
-        generation_plan(random_ids(report_len, v, gen) if i % 5 else [], (g, g), special, i)
+        generation_plan(random_ids(lengths[n_und + i], v, gen) if i % 5 else [], (g, g), special, i)
         for i in range(n_gen)
     ]
     side = g * cfg.latent_patch_size
     latents = torch.randn(n_gen, cfg.latent_channels, side, side, generator=gen)
     return {
-        "batch": pack(plans, cfg.pad_id),
+        "batch": pack(plans, cfg.pad_id, packed=packed),
         "vit_pixels": torch.randn(n_und, 3, cfg.image_size_und, cfg.image_size_und, generator=gen)
         if n_und
         else None,
@@ -83,6 +97,14 @@ def mixed_batch(
         "timesteps": torch.rand(n_gen, generator=gen) if n_gen else None,
         "noise": torch.randn(latents.shape, generator=gen) if n_gen else None,
     }
+
+
+def attended_pairs(batch: PackedBatch) -> int:
+    """(query, key) pairs the attention mask allows between real tokens (padding excluded),
+    either layout (``dense_mask`` is the reference mask of a padded or packed batch)."""
+    real = batch.token_kind != PAD_CODE  # (B, L)
+    mask = dense_mask(batch)[:, 0] & real[:, :, None] & real[:, None, :]  # (B, L, L)
+    return int(mask.sum())
 
 
 def tiny_model(seed: int = 0, **overrides: Any) -> UniX:
@@ -112,12 +134,16 @@ def training_step(
     return step
 
 
-def result_row(name: str, base: float, cand: float, target: float | None, **settings: Any) -> dict:
+def result_row(
+    name: str, base: float, cand: float, target: float | None, unit: str = "s", **settings: Any
+) -> dict:
+    """One benchmark's JSON row: ``baseline_<unit>``, ``candidate_<unit>`` (seconds unless
+    said), their ratio, the target on the ratio, the settings, threads and device."""
     ratio = base / cand
     return {
         "name": name,
-        "baseline_s": base,
-        "candidate_s": cand,
+        f"baseline_{unit}": base,
+        f"candidate_{unit}": cand,
         "ratio": ratio,
         "target": None if target is None else f"ratio >= {target:.3g}",
         "meets_target": None if target is None else ratio >= target,

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from unixlib.bench.common import (
+    attended_pairs,
     median_seconds,
     mixed_batch,
     paired_medians,
@@ -17,10 +18,14 @@ from unixlib.bench.common import (
     tiny_model,
     training_step,
 )
-from unixlib.data.packing import (
-    PAD_CODE,
-    PackedBatch,
+from unixlib.bench.packed import (
+    bench_attention_kernel,
+    bench_packed_vs_padded,
+    bench_padding_paper,
+    bench_padding_smoke,
 )
+from unixlib.bench.padding import IU_CSV as padding_csv
+from unixlib.data.packing import PackedBatch
 from unixlib.model.config import UniXConfig, preset
 from unixlib.model.unix import parameter_counts
 from unixlib.train import precision
@@ -32,6 +37,10 @@ CPU_BENCHMARKS = (
     "mot_vs_dense_step",
     "train_step_vs_gemm_peak",
     "stage2_frozen_und_detached",
+    "padding_fraction_smoke",
+    "padding_fraction_paper",
+    "packed_vs_padded_step",
+    "attention_kernel",
 )
 
 
@@ -128,10 +137,12 @@ def bench_mot_vs_dense(quick: bool, repeats: int) -> dict:
     )
 
 
-def gemm_flops_per_s(n: int, repeats: int) -> float:
-    """fp32 FLOP/s of an (n x n) @ (n x n) matmul on this CPU (2 n^3 FLOPs per product)."""
+def gemm_flops_per_s(n: int, repeats: int, dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of an (n x n) @ (n x n) matmul in ``dtype`` on this CPU (2 n^3 FLOPs per
+    product); bf16 operands run oneDNN's bf16 kernel, as autocast's matmuls do."""
     gen = torch.Generator().manual_seed(0)
-    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+    a = torch.randn(n, n, generator=gen).to(dtype)
+    b = torch.randn(n, n, generator=gen).to(dtype)
     torch.mm(a, b)
     return 2 * n**3 / median_seconds(lambda: torch.mm(a, b), max(repeats, 5), lambda: None)
 
@@ -155,32 +166,40 @@ def train_step_flops(cfg: UniXConfig, batch: PackedBatch, n_vit_images: int) -> 
 
 
 def bench_train_step_vs_gemm_peak(quick: bool, repeats: int) -> dict:
-    """A tiny-preset training step's model FLOP rate over the CPU's fp32 matmul rate, the step
-    in the precision the smoke profile trains in here (``mixed_precision: auto``: bf16 autocast
-    on CPUs with bf16 instructions, else fp32); the fp32 step's ratio is reported beside it."""
+    """A tiny-preset training step's model FLOP rate over this CPU's matmul rate *in the same
+    precision*: the step as the smoke profile trains here (``mixed_precision: auto``: bf16
+    autocast on CPUs with bf16 instructions, else fp32) against a bf16 (resp. fp32) 1024^3
+    matmul, and the fp32 step against the fp32 matmul (``fp32_ratio``). Dividing a bf16 step's
+    rate by the fp32 matmul rate, as this row once did, flatters the step."""
     n_und, n_gen, report_len = (2, 2, 20) if quick else (8, 8, 60)
     model = tiny_model().train()
     inputs = mixed_batch(model.config, n_und, n_gen, report_len)
     step, step_fp32 = training_step(model, inputs), training_step(model, inputs, "no")
     step(), step_fp32()
     step_s, fp32_s = paired_medians(step, step_fp32, repeats)
-    peak = gemm_flops_per_s(256 if quick else 1024, repeats)
+    n = 256 if quick else 1024
+    bf16 = precision.uses_bf16("auto", torch.device("cpu"))
+    fp32_peak = gemm_flops_per_s(n, repeats)
+    peak = gemm_flops_per_s(n, repeats, torch.bfloat16) if bf16 else fp32_peak
     flops = train_step_flops(model.config, inputs["batch"], n_und)
-    # baseline: the time the step's FLOPs would take at the matmul rate; ratio = step / peak rate
+    # baseline: the time the step's FLOPs would take at its precision's matmul rate
     return result_row(
         "train_step_vs_gemm_peak",
         flops / peak,
         step_s,
         0.6,
-        baseline="the step's model FLOPs at this CPU's fp32 1024^3 matmul rate",
+        baseline=f"the step's model FLOPs at this CPU's {n}^3 matmul rate in the step's precision",
         candidate="measured training step (forward, backward, AdamW)",
         precision=precision.describe("auto", torch.device("cpu")),
+        gemm_dtype="bfloat16" if bf16 else "float32",
+        gemm_size=n,
         preset="tiny",
         gflop_per_step=flops / 1e9,
         step_gflop_per_s=flops / step_s / 1e9,
         gemm_gflop_per_s=peak / 1e9,
         fp32_step_s=fp32_s,
-        fp32_ratio=flops / peak / fp32_s,
+        fp32_gemm_gflop_per_s=fp32_peak / 1e9,
+        fp32_ratio=flops / fp32_peak / fp32_s,
         batch=n_und + n_gen,
         und_samples=n_und,
         gen_samples=n_gen,
@@ -220,7 +239,9 @@ def bench_frozen_und_detached(quick: bool, repeats: int) -> dict:
     )
 
 
-def run_cpu(names: Sequence[str], quick: bool, repeats: int) -> list[dict]:
+def run_cpu(
+    names: Sequence[str], quick: bool, repeats: int, iu_reports: str = padding_csv
+) -> list[dict]:
     """The named CPU benchmarks, in order; each result is printed as a JSON line."""
     jobs = {
         "decode_kv_cache": lambda: bench_decode(quick, repeats),
@@ -229,17 +250,13 @@ def run_cpu(names: Sequence[str], quick: bool, repeats: int) -> list[dict]:
         "mot_vs_dense_step": lambda: bench_mot_vs_dense(quick, repeats),
         "train_step_vs_gemm_peak": lambda: bench_train_step_vs_gemm_peak(quick, repeats),
         "stage2_frozen_und_detached": lambda: bench_frozen_und_detached(quick, repeats),
+        "padding_fraction_smoke": lambda: bench_padding_smoke(quick),
+        "padding_fraction_paper": lambda: bench_padding_paper(quick, iu_reports),
+        "packed_vs_padded_step": lambda: bench_packed_vs_padded(quick, repeats),
+        "attention_kernel": bench_attention_kernel,
     }
     results = []
     for name in names:
         results.append(jobs[name]())
         print(json.dumps(results[-1]), flush=True)
     return results
-
-
-# ------------------------------------------------------------------------------------------ GPU
-def attended_pairs(batch: PackedBatch) -> int:
-    """(query, key) pairs the attention mask allows between real tokens (padding excluded)."""
-    real = batch.token_kind != PAD_CODE  # (B, L)
-    mask = batch.attention_mask[:, 0] & real[:, :, None] & real[:, None, :]
-    return int(mask.sum())

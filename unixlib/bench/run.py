@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import torch
 
 from unixlib.bench.cpu import CPU_BENCHMARKS, run_cpu
-from unixlib.bench.gpu import H200_BF16_DENSE_TFLOPS, run_gpu
+from unixlib.bench.gpu import H100_SXM_BF16_DENSE_TFLOPS, run_gpu
+from unixlib.bench.padding import IU_CSV
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -28,15 +29,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="torch CPU threads (default: torch's choice; 1 is steadier on shared cores)",
     )
+    p.add_argument("--iu-reports", default=IU_CSV, help="IU X-ray reports CSV (paper lengths)")
     p.add_argument("--gpu", action="store_true", help="paper-preset CUDA benchmarks instead")
+    p.add_argument(
+        "--dry",
+        action="store_true",
+        help="with --gpu: print the plans (shapes, tokens, padding, kernel, memory estimate) on "
+        "the CPU, no CUDA, no timing",
+    )
     p.add_argument(
         "--peak-tflops",
         type=float,
-        default=H200_BF16_DENSE_TFLOPS,
-        help="peak dense bf16 TFLOP/s of the GPU, for MFU (default: H200, 989)",
+        default=H100_SXM_BF16_DENSE_TFLOPS,
+        help="peak dense bf16 TFLOP/s of the GPU, for MFU (default: H100 SXM, 989.4; "
+        "H200 SXM the same; H100 PCIe 756)",
     )
-    p.add_argument("--gpu-batch-256", type=int, default=16, help="samples per 256 px step")
-    p.add_argument("--gpu-batch-512", type=int, default=8, help="samples per 512 px step")
+    p.add_argument("--gpu-batch", type=int, default=32, help="samples per stage-2 step (paper: 32)")
     args = p.parse_args(argv)
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
@@ -44,6 +52,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error(f"--repeats must be >= 1, got {args.repeats}")
     if args.threads is not None and args.threads < 1:
         p.error(f"--threads must be >= 1, got {args.threads}")
+    if args.gpu_batch < 1:
+        p.error(f"--gpu-batch must be >= 1, got {args.gpu_batch}")
+    if args.dry and not args.gpu:
+        p.error("--dry goes with --gpu (the CPU benchmarks have no dry mode)")
     return args
 
 
@@ -53,5 +65,5 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.gpu:
-        return run_gpu(args.peak_tflops, args.gpu_batch_256, args.gpu_batch_512, args.repeats)
-    return run_cpu(args.only or CPU_BENCHMARKS, args.quick, args.repeats)
+        return run_gpu(args.peak_tflops, args.gpu_batch, args.repeats, args.dry)
+    return run_cpu(args.only or CPU_BENCHMARKS, args.quick, args.repeats, args.iu_reports)
