@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from unixlib.data.packing import (
+from unixlib.data.packing import pack
+from unixlib.data.plans import (
     PAD_CODE,
     TEXT,
     TEXT_CODE,
@@ -33,7 +34,6 @@ from unixlib.data.packing import (
     SpecialTokens,
     Split,
     generation_plan,
-    pack,
     understanding_plan,
 )
 from unixlib.experiments.hyperparams import GROUP_LABELS
