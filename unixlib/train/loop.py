@@ -452,6 +452,8 @@ def _forwards(run: _Run, step: int, micro: int) -> list[MicroBatch]:
         return pieces
     count = torch.tensor([len(pieces)], dtype=torch.float64, device=run.device)
     most = int(dist_utils.all_reduce_max(count, run.info).item())
+    if most <= len(pieces):  # this rank has the most already: no rebuild
+        return pieces
     return run.source.micro_batches(step, micro, min_pieces=most)
 
 
